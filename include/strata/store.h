@@ -1,0 +1,117 @@
+// Store: one SQLite file holding chunks, branches, sessions and every
+// filesystem tree. The entry point of the Strata core.
+//
+// Thread safety: every method may be called from any thread at the same time.
+// Mutations are serialized on one writer connection; reads use a pool of
+// reader connections and never wait for a writer's commit. Several processes
+// may open the same store; SQLite's locking (with a long busy timeout) orders
+// them and no caller sees SQLITE_BUSY.
+#ifndef STRATA_STORE_H_
+#define STRATA_STORE_H_
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "strata/status.h"
+#include "strata/types.h"
+
+namespace strata {
+
+class Filesystem;
+
+// 128-bit content key of a chunk.
+using ChunkHash = std::array<uint8_t, 16>;
+// Computes a chunk's key from its plain bytes. Tests replace the default
+// (XXH3-128) to force collisions; see StoreOptions::hash.
+using HashFunction = std::function<ChunkHash(std::span<const uint8_t>)>;
+
+struct StoreOptions {
+  std::string path;
+  // Block size of newly created stores (an existing store keeps its own).
+  // Must be a power of two between 4 KiB and 1 MiB.
+  uint32_t block_size = 64 * 1024;
+  // zstd level for chunks; a chunk is stored raw when zstd does not shrink it.
+  int compression_level = 3;
+  // Dirty file data held in memory before a write triggers a flush.
+  uint64_t write_buffer_bytes = 64ull << 20;
+  // Null means XXH3-128. Every dedup hit is verified byte for byte, so a
+  // colliding function costs speed, never correctness.
+  HashFunction hash;
+  // Open without ever writing: mutations fail with ReadOnly.
+  bool read_only = false;
+  // Time source in nanoseconds since the epoch; null means the real clock.
+  std::function<int64_t()> clock;
+};
+
+class Store {
+ public:
+  // Opens the store at options.path, creating it (and its schema) if the file
+  // does not exist or is empty. Fails with a message naming the file when it
+  // is not a Strata store, is damaged or truncated, or was written by a newer
+  // schema version.
+  static Result<std::unique_ptr<Store>> Open(StoreOptions options);
+
+  virtual ~Store() = default;
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  virtual const std::string& path() const = 0;
+  virtual uint32_t block_size() const = 0;
+
+  // --- Sessions: names bound to a branch.
+  // Creates a session on a new root branch holding an empty root directory.
+  virtual Result<SessionInfo> CreateSession(std::string_view name, Cred owner = {}) = 0;
+  virtual Result<SessionInfo> GetSession(std::string_view name) = 0;
+  virtual Result<std::vector<SessionInfo>> ListSessions() = 0;
+
+  // --- Branches and versions.
+  virtual Result<BranchInfo> GetBranch(BranchId branch) = 0;
+  // Freezes the branch's current state as a version and returns it; later
+  // writes land in a newer version. Includes every write that returned before
+  // the call (buffered data is flushed first). O(1) in the size of the tree.
+  virtual Result<Version> Snapshot(BranchId branch, std::string_view name = "") = 0;
+  virtual Result<std::vector<SnapshotInfo>> ListSnapshots(BranchId branch) = 0;
+  // Finds a snapshot of `branch` by name.
+  virtual Result<SnapshotInfo> FindSnapshot(BranchId branch, std::string_view name) = 0;
+  // New branch whose initial state is `from` (kHead: snapshot the head first).
+  // If `session` is not empty, it names the new branch. O(1).
+  virtual Result<BranchId> Fork(View from, std::string_view session = "") = 0;
+  // Points `session` at a new branch starting from `target`. The abandoned
+  // head is kept as a snapshot, returned here, so the restore can be undone by
+  // restoring to it.
+  virtual Result<View> Restore(std::string_view session, View target) = 0;
+
+  // Paths added, removed or modified between two views, sorted by path.
+  // Cost grows with the number of changed rows, not with the tree size.
+  virtual Result<std::vector<Change>> Diff(View from, View to) = 0;
+
+  // --- Filesystems.
+  // A filesystem over a branch's head (writable) or a past version (read-only).
+  virtual Result<std::unique_ptr<Filesystem>> OpenFilesystem(View view) = 0;
+
+  // --- Maintenance.
+  // Deletes chunks no block references any longer.
+  virtual Result<GcStats> CollectGarbage() = 0;
+  // Checks that every block's chunk exists and hashes to its key, that every
+  // visible directory entry points at a live inode and that nlink counts
+  // match. Returns the problems found (empty when the store is sound).
+  virtual Result<std::vector<IntegrityProblem>> CheckIntegrity() = 0;
+  // Writes every buffered change of every open filesystem and syncs the log.
+  virtual Status Sync() = 0;
+
+ protected:
+  Store() = default;
+};
+
+// The default chunk key: XXH3-128 of the bytes.
+ChunkHash Xxh3Hash(std::span<const uint8_t> bytes);
+
+}  // namespace strata
+
+#endif  // STRATA_STORE_H_

@@ -1,0 +1,128 @@
+// Plain value types shared by the Strata core API.
+#ifndef STRATA_TYPES_H_
+#define STRATA_TYPES_H_
+
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace strata {
+
+using InodeId = uint64_t;
+using BranchId = int64_t;
+using Version = int64_t;
+
+// Every session's root directory has this inode number.
+inline constexpr InodeId kRootIno = 1;
+// The version that names "the live head of a branch".
+inline constexpr Version kHead = std::numeric_limits<Version>::max();
+// Largest file size the core accepts (2^63 - 1).
+inline constexpr uint64_t kMaxFileSize = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+inline constexpr size_t kMaxNameLength = 255;
+
+// A point in a branch's timeline: the branch at `version`, or its live head.
+struct View {
+  BranchId branch = 0;
+  Version version = kHead;
+  bool is_head() const { return version == kHead; }
+};
+
+// Who creates a file: the new inode is owned by this uid/gid.
+struct Cred {
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+};
+
+// Attributes of an inode, as stat(2) reports them. Times are nanoseconds since
+// the Unix epoch.
+struct Attr {
+  InodeId ino = 0;
+  uint32_t mode = 0;  // file type and permission bits (S_IFMT | 07777)
+  uint32_t nlink = 0;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint64_t rdev = 0;
+  uint64_t size = 0;
+  uint64_t blocks = 0;  // 512-byte units actually stored (holes excluded)
+  int64_t atime_ns = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+};
+
+// The attributes SetAttr changes: only fields that are set.
+struct AttrChanges {
+  std::optional<uint32_t> mode;  // permission bits only; the file type cannot change
+  std::optional<uint32_t> uid;
+  std::optional<uint32_t> gid;
+  std::optional<uint64_t> size;
+  std::optional<int64_t> atime_ns;
+  std::optional<int64_t> mtime_ns;
+  std::optional<int64_t> ctime_ns;  // default: now, whenever anything changes
+};
+
+struct DirEntry {
+  std::string name;
+  InodeId ino = 0;
+  uint32_t mode = 0;  // file type bits only
+  uint64_t offset = 0;  // position after this entry; pass it back to resume
+};
+
+struct FsStats {
+  uint64_t block_size = 0;
+  uint64_t total_blocks = 0;
+  uint64_t free_blocks = 0;
+  uint64_t available_blocks = 0;
+  uint64_t files = 0;
+  uint64_t free_files = 0;
+  uint64_t name_max = kMaxNameLength;
+};
+
+enum class ChangeKind { kAdded, kRemoved, kModified };
+
+struct Change {
+  ChangeKind kind;
+  std::string path;
+  uint32_t old_mode = 0;  // 0 when added
+  uint32_t new_mode = 0;  // 0 when removed
+  uint64_t old_size = 0;
+  uint64_t new_size = 0;
+};
+
+struct SessionInfo {
+  std::string name;
+  BranchId branch = 0;
+  int64_t created_ns = 0;
+};
+
+struct SnapshotInfo {
+  int64_t id = 0;
+  BranchId branch = 0;
+  Version version = 0;
+  std::string name;  // may be empty
+  int64_t created_ns = 0;
+};
+
+struct BranchInfo {
+  BranchId id = 0;
+  std::optional<BranchId> parent;
+  Version parent_version = 0;
+  Version head_version = 0;
+  int depth = 0;  // number of ancestors
+};
+
+struct GcStats {
+  uint64_t chunks_freed = 0;
+  uint64_t bytes_freed = 0;  // stored (compressed) bytes
+};
+
+// One problem found by an integrity check.
+struct IntegrityProblem {
+  std::string kind;  // e.g. "missing-chunk", "bad-hash", "dangling-entry", "nlink"
+  std::string detail;
+};
+
+}  // namespace strata
+
+#endif  // STRATA_TYPES_H_

@@ -1,0 +1,223 @@
+#include "catalog/branches.h"
+
+#include <string>
+
+namespace strata::catalog {
+
+namespace {
+
+constexpr const char* kInsertBranch =
+    "INSERT INTO branches(parent, parent_version, head_version, created_ns) "
+    "VALUES (?1, ?2, 1, ?3)";
+constexpr const char* kInsertAncestry =
+    "INSERT INTO ancestry(branch, depth, ancestor, vlimit) VALUES (?1, ?2, ?3, ?4)";
+constexpr const char* kInheritAncestry =
+    "INSERT INTO ancestry(branch, depth, ancestor, vlimit) "
+    "SELECT ?1, depth + 1, ancestor, CASE WHEN depth = 0 THEN ?3 ELSE vlimit END "
+    "FROM ancestry WHERE branch = ?2";
+constexpr const char* kSelectBranch =
+    "SELECT b.parent, b.parent_version, b.head_version, "
+    "(SELECT max(depth) FROM ancestry WHERE branch = b.id) FROM branches b WHERE b.id = ?1";
+constexpr const char* kSelectHead = "SELECT head_version FROM branches WHERE id = ?1";
+constexpr const char* kBumpHead =
+    "UPDATE branches SET head_version = head_version + 1 WHERE id = ?1 "
+    "RETURNING head_version - 1";
+constexpr const char* kSelectAncestry =
+    "SELECT ancestor, vlimit, depth FROM ancestry WHERE branch = ?1 ORDER BY depth";
+
+constexpr const char* kInsertSession =
+    "INSERT INTO sessions(name, branch, created_ns) VALUES (?1, ?2, ?3)";
+constexpr const char* kUpdateSession = "UPDATE sessions SET branch = ?2 WHERE name = ?1";
+constexpr const char* kSelectSession =
+    "SELECT name, branch, created_ns FROM sessions WHERE name = ?1";
+constexpr const char* kListSessions =
+    "SELECT name, branch, created_ns FROM sessions ORDER BY name";
+
+constexpr const char* kInsertSnapshot =
+    "INSERT INTO snapshots(branch, version, name, created_ns) VALUES (?1, ?2, ?3, ?4)";
+constexpr const char* kListSnapshots =
+    "SELECT id, branch, version, name, created_ns FROM snapshots WHERE branch = ?1 ORDER BY id";
+constexpr const char* kFindSnapshot =
+    "SELECT id, branch, version, name, created_ns FROM snapshots WHERE branch = ?1 AND name = ?2";
+
+SessionInfo SessionFrom(const sql::Statement& s) {
+  return SessionInfo{s.Text(0), s.Int(1), s.Int(2)};
+}
+
+SnapshotInfo SnapshotFrom(const sql::Statement& s) {
+  return SnapshotInfo{s.Int(0), s.Int(1), s.Int(2), s.IsNull(3) ? "" : s.Text(3), s.Int(4)};
+}
+
+}  // namespace
+
+Result<BranchId> CreateRootBranch(sql::Connection& conn, int64_t now_ns) {
+  {
+    ASSIGN_OR_RETURN(sql::Statement insert, conn.Prepare(kInsertBranch));
+    RETURN_IF_ERROR(insert.BindNull(1).Bind(2, int64_t{0}).Bind(3, now_ns).Run());
+  }
+  BranchId id = conn.LastInsertRowId();
+  ASSIGN_OR_RETURN(sql::Statement anc, conn.Prepare(kInsertAncestry));
+  RETURN_IF_ERROR(anc.Bind(1, id).Bind(2, 0).Bind(3, id).Bind(4, kHead).Run());
+  return id;
+}
+
+Result<BranchId> CreateChildBranch(sql::Connection& conn, BranchId parent, Version version,
+                                   int64_t now_ns) {
+  ASSIGN_OR_RETURN(BranchInfo info, GetBranch(conn, parent));
+  if (version < 1 || version >= info.head_version) {
+    return InvalidArgument("version " + std::to_string(version) + " of branch " +
+                           std::to_string(parent) + " is not a frozen version");
+  }
+  if (info.depth + 1 > kMaxBranchDepth) {
+    return Status(Code::kTooManyLinks, "branch ancestry deeper than " +
+                                           std::to_string(kMaxBranchDepth));
+  }
+  {
+    ASSIGN_OR_RETURN(sql::Statement insert, conn.Prepare(kInsertBranch));
+    RETURN_IF_ERROR(insert.Bind(1, parent).Bind(2, version).Bind(3, now_ns).Run());
+  }
+  BranchId id = conn.LastInsertRowId();
+  {
+    ASSIGN_OR_RETURN(sql::Statement anc, conn.Prepare(kInsertAncestry));
+    RETURN_IF_ERROR(anc.Bind(1, id).Bind(2, 0).Bind(3, id).Bind(4, kHead).Run());
+  }
+  ASSIGN_OR_RETURN(sql::Statement inherit, conn.Prepare(kInheritAncestry));
+  RETURN_IF_ERROR(inherit.Bind(1, id).Bind(2, parent).Bind(3, version).Run());
+  return id;
+}
+
+Result<BranchInfo> GetBranch(sql::Connection& conn, BranchId branch) {
+  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kSelectBranch));
+  s.Bind(1, branch);
+  ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return NotFound("no branch " + std::to_string(branch));
+  BranchInfo info;
+  info.id = branch;
+  if (!s.IsNull(0)) info.parent = s.Int(0);
+  info.parent_version = s.Int(1);
+  info.head_version = s.Int(2);
+  info.depth = static_cast<int>(s.Int(3));
+  return info;
+}
+
+Result<Version> HeadVersion(sql::Connection& conn, BranchId branch) {
+  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kSelectHead));
+  s.Bind(1, branch);
+  ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return NotFound("no branch " + std::to_string(branch));
+  return s.Int(0);
+}
+
+Result<Version> FreezeHead(sql::Connection& conn, BranchId branch) {
+  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kBumpHead));
+  s.Bind(1, branch);
+  ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return NotFound("no branch " + std::to_string(branch));
+  Version frozen = s.Int(0);
+  RETURN_IF_ERROR(s.Run());  // finish the statement so the UPDATE completes
+  return frozen;
+}
+
+Result<std::vector<std::pair<BranchId, Version>>> Ancestry(sql::Connection& conn, View view) {
+  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kSelectAncestry));
+  s.Bind(1, view.branch);
+  std::vector<std::pair<BranchId, Version>> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.emplace_back(s.Int(0), s.Int(2) == 0 ? view.version : s.Int(1));
+  }
+  if (out.empty()) return NotFound("no branch " + std::to_string(view.branch));
+  return out;
+}
+
+Status ValidateSessionName(std::string_view name) {
+  if (name.empty() || name.size() > 128) {
+    return InvalidArgument("session name must be 1 to 128 characters");
+  }
+  if (name[0] == '.' || name[0] == '-') {
+    return InvalidArgument("session name '" + std::string(name) +
+                           "' must not start with '.' or '-'");
+  }
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
+    if (!ok) {
+      return InvalidArgument("session name '" + std::string(name) +
+                             "' may contain only letters, digits, '.', '_' and '-'");
+    }
+  }
+  return Status::Ok();
+}
+
+Status InsertSession(sql::Connection& conn, std::string_view name, BranchId branch,
+                     int64_t now_ns) {
+  RETURN_IF_ERROR(ValidateSessionName(name));
+  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kInsertSession));
+  Status st = s.BindText(1, name).Bind(2, branch).Bind(3, now_ns).Run();
+  if (st.code() == Code::kExists) return Exists("session '" + std::string(name) + "' exists");
+  return st;
+}
+
+Status SetSessionBranch(sql::Connection& conn, std::string_view name, BranchId branch) {
+  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kUpdateSession));
+  RETURN_IF_ERROR(s.BindText(1, name).Bind(2, branch).Run());
+  if (conn.Changes() == 0) return NotFound("no session '" + std::string(name) + "'");
+  return Status::Ok();
+}
+
+Result<SessionInfo> GetSession(sql::Connection& conn, std::string_view name) {
+  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kSelectSession));
+  s.BindText(1, name);
+  ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return NotFound("no session '" + std::string(name) + "'");
+  return SessionFrom(s);
+}
+
+Result<std::vector<SessionInfo>> ListSessions(sql::Connection& conn) {
+  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kListSessions));
+  std::vector<SessionInfo> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return out;
+    out.push_back(SessionFrom(s));
+  }
+}
+
+Result<int64_t> InsertSnapshot(sql::Connection& conn, BranchId branch, Version version,
+                               std::string_view name, int64_t now_ns) {
+  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kInsertSnapshot));
+  s.Bind(1, branch).Bind(2, version).Bind(4, now_ns);
+  if (name.empty()) {
+    s.BindNull(3);
+  } else {
+    s.BindText(3, name);
+  }
+  Status st = s.Run();
+  if (st.code() == Code::kExists) {
+    return Exists("a snapshot named '" + std::string(name) + "' exists");
+  }
+  RETURN_IF_ERROR(st);
+  return conn.LastInsertRowId();
+}
+
+Result<std::vector<SnapshotInfo>> ListSnapshots(sql::Connection& conn, BranchId branch) {
+  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kListSnapshots));
+  s.Bind(1, branch);
+  std::vector<SnapshotInfo> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return out;
+    out.push_back(SnapshotFrom(s));
+  }
+}
+
+Result<SnapshotInfo> FindSnapshot(sql::Connection& conn, BranchId branch, std::string_view name) {
+  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kFindSnapshot));
+  s.Bind(1, branch).BindText(2, name);
+  ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return NotFound("no snapshot named '" + std::string(name) + "'");
+  return SnapshotFrom(s);
+}
+
+}  // namespace strata::catalog

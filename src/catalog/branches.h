@@ -1,0 +1,54 @@
+// Branches, their ancestry, sessions and snapshots: the catalog of timelines.
+//
+// A branch is a timeline (id, parent, parent_version, head_version). Its state
+// at version v is its own rows with vfrom <= v, falling back to the parent's
+// state at parent_version, and so on up. The `ancestry` table lists, for each
+// branch, itself (depth 0, no limit) and every ancestor with the version limit
+// through which it is seen, so one join resolves a key at any depth.
+//
+// Every function here takes a connection; the writing ones must run inside a
+// write transaction.
+#ifndef STRATA_CATALOG_BRANCHES_H_
+#define STRATA_CATALOG_BRANCHES_H_
+
+#include <string_view>
+#include <vector>
+
+#include "sql/database.h"
+#include "strata/status.h"
+#include "strata/types.h"
+
+namespace strata::catalog {
+
+// Branch ancestry deeper than this is refused by Fork (flattening comes later).
+inline constexpr int kMaxBranchDepth = 64;
+
+Result<BranchId> CreateRootBranch(sql::Connection& conn, int64_t now_ns);
+// A new branch seeing `parent` at `version` (which must be a frozen version:
+// below the parent's head).
+Result<BranchId> CreateChildBranch(sql::Connection& conn, BranchId parent, Version version,
+                                   int64_t now_ns);
+Result<BranchInfo> GetBranch(sql::Connection& conn, BranchId branch);
+Result<Version> HeadVersion(sql::Connection& conn, BranchId branch);
+// Freezes the head: returns the frozen version and starts head+1.
+Result<Version> FreezeHead(sql::Connection& conn, BranchId branch);
+// (ancestor, limit) pairs of `view`, shallowest first.
+Result<std::vector<std::pair<BranchId, Version>>> Ancestry(sql::Connection& conn, View view);
+
+Status InsertSession(sql::Connection& conn, std::string_view name, BranchId branch,
+                     int64_t now_ns);
+Status SetSessionBranch(sql::Connection& conn, std::string_view name, BranchId branch);
+Result<SessionInfo> GetSession(sql::Connection& conn, std::string_view name);
+Result<std::vector<SessionInfo>> ListSessions(sql::Connection& conn);
+
+Result<int64_t> InsertSnapshot(sql::Connection& conn, BranchId branch, Version version,
+                               std::string_view name, int64_t now_ns);
+Result<std::vector<SnapshotInfo>> ListSnapshots(sql::Connection& conn, BranchId branch);
+Result<SnapshotInfo> FindSnapshot(sql::Connection& conn, BranchId branch, std::string_view name);
+
+// Session names: 1-128 bytes of [A-Za-z0-9._-], not starting with '.' or '-'.
+Status ValidateSessionName(std::string_view name);
+
+}  // namespace strata::catalog
+
+#endif  // STRATA_CATALOG_BRANCHES_H_

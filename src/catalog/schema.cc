@@ -1,0 +1,245 @@
+#include "catalog/schema.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <vector>
+
+namespace strata::catalog {
+
+namespace {
+
+// Version 1. Versioned tables carry (branch, vfrom): a row is the state of its
+// key in `branch` from version `vfrom` until a newer row of the same key in the
+// same branch. Tombstones (deleted=1, ino=0, chunk NULL, value NULL) hide rows
+// inherited from ancestors. See docs/FORMAT.md.
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE meta (
+  key   TEXT PRIMARY KEY,
+  value ANY NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE branches (
+  id             INTEGER PRIMARY KEY,
+  parent         INTEGER REFERENCES branches(id),
+  parent_version INTEGER NOT NULL,
+  head_version   INTEGER NOT NULL,
+  created_ns     INTEGER NOT NULL
+);
+
+CREATE TABLE ancestry (
+  branch   INTEGER NOT NULL,
+  depth    INTEGER NOT NULL,
+  ancestor INTEGER NOT NULL,
+  vlimit   INTEGER NOT NULL,
+  PRIMARY KEY (branch, depth)
+) WITHOUT ROWID;
+
+CREATE TABLE sessions (
+  name       TEXT PRIMARY KEY,
+  branch     INTEGER NOT NULL REFERENCES branches(id),
+  created_ns INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE snapshots (
+  id         INTEGER PRIMARY KEY,
+  branch     INTEGER NOT NULL REFERENCES branches(id),
+  version    INTEGER NOT NULL,
+  name       TEXT,
+  created_ns INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX snapshots_by_name ON snapshots(branch, name) WHERE name IS NOT NULL;
+CREATE INDEX snapshots_by_version ON snapshots(branch, version);
+
+CREATE TABLE chunks (
+  id    INTEGER PRIMARY KEY AUTOINCREMENT,
+  hash  BLOB NOT NULL,
+  size  INTEGER NOT NULL,
+  codec INTEGER NOT NULL,
+  data  BLOB NOT NULL
+);
+CREATE INDEX chunks_by_hash ON chunks(hash);
+
+CREATE TABLE inodes (
+  ino      INTEGER NOT NULL,
+  branch   INTEGER NOT NULL,
+  vfrom    INTEGER NOT NULL,
+  deleted  INTEGER NOT NULL,
+  mode     INTEGER NOT NULL,
+  nlink    INTEGER NOT NULL,
+  uid      INTEGER NOT NULL,
+  gid      INTEGER NOT NULL,
+  rdev     INTEGER NOT NULL,
+  size     INTEGER NOT NULL,
+  atime_ns INTEGER NOT NULL,
+  mtime_ns INTEGER NOT NULL,
+  ctime_ns INTEGER NOT NULL,
+  parent   INTEGER NOT NULL,
+  nblocks  INTEGER NOT NULL,
+  target   BLOB,
+  PRIMARY KEY (ino, branch, vfrom)
+) WITHOUT ROWID;
+CREATE INDEX inodes_by_version ON inodes(branch, vfrom);
+
+CREATE TABLE dentries (
+  parent INTEGER NOT NULL,
+  name   BLOB NOT NULL,
+  branch INTEGER NOT NULL,
+  vfrom  INTEGER NOT NULL,
+  ino    INTEGER NOT NULL,
+  type   INTEGER NOT NULL,
+  PRIMARY KEY (parent, branch, name, vfrom)
+) WITHOUT ROWID;
+CREATE INDEX dentries_by_version ON dentries(branch, vfrom);
+CREATE INDEX dentries_by_ino ON dentries(ino);
+
+CREATE TABLE blocks (
+  ino    INTEGER NOT NULL,
+  idx    INTEGER NOT NULL,
+  branch INTEGER NOT NULL,
+  vfrom  INTEGER NOT NULL,
+  chunk  INTEGER,
+  PRIMARY KEY (ino, branch, idx, vfrom)
+) WITHOUT ROWID;
+
+CREATE TABLE xattrs (
+  ino    INTEGER NOT NULL,
+  name   BLOB NOT NULL,
+  branch INTEGER NOT NULL,
+  vfrom  INTEGER NOT NULL,
+  value  BLOB,
+  PRIMARY KEY (ino, branch, name, vfrom)
+) WITHOUT ROWID;
+
+CREATE TABLE orphans (
+  branch INTEGER NOT NULL,
+  ino    INTEGER NOT NULL,
+  PRIMARY KEY (branch, ino)
+) WITHOUT ROWID;
+)sql";
+
+// migrations[i] upgrades schema version i+1 to i+2. Empty while there is one version.
+const std::vector<const char*> kMigrations = {};
+
+Result<int64_t> PragmaInt(sql::Connection& conn, const char* pragma) {
+  ASSIGN_OR_RETURN(sql::Statement stmt, conn.Prepare(pragma));
+  ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) return Corruption(std::string("no result for ") + pragma);
+  return stmt.Int(0);
+}
+
+Result<int> CountTables(sql::Connection& conn) {
+  ASSIGN_OR_RETURN(sql::Statement stmt,
+                   conn.Prepare("SELECT count(*) FROM sqlite_schema WHERE type = 'table'"));
+  ASSIGN_OR_RETURN(bool row, stmt.Step());
+  return row ? static_cast<int>(stmt.Int(0)) : 0;
+}
+
+Result<uint32_t> ReadBlockSize(sql::Connection& conn, const std::string& path) {
+  ASSIGN_OR_RETURN(sql::Statement stmt,
+                   conn.Prepare("SELECT value FROM meta WHERE key = 'block_size'"));
+  ASSIGN_OR_RETURN(bool row, stmt.Step());
+  int64_t bs = row ? stmt.Int(0) : 0;
+  if (bs < 4096 || bs > (1 << 20) || (bs & (bs - 1)) != 0) {
+    return Corruption("store " + path + ": invalid block size " + std::to_string(bs));
+  }
+  return static_cast<uint32_t>(bs);
+}
+
+// Reads application_id and user_version and decides whether the file is ours.
+// Returns the schema version, or 0 for an empty database.
+Result<int> IdentifyStore(sql::Connection& conn, const std::string& path) {
+  auto app_id = PragmaInt(conn, "PRAGMA application_id");
+  if (!app_id.ok()) {
+    return app_id.status().WithContext("store " + path + " is not a readable SQLite database");
+  }
+  ASSIGN_OR_RETURN(int64_t version, PragmaInt(conn, "PRAGMA user_version"));
+  ASSIGN_OR_RETURN(int tables, CountTables(conn));
+  if (*app_id == 0 && tables == 0) return 0;
+  if (*app_id != kApplicationId) {
+    return Corruption("store " + path +
+                      " is a SQLite database but not a Strata store (application_id " +
+                      std::to_string(*app_id) + ")");
+  }
+  if (version > kSchemaVersion) {
+    return Status(Code::kNotSupported,
+                  "store " + path + " has schema version " + std::to_string(version) +
+                      ", newer than this build of strata supports (" +
+                      std::to_string(kSchemaVersion) + "); upgrade strata");
+  }
+  if (version < 1) {
+    return Corruption("store " + path + " has an invalid schema version " +
+                      std::to_string(version));
+  }
+  return static_cast<int>(version);
+}
+
+}  // namespace
+
+Status PrecheckStoreFile(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return Status::Ok();
+    return IoError("store " + path + ": " + std::strerror(errno));
+  }
+  if (S_ISDIR(st.st_mode)) return Status(Code::kIsDir, "store " + path + " is a directory");
+  if (st.st_size == 0) return Status::Ok();
+  std::ifstream in(path, std::ios::binary);
+  char header[100] = {};
+  in.read(header, sizeof(header));
+  if (in.gcount() < static_cast<std::streamsize>(sizeof(header)) ||
+      std::memcmp(header, "SQLite format 3", 16) != 0) {
+    return Corruption("store " + path + " is not a SQLite database (bad header)");
+  }
+  auto be16 = [&](int off) {
+    return (static_cast<uint32_t>(static_cast<uint8_t>(header[off])) << 8) |
+           static_cast<uint8_t>(header[off + 1]);
+  };
+  auto be32 = [&](int off) { return (be16(off) << 16) | be16(off + 2); };
+  uint64_t page_size = be16(16) == 1 ? 65536 : be16(16);
+  uint64_t pages = be32(28);
+  // The in-header page count is valid only when the change counter matches.
+  bool count_valid = be32(24) == be32(92) && pages != 0;
+  if (count_valid && static_cast<uint64_t>(st.st_size) < pages * page_size) {
+    return Corruption("store " + path + " is truncated: " + std::to_string(st.st_size) +
+                      " bytes, but its header says " + std::to_string(pages * page_size));
+  }
+  return Status::Ok();
+}
+
+Result<uint32_t> EnsureSchema(sql::Connection& conn, const std::string& path,
+                              uint32_t block_size_for_new_store, int64_t now_ns) {
+  ASSIGN_OR_RETURN(sql::Transaction txn, sql::Transaction::Begin(conn));
+  ASSIGN_OR_RETURN(int version, IdentifyStore(conn, path));
+  if (version == 0) {
+    RETURN_IF_ERROR(conn.Exec(kSchemaV1));
+    ASSIGN_OR_RETURN(sql::Statement meta,
+                     conn.Prepare("INSERT INTO meta(key, value) VALUES (?1, ?2)"));
+    RETURN_IF_ERROR(meta.BindText(1, "block_size").Bind(2, block_size_for_new_store).Run());
+    // Inode 1 is every session's root; allocation starts above it.
+    RETURN_IF_ERROR(meta.BindText(1, "next_ino").Bind(2, int64_t{2}).Run());
+    RETURN_IF_ERROR(meta.BindText(1, "created_ns").Bind(2, now_ns).Run());
+    RETURN_IF_ERROR(conn.Exec("PRAGMA application_id = " + std::to_string(kApplicationId)));
+    version = 1;
+  }
+  for (; version < kSchemaVersion; ++version) {
+    RETURN_IF_ERROR(conn.Exec(kMigrations[version - 1]));
+  }
+  RETURN_IF_ERROR(conn.Exec("PRAGMA user_version = " + std::to_string(kSchemaVersion)));
+  ASSIGN_OR_RETURN(uint32_t block_size, ReadBlockSize(conn, path));
+  RETURN_IF_ERROR(txn.Commit());
+  return block_size;
+}
+
+Result<uint32_t> CheckSchema(sql::Connection& conn, const std::string& path) {
+  ASSIGN_OR_RETURN(int version, IdentifyStore(conn, path));
+  if (version == 0) return NotFound("store " + path + " is empty");
+  if (version < kSchemaVersion) {
+    return Status(Code::kReadOnly, "store " + path + " needs a schema migration; open it writable");
+  }
+  return ReadBlockSize(conn, path);
+}
+
+}  // namespace strata::catalog

@@ -1,0 +1,185 @@
+#include "chunks/chunk_store.h"
+
+#include <xxhash.h>
+#include <zstd.h>
+
+#include <cstring>
+#include <string>
+
+namespace strata {
+
+ChunkHash Xxh3Hash(std::span<const uint8_t> bytes) {
+  XXH128_hash_t h = XXH3_128bits(bytes.data(), bytes.size());
+  XXH128_canonical_t canonical;
+  XXH128_canonicalFromHash(&canonical, h);
+  ChunkHash out;
+  std::memcpy(out.data(), canonical.digest, out.size());
+  return out;
+}
+
+}  // namespace strata
+
+namespace strata::chunks {
+
+namespace {
+
+constexpr const char* kFindByHash = "SELECT id FROM chunks WHERE hash = ?1";
+constexpr const char* kInsertChunk =
+    "INSERT INTO chunks(hash, size, codec, data) VALUES (?1, ?2, ?3, ?4)";
+constexpr const char* kLoadChunk = "SELECT hash, size, codec, data FROM chunks WHERE id = ?1";
+constexpr const char* kCollect =
+    "DELETE FROM chunks WHERE id NOT IN (SELECT chunk FROM blocks WHERE chunk IS NOT NULL) "
+    "RETURNING length(data)";
+
+struct CctxDeleter {
+  void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
+};
+struct DctxDeleter {
+  void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
+};
+
+// One compression context per thread: creating one per call is costly.
+ZSTD_CCtx* ThreadCctx() {
+  thread_local std::unique_ptr<ZSTD_CCtx, CctxDeleter> ctx(ZSTD_createCCtx());
+  return ctx.get();
+}
+ZSTD_DCtx* ThreadDctx() {
+  thread_local std::unique_ptr<ZSTD_DCtx, DctxDeleter> ctx(ZSTD_createDCtx());
+  return ctx.get();
+}
+
+std::string IdText(ChunkId id) { return "chunk " + std::to_string(id); }
+
+}  // namespace
+
+ChunkStore::ChunkStore(HashFunction hash, int compression_level, size_t cache_bytes)
+    : hash_(hash ? std::move(hash) : HashFunction(Xxh3Hash)),
+      level_(compression_level),
+      cache_capacity_(cache_bytes) {}
+
+ChunkHash ChunkStore::Hash(std::span<const uint8_t> bytes) const { return hash_(bytes); }
+
+Result<ChunkId> ChunkStore::Put(sql::Connection& writer, std::span<const uint8_t> bytes) {
+  if (bytes.empty()) return InvalidArgument("empty chunk");
+  ChunkHash key = Hash(bytes);
+  std::vector<ChunkId> candidates;
+  {
+    ASSIGN_OR_RETURN(sql::Statement find, writer.Prepare(kFindByHash));
+    find.BindBlob(1, key);
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, find.Step());
+      if (!row) break;
+      candidates.push_back(find.Int(0));
+    }
+  }
+  // Same key is not proof of same bytes: compare before sharing.
+  for (ChunkId id : candidates) {
+    ASSIGN_OR_RETURN(auto existing, Get(writer, id));
+    if (existing->size() == bytes.size() &&
+        std::memcmp(existing->data(), bytes.data(), bytes.size()) == 0) {
+      return id;
+    }
+  }
+
+  Bytes compressed(ZSTD_compressBound(bytes.size()));
+  size_t n = ZSTD_compressCCtx(ThreadCctx(), compressed.data(), compressed.size(), bytes.data(),
+                               bytes.size(), level_);
+  bool use_zstd = !ZSTD_isError(n) && n < bytes.size();
+  std::span<const uint8_t> stored = use_zstd ? std::span<const uint8_t>(compressed.data(), n)
+                                             : bytes;
+  ASSIGN_OR_RETURN(sql::Statement insert, writer.Prepare(kInsertChunk));
+  insert.BindBlob(1, key)
+      .Bind(2, static_cast<int64_t>(bytes.size()))
+      .Bind(3, static_cast<int>(use_zstd ? Codec::kZstd : Codec::kRaw))
+      .BindBlob(4, stored);
+  RETURN_IF_ERROR(insert.Run());
+  return writer.LastInsertRowId();
+}
+
+Result<Bytes> ChunkStore::Load(sql::Connection& conn, ChunkId id, ChunkHash* key_out) {
+  ASSIGN_OR_RETURN(sql::Statement load, conn.Prepare(kLoadChunk));
+  load.Bind(1, id);
+  ASSIGN_OR_RETURN(bool row, load.Step());
+  if (!row) return Corruption(IdText(id) + " is missing");
+  auto key = load.Blob(0);
+  int64_t size = load.Int(1);
+  int64_t codec = load.Int(2);
+  auto data = load.Blob(3);
+  if (key_out != nullptr) {
+    if (key.size() != key_out->size()) return Corruption(IdText(id) + " has a malformed key");
+    std::memcpy(key_out->data(), key.data(), key.size());
+  }
+  if (size <= 0 || size > (64 << 20)) return Corruption(IdText(id) + " has an invalid size");
+  Bytes plain(static_cast<size_t>(size));
+  if (codec == static_cast<int>(Codec::kRaw)) {
+    if (data.size() != plain.size()) return Corruption(IdText(id) + " has the wrong length");
+    std::memcpy(plain.data(), data.data(), data.size());
+  } else if (codec == static_cast<int>(Codec::kZstd)) {
+    size_t n = ZSTD_decompressDCtx(ThreadDctx(), plain.data(), plain.size(), data.data(),
+                                   data.size());
+    if (ZSTD_isError(n) || n != plain.size()) {
+      return Corruption(IdText(id) + " does not decompress to its recorded size");
+    }
+  } else {
+    return Corruption(IdText(id) + " has unknown codec " + std::to_string(codec));
+  }
+  return plain;
+}
+
+Result<std::shared_ptr<const Bytes>> ChunkStore::Get(sql::Connection& conn, ChunkId id) {
+  {
+    std::scoped_lock lock(cache_mu_);
+    auto it = index_.find(id);
+    if (it != index_.end()) {
+      lru_.splice(lru_.begin(), lru_, it->second);
+      return it->second->second;
+    }
+  }
+  ASSIGN_OR_RETURN(Bytes plain, Load(conn, id, nullptr));
+  auto shared = std::make_shared<const Bytes>(std::move(plain));
+  CacheInsert(id, shared);
+  return shared;
+}
+
+void ChunkStore::CacheInsert(ChunkId id, std::shared_ptr<const Bytes> bytes) {
+  if (cache_capacity_ == 0) return;
+  std::scoped_lock lock(cache_mu_);
+  if (index_.count(id) != 0) return;
+  cache_bytes_ += bytes->size();
+  lru_.emplace_front(id, std::move(bytes));
+  index_[id] = lru_.begin();
+  while (cache_bytes_ > cache_capacity_ && !lru_.empty()) {
+    cache_bytes_ -= lru_.back().second->size();
+    index_.erase(lru_.back().first);
+    lru_.pop_back();
+  }
+}
+
+Result<GcStats> ChunkStore::CollectUnreferenced(sql::Connection& writer) {
+  GcStats stats;
+  ASSIGN_OR_RETURN(sql::Statement collect, writer.Prepare(kCollect));
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, collect.Step());
+    if (!row) break;
+    stats.chunks_freed++;
+    stats.bytes_freed += static_cast<uint64_t>(collect.Int(0));
+  }
+  return stats;
+}
+
+Status ChunkStore::Verify(sql::Connection& conn, ChunkId id,
+                          std::vector<IntegrityProblem>* problems) {
+  ChunkHash key{};
+  Result<Bytes> plain = Load(conn, id, &key);
+  if (!plain.ok()) {
+    if (plain.status().code() != Code::kCorruption) return plain.status();
+    problems->push_back({"bad-chunk", plain.status().message()});
+    return Status::Ok();
+  }
+  if (Hash(*plain) != key) {
+    problems->push_back({"bad-hash", IdText(id) + " does not hash to its key"});
+  }
+  return Status::Ok();
+}
+
+}  // namespace strata::chunks

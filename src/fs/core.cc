@@ -1,0 +1,82 @@
+#include "fs/core.h"
+
+#include <chrono>
+
+#include "fs/filesystem_impl.h"
+
+namespace strata::fs {
+
+struct PendingFlush::Part {
+  FilesystemImpl* fs;
+  std::vector<FlushItem> items;
+};
+
+PendingFlush::PendingFlush(PendingFlush&&) noexcept = default;
+PendingFlush::~PendingFlush() { Finish(false); }
+
+Status PendingFlush::Write(sql::Connection& conn, tree::Head head) {
+  for (auto& part : parts_) RETURN_IF_ERROR(part->fs->WriteItems(conn, head, part->items));
+  return Status::Ok();
+}
+
+void PendingFlush::Finish(bool committed) {
+  for (auto& part : parts_) {
+    if (committed) {
+      part->fs->buffer().Complete(part->items);
+    } else {
+      part->fs->buffer().Abort(part->items);
+    }
+  }
+  parts_.clear();
+}
+
+namespace {
+int64_t RealClock() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+StoreCore::StoreCore(std::unique_ptr<catalog::Db> db, StoreOptions options)
+    : db_(std::move(db)),
+      chunks_(std::move(options.hash), options.compression_level),
+      clock_(options.clock ? std::move(options.clock) : std::function<int64_t()>(RealClock)),
+      write_buffer_bytes_(options.write_buffer_bytes) {}
+
+void StoreCore::Register(FilesystemImpl* fs) {
+  std::scoped_lock lock(registry_mu_);
+  open_.insert(fs);
+}
+
+void StoreCore::Unregister(FilesystemImpl* fs) {
+  std::scoped_lock lock(registry_mu_);
+  open_.erase(fs);
+}
+
+PendingFlush StoreCore::TakeBranch(BranchId branch) {
+  PendingFlush flush;
+  std::scoped_lock lock(registry_mu_);
+  for (FilesystemImpl* fs : open_) {
+    if (fs->view().branch != branch) continue;
+    auto items = fs->TakePending(std::nullopt);
+    if (!items.empty()) {
+      flush.parts_.push_back(std::make_unique<PendingFlush::Part>(
+          PendingFlush::Part{fs, std::move(items)}));
+    }
+  }
+  return flush;
+}
+
+std::vector<std::pair<BranchId, PendingFlush>> StoreCore::TakeAll() {
+  std::set<BranchId> branches;
+  {
+    std::scoped_lock lock(registry_mu_);
+    for (FilesystemImpl* fs : open_) branches.insert(fs->view().branch);
+  }
+  std::vector<std::pair<BranchId, PendingFlush>> out;
+  for (BranchId b : branches) out.emplace_back(b, TakeBranch(b));
+  return out;
+}
+
+}  // namespace strata::fs

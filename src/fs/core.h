@@ -1,0 +1,67 @@
+// StoreCore: what the store and every filesystem opened from it share — the
+// database connections, the chunk store, the clock — and the registry of open
+// writable filesystems, so that a snapshot can commit their buffered writes
+// in the same transaction that freezes the version.
+#ifndef STRATA_FS_CORE_H_
+#define STRATA_FS_CORE_H_
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
+
+#include "catalog/db.h"
+#include "chunks/chunk_store.h"
+#include "strata/store.h"
+#include "tree/rows.h"
+
+namespace strata::fs {
+
+class FilesystemImpl;
+
+// Buffered writes of several filesystems taken for one commit.
+class PendingFlush {
+ public:
+  PendingFlush() = default;
+  PendingFlush(PendingFlush&&) noexcept;
+  ~PendingFlush();
+  // Writes the taken data into the open transaction.
+  Status Write(sql::Connection& conn, tree::Head head);
+  // The transaction committed (true) or failed (false).
+  void Finish(bool committed);
+
+ private:
+  friend class StoreCore;
+  struct Part;
+  std::vector<std::unique_ptr<Part>> parts_;
+};
+
+class StoreCore {
+ public:
+  StoreCore(std::unique_ptr<catalog::Db> db, StoreOptions options);
+
+  catalog::Db& db() { return *db_; }
+  chunks::ChunkStore& chunks() { return chunks_; }
+  uint32_t block_size() const { return db_->block_size(); }
+  int64_t Now() const { return clock_(); }
+  uint64_t write_buffer_limit() const { return write_buffer_bytes_; }
+
+  void Register(FilesystemImpl* fs);
+  void Unregister(FilesystemImpl* fs);
+  // Takes the buffered writes of every open writable filesystem of `branch`.
+  PendingFlush TakeBranch(BranchId branch);
+  // Takes the buffered writes of every open writable filesystem.
+  std::vector<std::pair<BranchId, PendingFlush>> TakeAll();
+
+ private:
+  std::unique_ptr<catalog::Db> db_;
+  chunks::ChunkStore chunks_;
+  std::function<int64_t()> clock_;
+  uint64_t write_buffer_bytes_;
+  std::mutex registry_mu_;
+  std::set<FilesystemImpl*> open_;  // guarded by registry_mu_
+};
+
+}  // namespace strata::fs
+
+#endif  // STRATA_FS_CORE_H_

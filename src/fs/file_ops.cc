@@ -1,0 +1,266 @@
+// File data: open handles, reads through the write buffer, flushes,
+// truncation and fallocate.
+#include <linux/falloc.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "fs/filesystem_impl.h"
+
+namespace strata::fs {
+
+namespace {
+
+bool AllZero(std::span<const uint8_t> bytes) {
+  return std::all_of(bytes.begin(), bytes.end(), [](uint8_t b) { return b == 0; });
+}
+
+Status CheckRegular(const tree::InodeRow& row) {
+  if (S_ISDIR(row.mode)) return IsDir("inode " + std::to_string(row.ino) + " is a directory");
+  if (!S_ISREG(row.mode)) return InvalidArgument("inode " + std::to_string(row.ino) +
+                                                 " is not a regular file");
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status FilesystemImpl::Open(InodeId ino) {
+  RETURN_IF_ERROR(Query([&](sql::Connection& conn, tree::Scope scope) -> Status {
+    return LoadInode(conn, scope, ino).status();
+  }));
+  std::scoped_lock lock(open_mu_);
+  open_count_[ino]++;
+  return Status::Ok();
+}
+
+Status FilesystemImpl::Release(InodeId ino) {
+  {
+    std::scoped_lock lock(open_mu_);
+    auto it = open_count_.find(ino);
+    if (it == open_count_.end()) return InvalidArgument("inode is not open");
+    if (--it->second > 0) return Status::Ok();
+    open_count_.erase(it);
+  }
+  if (read_only()) return Status::Ok();
+  RETURN_IF_ERROR(FlushPending(ino, false));
+  // The last handle of an inode with no name left: now it goes.
+  return Mutate([&](sql::Connection& conn, tree::Head head) -> Status {
+    ASSIGN_OR_RETURN(auto row, tree::GetInode(conn, head.scope(), ino));
+    if (!row.has_value() || row->nlink > 0 || S_ISDIR(row->mode) || IsOpen(ino)) {
+      return Status::Ok();
+    }
+    buffer_.Discard(ino);
+    RETURN_IF_ERROR(tree::DeleteInode(conn, head, ino));
+    return tree::RemoveOrphan(conn, head.branch, ino);
+  });
+}
+
+Status FilesystemImpl::LoadBlock(sql::Connection& conn, tree::Scope scope, InodeId ino,
+                                 uint64_t idx, std::vector<uint8_t>* out) {
+  out->assign(block_size_, 0);
+  ASSIGN_OR_RETURN(tree::BlockMap map, tree::GetBlocks(conn, scope, ino, idx, idx));
+  auto it = map.find(idx);
+  if (it == map.end() || !it->second.has_value()) return Status::Ok();
+  ASSIGN_OR_RETURN(auto bytes, core_->chunks().Get(conn, *it->second));
+  std::memcpy(out->data(), bytes->data(), std::min<size_t>(bytes->size(), block_size_));
+  return Status::Ok();
+}
+
+Result<std::optional<chunks::ChunkId>> FilesystemImpl::StoreBlock(sql::Connection& conn,
+                                                                  std::span<const uint8_t> bytes) {
+  if (bytes.empty() || AllZero(bytes)) return std::optional<chunks::ChunkId>();
+  ASSIGN_OR_RETURN(chunks::ChunkId id, core_->chunks().Put(conn, bytes));
+  return std::optional<chunks::ChunkId>(id);
+}
+
+Result<size_t> FilesystemImpl::Read(InodeId ino, uint64_t offset, std::span<uint8_t> out) {
+  if (out.empty()) return size_t{0};
+  uint64_t first = offset / block_size_;
+  uint64_t last = (offset + out.size() - 1) / block_size_;
+  // Buffer first, database second: see WriteBuffer.
+  PendingView pending = buffer_.View(ino, first, last);
+  size_t done = 0;
+  RETURN_IF_ERROR(Query([&](sql::Connection& conn, tree::Scope scope) -> Status {
+    ASSIGN_OR_RETURN(tree::InodeRow row, LoadInode(conn, scope, ino));
+    RETURN_IF_ERROR(CheckRegular(row));
+    uint64_t size = std::max<uint64_t>(row.size, pending.size.value_or(0));
+    if (offset >= size) return Status::Ok();
+    uint64_t n = std::min<uint64_t>(out.size(), size - offset);
+    last = (offset + n - 1) / block_size_;
+    ASSIGN_OR_RETURN(tree::BlockMap blocks, tree::GetBlocks(conn, scope, ino, first, last));
+    std::vector<uint8_t> tmp;
+    for (uint64_t idx = first; idx <= last; ++idx) {
+      uint64_t block_start = idx * block_size_;
+      uint64_t from = std::max(offset, block_start);
+      uint64_t to = std::min(offset + n, block_start + block_size_);
+      std::span<uint8_t> dest = out.subspan(from - offset, to - from);
+      uint32_t in_block = static_cast<uint32_t>(from - block_start);
+      std::shared_ptr<const chunks::Bytes> stored;
+      auto b = blocks.find(idx);
+      if (b != blocks.end() && b->second.has_value()) {
+        ASSIGN_OR_RETURN(stored, core_->chunks().Get(conn, *b->second));
+      }
+      bool overlaid = false;
+      for (const auto& layer : pending.layers) overlaid |= layer.count(idx) != 0;
+      if (!overlaid) {
+        std::fill(dest.begin(), dest.end(), 0);
+        if (stored && stored->size() > in_block) {
+          size_t k = std::min<size_t>(dest.size(), stored->size() - in_block);
+          std::memcpy(dest.data(), stored->data() + in_block, k);
+        }
+        continue;
+      }
+      tmp.assign(block_size_, 0);
+      if (stored) std::memcpy(tmp.data(), stored->data(), std::min<size_t>(stored->size(), tmp.size()));
+      for (const auto& layer : pending.layers) {
+        auto it = layer.find(idx);
+        if (it != layer.end()) it->second->OverlayOnto(tmp);
+      }
+      std::memcpy(dest.data(), tmp.data() + in_block, dest.size());
+    }
+    done = static_cast<size_t>(n);
+    return Status::Ok();
+  }));
+  return done;
+}
+
+Result<size_t> FilesystemImpl::Write(InodeId ino, uint64_t offset, std::span<const uint8_t> data) {
+  if (read_only()) return ReadOnly("snapshot views are read-only");
+  if (data.empty()) return size_t{0};
+  if (offset > kMaxFileSize || data.size() > kMaxFileSize - offset) {
+    return Status(Code::kFileTooBig, "write past the maximum file size");
+  }
+  if (!IsOpen(ino)) {
+    RETURN_IF_ERROR(Query([&](sql::Connection& conn, tree::Scope scope) -> Status {
+      ASSIGN_OR_RETURN(tree::InodeRow row, LoadInode(conn, scope, ino));
+      return CheckRegular(row);
+    }));
+  }
+  uint64_t buffered = buffer_.Write(ino, offset, data, core_->Now());
+  if (buffered > core_->write_buffer_limit()) RETURN_IF_ERROR(FlushPending(std::nullopt, false));
+  return data.size();
+}
+
+Status FilesystemImpl::Flush(InodeId ino) { return FlushPending(ino, false); }
+Status FilesystemImpl::Fsync(InodeId ino) { return FlushPending(ino, true); }
+Status FilesystemImpl::FlushAll() { return FlushPending(std::nullopt, false); }
+
+Status FilesystemImpl::WriteItems(sql::Connection& conn, tree::Head head,
+                                  const std::vector<FlushItem>& items) {
+  std::vector<uint8_t> base;
+  for (const FlushItem& item : items) {
+    ASSIGN_OR_RETURN(auto found, tree::GetInode(conn, head.scope(), item.ino));
+    if (!found.has_value() || !S_ISREG(found->mode)) continue;  // removed meanwhile
+    tree::InodeRow& row = *found;
+    uint64_t size = std::max(row.size, item.size);
+    tree::BlockMap updates;
+    for (const auto& [idx, block] : item.blocks) {
+      uint64_t block_start = idx * block_size_;
+      if (block_start >= size) continue;
+      uint32_t valid = static_cast<uint32_t>(std::min<uint64_t>(block_size_, size - block_start));
+      std::span<const uint8_t> content;
+      if (block->Covers(valid)) {
+        content = std::span<const uint8_t>(block->data).first(valid);
+      } else {
+        RETURN_IF_ERROR(LoadBlock(conn, head.scope(), item.ino, idx, &base));
+        block->OverlayOnto(base);
+        content = std::span<const uint8_t>(base).first(valid);
+      }
+      ASSIGN_OR_RETURN(updates[idx], StoreBlock(conn, content));
+    }
+    ASSIGN_OR_RETURN(int64_t delta, tree::PutBlocks(conn, head, item.ino, updates));
+    row.nblocks = static_cast<uint64_t>(static_cast<int64_t>(row.nblocks) + delta);
+    row.size = size;
+    row.mtime_ns = item.mtime_ns;
+    row.ctime_ns = std::max(row.ctime_ns, item.mtime_ns);
+    RETURN_IF_ERROR(tree::PutInode(conn, head, row));
+  }
+  return Status::Ok();
+}
+
+Status FilesystemImpl::ZeroRange(sql::Connection& conn, tree::Head head, tree::InodeRow& row,
+                                 uint64_t offset, uint64_t length) {
+  uint64_t end = std::min(row.size, offset + length);
+  if (offset >= end) return Status::Ok();
+  uint64_t first = offset / block_size_;
+  uint64_t last = (end - 1) / block_size_;
+  ASSIGN_OR_RETURN(tree::BlockMap existing, tree::GetBlocks(conn, head.scope(), row.ino, first,
+                                                            last));
+  tree::BlockMap updates;
+  std::vector<uint8_t> block;
+  for (const auto& [idx, chunk] : existing) {
+    if (!chunk.has_value()) continue;
+    uint64_t block_start = idx * block_size_;
+    uint64_t from = std::max(offset, block_start);
+    uint64_t to = std::min(end, block_start + block_size_);
+    if (from == block_start && to == block_start + block_size_) {
+      updates[idx] = std::nullopt;
+      continue;
+    }
+    RETURN_IF_ERROR(LoadBlock(conn, head.scope(), row.ino, idx, &block));
+    std::fill(block.begin() + (from - block_start), block.begin() + (to - block_start), 0);
+    uint64_t valid = std::min<uint64_t>(block_size_, row.size - block_start);
+    ASSIGN_OR_RETURN(updates[idx],
+                     StoreBlock(conn, std::span<const uint8_t>(block).first(valid)));
+  }
+  ASSIGN_OR_RETURN(int64_t delta, tree::PutBlocks(conn, head, row.ino, updates));
+  row.nblocks = static_cast<uint64_t>(static_cast<int64_t>(row.nblocks) + delta);
+  return Status::Ok();
+}
+
+Status FilesystemImpl::Truncate(sql::Connection& conn, tree::Head head, tree::InodeRow& row,
+                                uint64_t size) {
+  if (size < row.size) {
+    // Bytes past the new end must read as zeros if the file grows again:
+    // whole blocks go, the tail block is stored trimmed.
+    uint64_t first_dropped = (size + block_size_ - 1) / block_size_;
+    ASSIGN_OR_RETURN(int64_t delta, tree::DropBlocksFrom(conn, head, row.ino, first_dropped));
+    row.nblocks = static_cast<uint64_t>(static_cast<int64_t>(row.nblocks) + delta);
+    if (size % block_size_ != 0) {
+      uint64_t idx = size / block_size_;
+      std::vector<uint8_t> block;
+      RETURN_IF_ERROR(LoadBlock(conn, head.scope(), row.ino, idx, &block));
+      tree::BlockMap update;
+      ASSIGN_OR_RETURN(update[idx], StoreBlock(conn, std::span<const uint8_t>(block).first(
+                                                         size % block_size_)));
+      ASSIGN_OR_RETURN(int64_t d, tree::PutBlocks(conn, head, row.ino, update));
+      row.nblocks = static_cast<uint64_t>(static_cast<int64_t>(row.nblocks) + d);
+    }
+  }
+  row.size = size;
+  return Status::Ok();
+}
+
+Status FilesystemImpl::Fallocate(InodeId ino, int mode, uint64_t offset, uint64_t length) {
+  if (read_only()) return ReadOnly("snapshot views are read-only");
+  if (length == 0) return InvalidArgument("fallocate length is zero");
+  if (offset > kMaxFileSize || length > kMaxFileSize - offset) {
+    return Status(Code::kFileTooBig, "fallocate past the maximum file size");
+  }
+  const bool keep_size = (mode & FALLOC_FL_KEEP_SIZE) != 0;
+  const int op = mode & ~FALLOC_FL_KEEP_SIZE;
+  if (op == FALLOC_FL_PUNCH_HOLE && !keep_size) {
+    return Status(Code::kNotSupported, "punching a hole requires FALLOC_FL_KEEP_SIZE");
+  }
+  if (op != 0 && op != FALLOC_FL_PUNCH_HOLE && op != FALLOC_FL_ZERO_RANGE) {
+    return Status(Code::kNotSupported, "unsupported fallocate mode");
+  }
+  RETURN_IF_ERROR(FlushPending(ino, false));
+  return Mutate([&](sql::Connection& conn, tree::Head head) -> Status {
+    ASSIGN_OR_RETURN(tree::InodeRow row, LoadInode(conn, head.scope(), ino));
+    RETURN_IF_ERROR(CheckRegular(row));
+    int64_t now = core_->Now();
+    if (op != 0) {
+      RETURN_IF_ERROR(ZeroRange(conn, head, row, offset, length));
+      row.mtime_ns = row.ctime_ns = now;
+    }
+    if (!keep_size && offset + length > row.size) {
+      row.size = offset + length;
+      row.mtime_ns = row.ctime_ns = now;
+    }
+    return tree::PutInode(conn, head, row);
+  });
+}
+
+}  // namespace strata::fs

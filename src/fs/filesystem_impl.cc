@@ -1,0 +1,202 @@
+#include "fs/filesystem_impl.h"
+
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "catalog/branches.h"
+#include "fs/names.h"
+
+namespace strata::fs {
+
+Result<std::unique_ptr<FilesystemImpl>> FilesystemImpl::Open(std::shared_ptr<StoreCore> core,
+                                                             View view) {
+  {
+    ASSIGN_OR_RETURN(catalog::ReaderLease reader, core->db().Reader());
+    ASSIGN_OR_RETURN(BranchInfo info, catalog::GetBranch(reader.conn(), view.branch));
+    if (!view.is_head() && (view.version < 1 || view.version >= info.head_version)) {
+      return NotFound("branch " + std::to_string(view.branch) + " has no frozen version " +
+                      std::to_string(view.version));
+    }
+  }
+  if (view.is_head() && core->db().read_only()) {
+    return ReadOnly("store " + core->db().path() + " is open read-only");
+  }
+  auto fs = std::unique_ptr<FilesystemImpl>(new FilesystemImpl(std::move(core), view));
+  if (view.is_head()) {
+    // Inodes orphaned by a process that died with them open are gone for good.
+    RETURN_IF_ERROR(fs->Mutate([&](sql::Connection& conn, tree::Head head) -> Status {
+      ASSIGN_OR_RETURN(sql::Statement s,
+                       conn.Prepare("SELECT ino FROM orphans WHERE branch = ?1"));
+      s.Bind(1, head.branch);
+      std::vector<InodeId> orphans;
+      for (;;) {
+        ASSIGN_OR_RETURN(bool row, s.Step());
+        if (!row) break;
+        orphans.push_back(static_cast<InodeId>(s.Int(0)));
+      }
+      for (InodeId ino : orphans) {
+        RETURN_IF_ERROR(tree::DeleteInode(conn, head, ino));
+        RETURN_IF_ERROR(tree::RemoveOrphan(conn, head.branch, ino));
+      }
+      return Status::Ok();
+    }));
+    fs->core_->Register(fs.get());
+  }
+  return fs;
+}
+
+FilesystemImpl::FilesystemImpl(std::shared_ptr<StoreCore> core, View view)
+    : core_(std::move(core)),
+      view_(view),
+      block_size_(core_->block_size()),
+      buffer_(block_size_) {}
+
+FilesystemImpl::~FilesystemImpl() {
+  if (read_only()) return;
+  // Unregister first: after this no snapshot can take our buffers, and one
+  // that already did holds the writer lock, which FlushPending waits for.
+  core_->Unregister(this);
+  (void)FlushPending(std::nullopt, false);
+}
+
+Status FilesystemImpl::Mutate(const WriteFn& fn) {
+  if (read_only()) return ReadOnly("snapshot views are read-only");
+  ASSIGN_OR_RETURN(catalog::WriterLease lease, core_->db().Writer());
+  sql::Connection& conn = lease.conn();
+  ASSIGN_OR_RETURN(sql::Transaction txn, sql::Transaction::Begin(conn));
+  ASSIGN_OR_RETURN(Version head, catalog::HeadVersion(conn, view_.branch));
+  RETURN_IF_ERROR(fn(conn, tree::Head{view_.branch, head}));
+  return txn.Commit();
+}
+
+Status FilesystemImpl::Query(const ReadFn& fn) {
+  ASSIGN_OR_RETURN(catalog::ReaderLease lease, core_->db().Reader());
+  return fn(lease.conn(), scope());
+}
+
+Status FilesystemImpl::FlushPending(std::optional<InodeId> ino, bool durable) {
+  if (read_only()) return Status::Ok();
+  ASSIGN_OR_RETURN(catalog::WriterLease lease, core_->db().Writer());
+  sql::Connection& conn = lease.conn();
+  std::vector<FlushItem> items = buffer_.TakeForFlush(ino);
+  if (items.empty() && !durable) return Status::Ok();
+  if (durable) RETURN_IF_ERROR(catalog::Db::SetDurable(conn, true));
+  Status s = [&]() -> Status {
+    ASSIGN_OR_RETURN(sql::Transaction txn, sql::Transaction::Begin(conn));
+    ASSIGN_OR_RETURN(Version head, catalog::HeadVersion(conn, view_.branch));
+    RETURN_IF_ERROR(WriteItems(conn, tree::Head{view_.branch, head}, items));
+    if (durable) {
+      // A commit that writes nothing syncs nothing: record the sync so that
+      // the WAL, with every earlier commit in it, reaches the disk.
+      ASSIGN_OR_RETURN(sql::Statement mark,
+                       conn.Prepare("INSERT OR REPLACE INTO meta(key, value) "
+                                    "VALUES ('last_sync_ns', ?1)"));
+      RETURN_IF_ERROR(mark.Bind(1, core_->Now()).Run());
+    }
+    return txn.Commit();
+  }();
+  if (durable) {
+    Status restore = catalog::Db::SetDurable(conn, false);
+    if (s.ok()) s = restore;
+  }
+  if (s.ok()) {
+    buffer_.Complete(items);
+  } else {
+    buffer_.Abort(items);
+  }
+  return s;
+}
+
+Attr FilesystemImpl::MakeAttr(const tree::InodeRow& row, const PendingView& pending) const {
+  Attr a;
+  a.ino = row.ino;
+  a.mode = row.mode;
+  a.nlink = row.nlink;
+  a.uid = row.uid;
+  a.gid = row.gid;
+  a.rdev = row.rdev;
+  a.size = std::max<uint64_t>(row.size, pending.size.value_or(0));
+  a.atime_ns = row.atime_ns;
+  a.mtime_ns = pending.mtime_ns.value_or(row.mtime_ns);
+  a.ctime_ns = std::max(row.ctime_ns, pending.mtime_ns.value_or(row.ctime_ns));
+  uint64_t stored = row.nblocks * block_size_;
+  for (const auto& layer : pending.layers) stored += layer.size() * block_size_;
+  if (S_ISLNK(row.mode)) stored = row.target.size();
+  a.blocks = (std::min(stored, a.size) + 511) / 512;
+  return a;
+}
+
+Result<tree::InodeRow> FilesystemImpl::LoadInode(sql::Connection& conn, tree::Scope scope,
+                                                 InodeId ino) {
+  ASSIGN_OR_RETURN(auto row, tree::GetInode(conn, scope, ino));
+  if (!row.has_value()) return NotFound("no inode " + std::to_string(ino));
+  return std::move(*row);
+}
+
+Result<tree::InodeRow> FilesystemImpl::LoadDir(sql::Connection& conn, tree::Scope scope,
+                                               InodeId ino) {
+  ASSIGN_OR_RETURN(tree::InodeRow row, LoadInode(conn, scope, ino));
+  if (!S_ISDIR(row.mode)) return NotDir("inode " + std::to_string(ino) + " is not a directory");
+  return row;
+}
+
+bool FilesystemImpl::IsOpen(InodeId ino) {
+  std::scoped_lock lock(open_mu_);
+  return open_count_.count(ino) != 0;
+}
+
+Result<FsStats> FilesystemImpl::StatFs() {
+  struct statvfs vfs;
+  std::string dir = std::filesystem::path(core_->db().path()).parent_path().string();
+  if (dir.empty()) dir = ".";
+  if (statvfs(dir.c_str(), &vfs) != 0) return IoError("statvfs " + dir + " failed");
+  FsStats st;
+  st.block_size = 4096;
+  auto scale = [&](uint64_t n) { return n * vfs.f_frsize / st.block_size; };
+  st.total_blocks = scale(vfs.f_blocks);
+  st.free_blocks = scale(vfs.f_bfree);
+  st.available_blocks = scale(vfs.f_bavail);
+  // Inode numbers are never a limit here; report plenty free.
+  st.files = 1ull << 32;
+  st.free_files = 1ull << 31;
+  return st;
+}
+
+Result<Attr> FilesystemImpl::Resolve(std::string_view path, bool follow_last) {
+  constexpr int kMaxSymlinks = 40;
+  int followed = 0;
+  InodeId dir = kRootIno;
+  std::string pending(path);
+  ASSIGN_OR_RETURN(Attr current, GetAttr(kRootIno));
+  size_t pos = 0;
+  while (pos < pending.size()) {
+    if (pending[pos] == '/') {
+      ++pos;
+      continue;
+    }
+    size_t end = pending.find('/', pos);
+    if (end == std::string::npos) end = pending.size();
+    std::string name = pending.substr(pos, end - pos);
+    bool last = pending.find_first_not_of('/', end) == std::string::npos;
+    ASSIGN_OR_RETURN(current, Lookup(dir, name));
+    if (S_ISLNK(current.mode) && (!last || follow_last)) {
+      if (++followed > kMaxSymlinks) return Status(Code::kLoop, "too many symbolic links");
+      ASSIGN_OR_RETURN(std::string target, ReadLink(current.ino));
+      std::string rest = end < pending.size() ? pending.substr(end) : "";
+      if (!target.empty() && target[0] == '/') dir = kRootIno;
+      pending = target + rest;
+      pos = 0;
+      ASSIGN_OR_RETURN(current, GetAttr(dir));
+      continue;
+    }
+    if (!last && !S_ISDIR(current.mode)) return NotDir(Quote(name) + " is not a directory");
+    dir = current.ino;
+    pos = end;
+  }
+  return current;
+}
+
+}  // namespace strata::fs

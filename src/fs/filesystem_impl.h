@@ -1,0 +1,131 @@
+// FilesystemImpl: the Filesystem interface over the versioned rows of one
+// branch. Namespace operations live in namespace_ops.cc, file data in
+// file_ops.cc, extended attributes in xattr_ops.cc.
+//
+// Every mutation is one write transaction on the store's writer connection,
+// at the branch's head version (read inside the transaction, so a snapshot
+// taken by another process is honoured). Reads use pooled reader connections
+// and overlay the write buffer.
+//
+// Lock order: store writer lock -> open_mu_ -> WriteBuffer's mutex.
+#ifndef STRATA_FS_FILESYSTEM_IMPL_H_
+#define STRATA_FS_FILESYSTEM_IMPL_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "fs/core.h"
+#include "fs/write_buffer.h"
+#include "strata/filesystem.h"
+#include "tree/rows.h"
+
+namespace strata::fs {
+
+class FilesystemImpl final : public Filesystem {
+ public:
+  // A writable filesystem over the head of `view.branch`, or a read-only one
+  // over a past version.
+  static Result<std::unique_ptr<FilesystemImpl>> Open(std::shared_ptr<StoreCore> core, View view);
+  ~FilesystemImpl() override;
+
+  View view() const override { return view_; }
+  bool read_only() const override { return !view_.is_head(); }
+
+  Result<Attr> Lookup(InodeId parent, std::string_view name) override;
+  Result<Attr> GetAttr(InodeId ino) override;
+  Result<Attr> SetAttr(InodeId ino, const AttrChanges& changes) override;
+  Result<Attr> MkNod(InodeId parent, std::string_view name, uint32_t mode, uint64_t rdev,
+                     Cred cred) override;
+  Result<Attr> MkDir(InodeId parent, std::string_view name, uint32_t mode, Cred cred) override;
+  Result<Attr> Symlink(InodeId parent, std::string_view name, std::string_view target,
+                       Cred cred) override;
+  Result<std::string> ReadLink(InodeId ino) override;
+  Result<Attr> Link(InodeId ino, InodeId new_parent, std::string_view new_name) override;
+  Status Unlink(InodeId parent, std::string_view name) override;
+  Status RmDir(InodeId parent, std::string_view name) override;
+  Status Rename(InodeId parent, std::string_view name, InodeId new_parent,
+                std::string_view new_name, unsigned flags) override;
+  Result<std::vector<DirEntry>> ReadDir(InodeId ino) override;
+
+  Result<Attr> Create(InodeId parent, std::string_view name, uint32_t mode, Cred cred) override;
+  Status Open(InodeId ino) override;
+  Status Release(InodeId ino) override;
+  Result<size_t> Read(InodeId ino, uint64_t offset, std::span<uint8_t> out) override;
+  Result<size_t> Write(InodeId ino, uint64_t offset, std::span<const uint8_t> data) override;
+  Status Flush(InodeId ino) override;
+  Status Fsync(InodeId ino) override;
+  Status FlushAll() override;
+  Status Fallocate(InodeId ino, int mode, uint64_t offset, uint64_t length) override;
+
+  Status SetXattr(InodeId ino, std::string_view name, std::string_view value, int flags) override;
+  Result<std::string> GetXattr(InodeId ino, std::string_view name) override;
+  Result<std::vector<std::string>> ListXattr(InodeId ino) override;
+  Status RemoveXattr(InodeId ino, std::string_view name) override;
+
+  Result<FsStats> StatFs() override;
+  Result<Attr> Resolve(std::string_view path, bool follow_last) override;
+
+  // For StoreCore / PendingFlush: takes buffered data, and writes taken data
+  // into an open transaction. Call with the writer lock held.
+  std::vector<FlushItem> TakePending(std::optional<InodeId> ino) {
+    return buffer_.TakeForFlush(ino);
+  }
+  Status WriteItems(sql::Connection& conn, tree::Head head, const std::vector<FlushItem>& items);
+  WriteBuffer& buffer() { return buffer_; }
+
+ private:
+  using WriteFn = std::function<Status(sql::Connection&, tree::Head)>;
+  using ReadFn = std::function<Status(sql::Connection&, tree::Scope)>;
+
+  FilesystemImpl(std::shared_ptr<StoreCore> core, View view);
+
+  // Runs `fn` in one write transaction at the head version and commits.
+  Status Mutate(const WriteFn& fn);
+  // Commits pending data of `ino` (every inode when nullopt), durably if asked.
+  Status FlushPending(std::optional<InodeId> ino, bool durable);
+  // Runs `fn` on a reader connection at this filesystem's scope.
+  Status Query(const ReadFn& fn);
+  tree::Scope scope() const { return {view_.branch, view_.version}; }
+
+  // The inode's attributes with buffered writes laid over.
+  Attr MakeAttr(const tree::InodeRow& row, const PendingView& pending) const;
+  Result<tree::InodeRow> LoadInode(sql::Connection& conn, tree::Scope scope, InodeId ino);
+  Result<tree::InodeRow> LoadDir(sql::Connection& conn, tree::Scope scope, InodeId ino);
+  // Creates an inode and names it; shared by MkNod, MkDir, Symlink, Create.
+  Result<Attr> MakeNode(InodeId parent, std::string_view name, uint32_t mode, uint64_t rdev,
+                        std::string_view target, Cred cred, bool open);
+  // Sets mtime and ctime of `dir` to now and adds `nlink_delta` to its links.
+  Status TouchDir(sql::Connection& conn, tree::Head head, InodeId dir, int nlink_delta,
+                  int64_t now);
+  // Removes one name's link to `ino`; deletes or orphans the inode at zero.
+  Status DropLink(sql::Connection& conn, tree::Head head, const tree::InodeRow& row, int64_t now);
+  // Writes the file's content range [offset, offset+len) as zeros, or as holes
+  // where whole blocks are covered. Requires the inode's buffer flushed.
+  Status ZeroRange(sql::Connection& conn, tree::Head head, tree::InodeRow& row, uint64_t offset,
+                   uint64_t length);
+  // Sets the file size, dropping or trimming blocks past it.
+  Status Truncate(sql::Connection& conn, tree::Head head, tree::InodeRow& row, uint64_t size);
+  // Stores one block's bytes (trimmed to the file size) and returns its chunk,
+  // or nullopt when it is all zeros.
+  Result<std::optional<chunks::ChunkId>> StoreBlock(sql::Connection& conn,
+                                                    std::span<const uint8_t> bytes);
+  // The stored bytes of block idx (zeros where there is a hole), block_size long.
+  Status LoadBlock(sql::Connection& conn, tree::Scope scope, InodeId ino, uint64_t idx,
+                   std::vector<uint8_t>* out);
+  bool IsOpen(InodeId ino);
+  Status IsAncestor(sql::Connection& conn, tree::Scope scope, InodeId maybe_ancestor,
+                    InodeId dir, bool* result);
+
+  const std::shared_ptr<StoreCore> core_;
+  const View view_;
+  const uint32_t block_size_;
+  WriteBuffer buffer_;
+  std::mutex open_mu_;
+  std::map<InodeId, int> open_count_;  // guarded by open_mu_
+};
+
+}  // namespace strata::fs
+
+#endif  // STRATA_FS_FILESYSTEM_IMPL_H_

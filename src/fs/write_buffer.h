@@ -1,0 +1,99 @@
+// WriteBuffer: file data written but not yet committed, per inode and block.
+//
+// Write() copies bytes into dirty blocks and never touches the database.
+// A flush takes the dirty blocks (TakeForFlush), the caller merges them with
+// the stored blocks and commits, then calls Complete (or Abort on failure, so
+// nothing is lost). Until Complete, the taken blocks stay visible to readers,
+// so a reader that looks here first and at the database second never misses
+// a write: either the block is still here, or its commit is already visible.
+//
+// Thread-safe. Lock order: callers may hold the store's writer lock when
+// calling in; the buffer's own mutex is innermost.
+#ifndef STRATA_FS_WRITE_BUFFER_H_
+#define STRATA_FS_WRITE_BUFFER_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "strata/types.h"
+
+namespace strata::fs {
+
+// One block's pending bytes. `extents` (start -> end, disjoint, merged) say
+// which bytes of `data` were written; the rest come from the stored block.
+struct DirtyBlock {
+  std::vector<uint8_t> data;
+  std::map<uint32_t, uint32_t> extents;
+
+  void Apply(uint32_t offset, std::span<const uint8_t> bytes);
+  // Copies the written bytes over `out` (a whole block's worth).
+  void OverlayOnto(std::span<uint8_t> out) const;
+  bool Covers(uint32_t size) const;
+};
+
+using BlockOverlay = std::map<uint64_t, std::shared_ptr<const DirtyBlock>>;
+
+// What a reader must lay over the stored file: older (flushing) blocks first.
+struct PendingView {
+  std::optional<uint64_t> size;  // the file is at least this long
+  std::optional<int64_t> mtime_ns;
+  std::vector<BlockOverlay> layers;  // apply in order
+};
+
+// Blocks of one inode taken for a flush.
+struct FlushItem {
+  InodeId ino = 0;
+  uint64_t size = 0;  // the file is at least this long
+  int64_t mtime_ns = 0;
+  BlockOverlay blocks;
+};
+
+class WriteBuffer {
+ public:
+  explicit WriteBuffer(uint32_t block_size) : block_size_(block_size) {}
+
+  // Buffers `data` at `offset`. Returns the bytes now buffered in total.
+  uint64_t Write(InodeId ino, uint64_t offset, std::span<const uint8_t> data, int64_t now_ns);
+
+  // The overlay for blocks first..last of `ino` (empty if nothing pending).
+  PendingView View(InodeId ino, uint64_t first, uint64_t last) const;
+  bool HasPending(InodeId ino) const;
+
+  // Takes the dirty blocks of `ino` (or of every inode when nullopt). Taken
+  // blocks stay visible until Complete or Abort.
+  std::vector<FlushItem> TakeForFlush(std::optional<InodeId> ino);
+  // The taken items are committed: forget them.
+  void Complete(const std::vector<FlushItem>& items);
+  // The commit failed: make the taken items dirty again, under newer writes.
+  void Abort(const std::vector<FlushItem>& items);
+  // Drops everything pending for `ino` (the inode is gone).
+  void Discard(InodeId ino);
+
+  uint64_t buffered_bytes() const;
+
+ private:
+  struct Pending {
+    std::map<uint64_t, std::shared_ptr<DirtyBlock>> dirty;
+    BlockOverlay flushing;
+    uint64_t size = 0;
+    int64_t mtime_ns = 0;
+    bool written = false;  // size/mtime hold a write not yet taken
+    uint64_t flushing_size = 0;
+    int64_t flushing_mtime_ns = 0;
+    bool has_flushing = false;
+  };
+
+  const uint32_t block_size_;
+  mutable std::mutex mu_;
+  std::map<InodeId, Pending> files_;  // guarded by mu_
+  uint64_t bytes_ = 0;                // guarded by mu_: dirty + flushing block bytes
+};
+
+}  // namespace strata::fs
+
+#endif  // STRATA_FS_WRITE_BUFFER_H_

@@ -1,0 +1,232 @@
+// StoreImpl: the Store interface over a StoreCore.
+#include <sys/stat.h>
+
+#include "catalog/branches.h"
+#include "catalog/db.h"
+#include "fs/core.h"
+#include "fs/diff.h"
+#include "fs/filesystem_impl.h"
+#include "fs/integrity.h"
+#include "strata/filesystem.h"
+#include "strata/store.h"
+
+namespace strata {
+
+namespace {
+
+class StoreImpl final : public Store {
+ public:
+  explicit StoreImpl(std::shared_ptr<fs::StoreCore> core) : core_(std::move(core)) {}
+
+  const std::string& path() const override { return core_->db().path(); }
+  uint32_t block_size() const override { return core_->block_size(); }
+
+  Result<SessionInfo> CreateSession(std::string_view name, Cred owner) override {
+    RETURN_IF_ERROR(catalog::ValidateSessionName(name));
+    RETURN_IF_ERROR(WriteTxn([&](sql::Connection& conn) -> Status {
+      int64_t now = core_->Now();
+      ASSIGN_OR_RETURN(BranchId branch, catalog::CreateRootBranch(conn, now));
+      tree::InodeRow root;
+      root.ino = kRootIno;
+      root.mode = S_IFDIR | 0755;
+      root.nlink = 2;
+      root.uid = owner.uid;
+      root.gid = owner.gid;
+      root.atime_ns = root.mtime_ns = root.ctime_ns = now;
+      root.parent = kRootIno;
+      RETURN_IF_ERROR(tree::PutInode(conn, tree::Head{branch, 1}, root));
+      return catalog::InsertSession(conn, name, branch, now);
+    }));
+    return GetSession(name);
+  }
+
+  Result<SessionInfo> GetSession(std::string_view name) override {
+    return Read([&](sql::Connection& c) { return catalog::GetSession(c, name); });
+  }
+
+  Result<std::vector<SessionInfo>> ListSessions() override {
+    return Read([&](sql::Connection& c) { return catalog::ListSessions(c); });
+  }
+
+  Result<BranchInfo> GetBranch(BranchId branch) override {
+    return Read([&](sql::Connection& c) { return catalog::GetBranch(c, branch); });
+  }
+
+  Result<Version> Snapshot(BranchId branch, std::string_view name) override {
+    Version version = 0;
+    RETURN_IF_ERROR(WriteTxn([&](sql::Connection& conn) -> Status {
+      ASSIGN_OR_RETURN(version, FreezeWithPending(conn, branch));
+      return catalog::InsertSnapshot(conn, branch, version, name, core_->Now()).status();
+    }));
+    return version;
+  }
+
+  Result<std::vector<SnapshotInfo>> ListSnapshots(BranchId branch) override {
+    return Read([&](sql::Connection& c) { return catalog::ListSnapshots(c, branch); });
+  }
+
+  Result<SnapshotInfo> FindSnapshot(BranchId branch, std::string_view name) override {
+    return Read([&](sql::Connection& c) { return catalog::FindSnapshot(c, branch, name); });
+  }
+
+  Result<BranchId> Fork(View from, std::string_view session) override {
+    if (!session.empty()) RETURN_IF_ERROR(catalog::ValidateSessionName(session));
+    BranchId child = 0;
+    RETURN_IF_ERROR(WriteTxn([&](sql::Connection& conn) -> Status {
+      Version version = from.version;
+      if (from.is_head()) {
+        ASSIGN_OR_RETURN(version, FreezeWithPending(conn, from.branch));
+      }
+      int64_t now = core_->Now();
+      ASSIGN_OR_RETURN(child, catalog::CreateChildBranch(conn, from.branch, version, now));
+      if (!session.empty()) RETURN_IF_ERROR(catalog::InsertSession(conn, session, child, now));
+      return Status::Ok();
+    }));
+    return child;
+  }
+
+  Result<View> Restore(std::string_view session, View target) override {
+    View undo;
+    RETURN_IF_ERROR(WriteTxn([&](sql::Connection& conn) -> Status {
+      ASSIGN_OR_RETURN(SessionInfo info, catalog::GetSession(conn, session));
+      int64_t now = core_->Now();
+      ASSIGN_OR_RETURN(Version abandoned, FreezeWithPending(conn, info.branch));
+      undo = View{info.branch, abandoned};
+      // Name the abandoned head so that the restore can be undone by name.
+      for (int n = 1;; ++n) {
+        std::string name = "before-restore-" + std::to_string(n);
+        auto existing = catalog::FindSnapshot(conn, info.branch, name);
+        if (existing.ok()) continue;
+        if (existing.status().code() != Code::kNotFound) return existing.status();
+        RETURN_IF_ERROR(catalog::InsertSnapshot(conn, info.branch, abandoned, name, now).status());
+        break;
+      }
+      Version version = target.version;
+      if (target.is_head()) {
+        if (target.branch == info.branch) {
+          version = abandoned;
+        } else {
+          ASSIGN_OR_RETURN(version, FreezeWithPending(conn, target.branch));
+        }
+      }
+      ASSIGN_OR_RETURN(BranchId fresh,
+                       catalog::CreateChildBranch(conn, target.branch, version, now));
+      return catalog::SetSessionBranch(conn, session, fresh);
+    }));
+    return undo;
+  }
+
+  Result<std::vector<Change>> Diff(View from, View to) override {
+    // Buffered writes of live heads belong in the comparison.
+    for (View v : {from, to}) {
+      if (v.is_head() && !core_->db().read_only()) {
+        RETURN_IF_ERROR(WriteTxn([&](sql::Connection& conn) -> Status {
+          return WritePending(conn, v.branch);
+        }));
+      }
+    }
+    return Read([&](sql::Connection& c) { return fs::ComputeDiff(c, from, to); });
+  }
+
+  Result<std::unique_ptr<Filesystem>> OpenFilesystem(View view) override {
+    ASSIGN_OR_RETURN(auto fs, fs::FilesystemImpl::Open(core_, view));
+    return std::unique_ptr<Filesystem>(std::move(fs));
+  }
+
+  Result<GcStats> CollectGarbage() override {
+    GcStats stats;
+    RETURN_IF_ERROR(WriteTxn([&](sql::Connection& conn) -> Status {
+      ASSIGN_OR_RETURN(stats, core_->chunks().CollectUnreferenced(conn));
+      return Status::Ok();
+    }));
+    return stats;
+  }
+
+  Result<std::vector<IntegrityProblem>> CheckIntegrity() override {
+    return Read([&](sql::Connection& c) { return fs::CheckStoreIntegrity(c, core_->chunks()); });
+  }
+
+  Status Sync() override {
+    ASSIGN_OR_RETURN(catalog::WriterLease lease, core_->db().Writer());
+    sql::Connection& conn = lease.conn();
+    auto pending = core_->TakeAll();
+    RETURN_IF_ERROR(catalog::Db::SetDurable(conn, true));
+    Status s = [&]() -> Status {
+      ASSIGN_OR_RETURN(sql::Transaction txn, sql::Transaction::Begin(conn));
+      for (auto& [branch, flush] : pending) {
+        ASSIGN_OR_RETURN(Version head, catalog::HeadVersion(conn, branch));
+        RETURN_IF_ERROR(flush.Write(conn, tree::Head{branch, head}));
+      }
+      ASSIGN_OR_RETURN(sql::Statement mark,
+                       conn.Prepare("INSERT OR REPLACE INTO meta(key, value) "
+                                    "VALUES ('last_sync_ns', ?1)"));
+      RETURN_IF_ERROR(mark.Bind(1, core_->Now()).Run());
+      return txn.Commit();
+    }();
+    for (auto& [branch, flush] : pending) flush.Finish(s.ok());
+    Status restore = catalog::Db::SetDurable(conn, false);
+    return s.ok() ? restore : s;
+  }
+
+ private:
+  // Runs `fn` inside one write transaction and commits; any buffered data
+  // taken by fn (through pending_) is completed or restored accordingly.
+  Status WriteTxn(const std::function<Status(sql::Connection&)>& fn) {
+    ASSIGN_OR_RETURN(catalog::WriterLease lease, core_->db().Writer());
+    sql::Connection& conn = lease.conn();
+    Status s = [&]() -> Status {
+      ASSIGN_OR_RETURN(sql::Transaction txn, sql::Transaction::Begin(conn));
+      RETURN_IF_ERROR(fn(conn));
+      return txn.Commit();
+    }();
+    for (auto& flush : pending_) flush.Finish(s.ok());
+    pending_.clear();
+    return s;
+  }
+
+  // Writes the buffered data of every open filesystem of `branch` into the
+  // current transaction. Call only inside WriteTxn (writer lock held).
+  Status WritePending(sql::Connection& conn, BranchId branch) {
+    ASSIGN_OR_RETURN(Version head, catalog::HeadVersion(conn, branch));
+    pending_.push_back(core_->TakeBranch(branch));
+    return pending_.back().Write(conn, tree::Head{branch, head});
+  }
+
+  // Commits buffered data into the head, then freezes it: the frozen version
+  // holds every write that returned before this call.
+  Result<Version> FreezeWithPending(sql::Connection& conn, BranchId branch) {
+    RETURN_IF_ERROR(WritePending(conn, branch));
+    return catalog::FreezeHead(conn, branch);
+  }
+
+  template <typename Fn>
+  auto Read(Fn fn) -> decltype(fn(std::declval<sql::Connection&>())) {
+    ASSIGN_OR_RETURN(catalog::ReaderLease lease, core_->db().Reader());
+    return fn(lease.conn());
+  }
+
+  std::shared_ptr<fs::StoreCore> core_;
+  std::vector<fs::PendingFlush> pending_;  // guarded by the writer lock
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> Store::Open(StoreOptions options) {
+  if (options.path.empty()) return InvalidArgument("no store path given");
+  uint32_t bs = options.block_size;
+  if (bs < 4096 || bs > (1u << 20) || (bs & (bs - 1)) != 0) {
+    return InvalidArgument("block size must be a power of two from 4 KiB to 1 MiB");
+  }
+  int64_t now = options.clock ? options.clock() : 0;
+  if (now == 0) {
+    now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+              std::chrono::system_clock::now().time_since_epoch())
+              .count();
+  }
+  auto db = catalog::Db::Open(options.path, options.read_only, bs, now);
+  if (!db.ok()) return db.status();
+  auto core = std::make_shared<fs::StoreCore>(std::move(db).value(), std::move(options));
+  return std::unique_ptr<Store>(new StoreImpl(std::move(core)));
+}
+
+}  // namespace strata
