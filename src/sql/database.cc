@@ -84,9 +84,15 @@ Result<bool> Statement::Step() {
 Status Statement::Run() {
   for (;;) {
     Result<bool> row = Step();
-    if (!row.ok()) return row.status();
-    if (!*row) return Status::Ok();
+    if (!row.ok()) {
+      sqlite3_reset(stmt_);
+      return row.status();
+    }
+    if (!*row) break;
   }
+  // Ready to be bound and run again; bindings are kept.
+  sqlite3_reset(stmt_);
+  return Status::Ok();
 }
 
 bool Statement::IsNull(int column) const {

@@ -49,7 +49,8 @@ class Statement {
 
   // Advances to the next row: true if a row is available, false when done.
   Result<bool> Step();
-  // Runs a statement that returns no rows (or ignores them).
+  // Runs the statement to completion, ignoring rows, then resets it so that
+  // it can be bound and run again.
   Status Run();
 
   bool IsNull(int column) const;

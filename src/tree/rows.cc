@@ -12,10 +12,12 @@ namespace {
 // Joins the rows `r` of a versioned table to the ancestry of the scope's
 // branch (?1), keeping those visible at the scope's limit (?2 for the branch
 // itself, the fork point for each ancestor). `key` constrains r's key columns.
-// The planner seeks each ancestor's own range of the table's primary key.
+// The planner seeks each ancestor's own range of the table's primary key; the
+// unary + keeps it from using the (branch, vfrom) index meant for Diff, which
+// would scan every row of the branch.
 #define VISIBLE(table, key)                                                   \
   " FROM ancestry a JOIN " table " r ON r.branch = a.ancestor AND " key       \
-  " AND r.vfrom <= CASE WHEN a.depth = 0 THEN ?2 ELSE a.vlimit END"           \
+  " AND +r.vfrom <= CASE WHEN a.depth = 0 THEN ?2 ELSE a.vlimit END"          \
   " WHERE a.branch = ?1 "
 
 constexpr const char* kGetInode =
