@@ -1,1 +1,38 @@
-int main() { return 0; }
+// strata: the command-line tool. Every subcommand takes --store FILE (else
+// $STRATA_STORE, else ~/.strata/store.db).
+#include <iostream>
+
+#include "cli.h"
+
+int main(int argc, char** argv) {
+  using strata::cli::Globals;
+  CLI::App app{"Strata: versioned, deduplicated filesystems for AI-agent sandboxes"};
+  app.require_subcommand(1);
+  Globals g;
+  app.add_option("--store", g.store_flag,
+                 "Store file (default: $STRATA_STORE, else ~/.strata/store.db)");
+  app.add_flag("--json", g.json, "Machine-readable JSON output where supported");
+  app.set_version_flag("--version", "strata 0.1.0");
+  strata::cli::AddSessionCommands(app, g);
+  strata::cli::AddFileCommands(app, g);
+  strata::cli::AddMaintenanceCommands(app, g);
+  strata::cli::AddDemoCommand(app, g);
+  // Global options are accepted after the subcommand too.
+  for (auto& [sub, action] : g.actions) sub->fallthrough();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  for (auto& [sub, action] : g.actions) {
+    if (!sub->parsed()) continue;
+    strata::Status s = action();
+    if (!s.ok()) {
+      std::cerr << "strata " << sub->get_name() << ": " << s.message() << "\n";
+      return 1;
+    }
+    return 0;
+  }
+  return 2;
+}

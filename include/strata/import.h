@@ -1,0 +1,36 @@
+// Copying host files into a Strata filesystem.
+#ifndef STRATA_IMPORT_H_
+#define STRATA_IMPORT_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "strata/filesystem.h"
+#include "strata/status.h"
+
+namespace strata {
+
+struct ImportStats {
+  uint64_t files = 0;
+  uint64_t directories = 0;
+  uint64_t symlinks = 0;
+  uint64_t bytes = 0;    // regular file bytes read from the host
+  uint64_t skipped = 0;  // sockets, devices and unreadable entries
+};
+
+// Copies the host file, directory (recursively) or symlink at `host_path`
+// into `fs` as `name` under directory `parent`, keeping modes, owners and
+// modification times. An existing regular file at the destination is
+// replaced; an existing directory is merged into. Entries the host does not
+// let us read are skipped and counted, not fatal. Buffered data is flushed at
+// the end.
+Status ImportPath(Filesystem& fs, const std::string& host_path, InodeId parent,
+                  std::string_view name, ImportStats* stats);
+
+// Creates every missing directory of `path` (mode 0755) and returns the last.
+Result<Attr> MakeDirs(Filesystem& fs, std::string_view path, Cred cred = {});
+
+}  // namespace strata
+
+#endif  // STRATA_IMPORT_H_

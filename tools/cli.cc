@@ -1,0 +1,137 @@
+#include "cli.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+
+namespace strata::cli {
+
+std::string StorePath(const Globals& g) {
+  if (!g.store_flag.empty()) return g.store_flag;
+  if (const char* env = std::getenv("STRATA_STORE"); env != nullptr && *env != '\0') return env;
+  const char* home = std::getenv("HOME");
+  return std::string(home != nullptr && *home != '\0' ? home : "/root") + "/.strata/store.db";
+}
+
+Result<std::unique_ptr<Store>> OpenStore(const Globals& g, bool create) {
+  std::string path = StorePath(g);
+  std::error_code ec;
+  if (!create && !std::filesystem::exists(path, ec)) {
+    return NotFound("no store at " + path + " (create one with 'strata init')");
+  }
+  if (create) {
+    auto dir = std::filesystem::path(path).parent_path();
+    if (!dir.empty()) std::filesystem::create_directories(dir, ec);
+  }
+  StoreOptions options;
+  options.path = path;
+  return Store::Open(std::move(options));
+}
+
+Result<Address> ParseAddress(std::string_view text) {
+  Address a;
+  size_t colon = text.find(':');
+  std::string_view head = text.substr(0, colon);
+  if (colon != std::string_view::npos) {
+    a.has_path = true;
+    a.path = std::string(text.substr(colon + 1));
+  }
+  size_t at = head.find('@');
+  a.session = std::string(head.substr(0, at));
+  if (at != std::string_view::npos) {
+    a.snapshot = std::string(head.substr(at + 1));
+    if (a.snapshot.empty()) return InvalidArgument("empty snapshot after '@' in '" +
+                                                   std::string(text) + "'");
+  }
+  if (a.session.empty()) return InvalidArgument("no session in address '" + std::string(text) + "'");
+  return a;
+}
+
+Result<View> ResolveView(Store& store, const Address& addr) {
+  ASSIGN_OR_RETURN(SessionInfo session, store.GetSession(addr.session));
+  if (addr.snapshot.empty()) return View{session.branch, kHead};
+  bool numeric = std::all_of(addr.snapshot.begin(), addr.snapshot.end(),
+                             [](char c) { return c >= '0' && c <= '9'; });
+  // Snapshots taken before a restore live on the session's older branches.
+  std::optional<BranchId> branch = session.branch;
+  while (branch.has_value()) {
+    auto found = store.FindSnapshot(*branch, addr.snapshot);
+    if (found.ok()) return View{found->branch, found->version};
+    if (numeric) {
+      ASSIGN_OR_RETURN(auto all, store.ListSnapshots(*branch));
+      for (const auto& s : all) {
+        if (std::to_string(s.id) == addr.snapshot) return View{s.branch, s.version};
+      }
+    }
+    ASSIGN_OR_RETURN(BranchInfo info, store.GetBranch(*branch));
+    branch = info.parent;
+  }
+  return NotFound("session '" + addr.session + "' has no snapshot '" + addr.snapshot + "'");
+}
+
+void PrintTable(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths;
+  for (const auto& row : rows) {
+    if (widths.size() < row.size()) widths.resize(row.size(), 0);
+    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(widths[i] - row[i].size() + 2, ' ');
+    }
+    std::cout << line << "\n";
+  }
+}
+
+std::string FormatTime(int64_t ns) {
+  time_t secs = static_cast<time_t>(ns / 1'000'000'000);
+  struct tm tm;
+  localtime_r(&secs, &tm);
+  char buf[32];
+  strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+std::string FormatSize(uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  if (u == 0) {
+    snprintf(buf, sizeof(buf), "%llu B", static_cast<unsigned long long>(bytes));
+  } else {
+    snprintf(buf, sizeof(buf), "%.1f %s", v, units[u]);
+  }
+  return buf;
+}
+
+std::string ModeString(uint32_t mode) {
+  std::string s(10, '-');
+  switch (mode & S_IFMT) {
+    case S_IFDIR: s[0] = 'd'; break;
+    case S_IFLNK: s[0] = 'l'; break;
+    case S_IFIFO: s[0] = 'p'; break;
+    case S_IFSOCK: s[0] = 's'; break;
+    case S_IFCHR: s[0] = 'c'; break;
+    case S_IFBLK: s[0] = 'b'; break;
+    default: break;
+  }
+  const char* rwx = "rwxrwxrwx";
+  for (int i = 0; i < 9; ++i) {
+    if (mode & (1u << (8 - i))) s[i + 1] = rwx[i];
+  }
+  return s;
+}
+
+}  // namespace strata::cli

@@ -1,0 +1,74 @@
+// Shared plumbing of the `strata` command: the store location, opening the
+// store, addresses, error reporting and table output.
+#ifndef STRATA_TOOLS_CLI_H_
+#define STRATA_TOOLS_CLI_H_
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "strata/filesystem.h"
+#include "strata/status.h"
+#include "strata/store.h"
+
+namespace strata::cli {
+
+// A subcommand's action, run by main() after parsing. Actions return a Status
+// (never throw); main() prints "strata: <error>" and exits non-zero on failure.
+using Action = std::function<Status()>;
+
+// Options every subcommand shares, and the registered actions.
+struct Globals {
+  std::string store_flag;  // --store
+  bool json = false;       // --json
+  std::vector<std::pair<CLI::App*, Action>> actions;
+
+  // Adds subcommand `name` to `app` with `action` run when it is chosen.
+  CLI::App* Add(CLI::App& app, const std::string& name, const std::string& description,
+                Action action) {
+    CLI::App* sub = app.add_subcommand(name, description);
+    actions.emplace_back(sub, std::move(action));
+    return sub;
+  }
+};
+
+// --store, else $STRATA_STORE, else ~/.strata/store.db.
+std::string StorePath(const Globals& g);
+
+// Opens the store. Without `create`, a missing store is an error that says how
+// to make one.
+Result<std::unique_ptr<Store>> OpenStore(const Globals& g, bool create);
+
+// SESSION[@SNAP][:PATH]. SNAP is a snapshot name, or a snapshot id (digits).
+struct Address {
+  std::string session;
+  std::string snapshot;  // empty: the session's head
+  std::string path;      // empty when no ':' was given
+  bool has_path = false;
+};
+Result<Address> ParseAddress(std::string_view text);
+
+// The view an address names: the session's head or one of its snapshots
+// (searched on the session's branch and its ancestors).
+Result<View> ResolveView(Store& store, const Address& addr);
+
+// Prints rows as columns padded to the widest cell; the last column is not
+// padded.
+void PrintTable(const std::vector<std::vector<std::string>>& rows);
+std::string FormatTime(int64_t ns);
+std::string FormatSize(uint64_t bytes);
+std::string ModeString(uint32_t mode);
+
+// Registration of each group of subcommands.
+void AddSessionCommands(CLI::App& app, Globals& g);
+void AddFileCommands(CLI::App& app, Globals& g);
+void AddMaintenanceCommands(CLI::App& app, Globals& g);
+void AddDemoCommand(CLI::App& app, Globals& g);
+
+}  // namespace strata::cli
+
+#endif  // STRATA_TOOLS_CLI_H_

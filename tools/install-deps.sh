@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs everything Strata needs to build, test and benchmark on Debian 12
+# (run as root). Safe to run again.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends \
+  build-essential cmake ninja-build pkg-config git ca-certificates \
+  libsqlite3-dev sqlite3 libzstd-dev libxxhash-dev \
+  libfuse3-dev fuse3 libseccomp-dev libarchive-dev \
+  libcli11-dev nlohmann-json3-dev libfmt-dev \
+  libgtest-dev libgmock-dev libbenchmark-dev >/dev/null

@@ -1,0 +1,150 @@
+// init, sessions, snapshot, snapshots, fork, restore.
+#include <nlohmann/json.hpp>
+
+#include <iostream>
+
+#include "cli.h"
+
+namespace strata::cli {
+
+namespace {
+
+Status Init(Globals& g, const std::string& session) {
+  ASSIGN_OR_RETURN(auto store, OpenStore(g, /*create=*/true));
+  if (session.empty()) {
+    std::cout << "store ready at " << store->path() << "\n";
+    return Status::Ok();
+  }
+  ASSIGN_OR_RETURN(SessionInfo info, store->CreateSession(session));
+  std::cout << "created session " << info.name << " in " << store->path() << "\n";
+  return Status::Ok();
+}
+
+Status Sessions(Globals& g) {
+  ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
+  ASSIGN_OR_RETURN(auto sessions, store->ListSessions());
+  if (g.json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& s : sessions) {
+      ASSIGN_OR_RETURN(BranchInfo b, store->GetBranch(s.branch));
+      out.push_back({{"name", s.name}, {"branch", s.branch}, {"created_ns", s.created_ns},
+                     {"head_version", b.head_version}, {"depth", b.depth}});
+    }
+    std::cout << out.dump(2) << "\n";
+    return Status::Ok();
+  }
+  std::vector<std::vector<std::string>> rows{{"SESSION", "BRANCH", "DEPTH", "VERSION", "CREATED"}};
+  for (const auto& s : sessions) {
+    ASSIGN_OR_RETURN(BranchInfo b, store->GetBranch(s.branch));
+    rows.push_back({s.name, std::to_string(s.branch), std::to_string(b.depth),
+                    std::to_string(b.head_version), FormatTime(s.created_ns)});
+  }
+  PrintTable(rows);
+  return Status::Ok();
+}
+
+Status Snapshot(Globals& g, const std::string& session, const std::string& name) {
+  ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
+  ASSIGN_OR_RETURN(SessionInfo info, store->GetSession(session));
+  ASSIGN_OR_RETURN(Version v, store->Snapshot(info.branch, name));
+  ASSIGN_OR_RETURN(auto snaps, store->ListSnapshots(info.branch));
+  int64_t id = snaps.empty() ? 0 : snaps.back().id;
+  if (g.json) {
+    std::cout << nlohmann::json{{"session", session}, {"snapshot", id}, {"name", name},
+                                {"branch", info.branch}, {"version", v}}.dump() << "\n";
+  } else {
+    std::cout << session << "@" << (name.empty() ? std::to_string(id) : name) << " (version "
+              << v << ")\n";
+  }
+  return Status::Ok();
+}
+
+Status Snapshots(Globals& g, const std::string& session) {
+  ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
+  ASSIGN_OR_RETURN(SessionInfo info, store->GetSession(session));
+  std::vector<SnapshotInfo> all;
+  // The session's lineage: snapshots from before a restore stay addressable.
+  std::optional<BranchId> branch = info.branch;
+  while (branch.has_value()) {
+    ASSIGN_OR_RETURN(auto snaps, store->ListSnapshots(*branch));
+    all.insert(all.begin(), snaps.begin(), snaps.end());
+    ASSIGN_OR_RETURN(BranchInfo b, store->GetBranch(*branch));
+    branch = b.parent;
+  }
+  if (g.json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& s : all) {
+      out.push_back({{"id", s.id}, {"name", s.name}, {"branch", s.branch}, {"version", s.version},
+                     {"created_ns", s.created_ns}});
+    }
+    std::cout << out.dump(2) << "\n";
+    return Status::Ok();
+  }
+  std::vector<std::vector<std::string>> rows{{"ID", "NAME", "BRANCH", "VERSION", "CREATED"}};
+  for (const auto& s : all) {
+    rows.push_back({std::to_string(s.id), s.name.empty() ? "-" : s.name, std::to_string(s.branch),
+                    std::to_string(s.version), FormatTime(s.created_ns)});
+  }
+  PrintTable(rows);
+  return Status::Ok();
+}
+
+Status Fork(Globals& g, const std::string& from, const std::string& name) {
+  ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
+  ASSIGN_OR_RETURN(Address addr, ParseAddress(from));
+  if (addr.has_path) return InvalidArgument("fork takes SESSION[@SNAP], not a path");
+  ASSIGN_OR_RETURN(View view, ResolveView(*store, addr));
+  ASSIGN_OR_RETURN(BranchId branch, store->Fork(view, name));
+  std::cout << "forked " << from << " as " << name << " (branch " << branch << ")\n";
+  return Status::Ok();
+}
+
+Status Restore(Globals& g, const std::string& target) {
+  ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
+  ASSIGN_OR_RETURN(Address addr, ParseAddress(target));
+  if (addr.snapshot.empty() || addr.has_path) {
+    return InvalidArgument("restore takes SESSION@SNAP");
+  }
+  ASSIGN_OR_RETURN(View view, ResolveView(*store, addr));
+  ASSIGN_OR_RETURN(View undo, store->Restore(addr.session, view));
+  ASSIGN_OR_RETURN(auto snaps, store->ListSnapshots(undo.branch));
+  std::string undo_name;
+  for (const auto& s : snaps) {
+    if (s.version == undo.version && !s.name.empty()) undo_name = s.name;
+  }
+  std::cout << "restored " << addr.session << " to " << target << "; undo with: strata restore "
+            << addr.session << "@" << undo_name << "\n";
+  return Status::Ok();
+}
+
+}  // namespace
+
+void AddSessionCommands(CLI::App& app, Globals& g) {
+  static std::string init_session, snap_session, snap_name, list_session, fork_from, fork_name,
+      restore_target;
+  auto* init = g.Add(app, "init", "Create the store (if needed) and optionally a session",
+                     [&g] { return Init(g, init_session); });
+  init->add_option("session", init_session, "Name of a new, empty session");
+
+  g.Add(app, "sessions", "List sessions", [&g] { return Sessions(g); });
+
+  auto* snap = g.Add(app, "snapshot", "Freeze a session's current state as a snapshot",
+                     [&g] { return Snapshot(g, snap_session, snap_name); });
+  snap->add_option("session", snap_session, "Session")->required();
+  snap->add_option("name", snap_name, "Optional snapshot name");
+
+  auto* snaps = g.Add(app, "snapshots", "List a session's snapshots",
+                      [&g] { return Snapshots(g, list_session); });
+  snaps->add_option("session", list_session, "Session")->required();
+
+  auto* fork = g.Add(app, "fork", "Create a new session from SESSION[@SNAP] (O(1))",
+                     [&g] { return Fork(g, fork_from, fork_name); });
+  fork->add_option("from", fork_from, "SESSION or SESSION@SNAP")->required();
+  fork->add_option("new", fork_name, "Name of the new session")->required();
+
+  auto* restore = g.Add(app, "restore", "Rewind a session to a snapshot (undoable)",
+                        [&g] { return Restore(g, restore_target); });
+  restore->add_option("target", restore_target, "SESSION@SNAP")->required();
+}
+
+}  // namespace strata::cli
