@@ -255,6 +255,14 @@ class ChunkStoreViaStoreTest : public StoreTest {
  protected:
   std::string StorePath() { return dir_.File("store.db"); }
 
+  // Replaces the fixture's store with a brand-new one made with `options`.
+  void OpenFreshStore(StoreOptions options) {
+    fs_.reset();
+    store_.reset();
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(StorePath() + suffix);
+    OpenStore(std::move(options));
+  }
+
   void Overwrite(InodeId ino, const std::string& content) {
     ASSERT_OK(fs_->Open(ino));
     ASSERT_OK(fs_->Write(ino, 0, AsBytes(content)).status());
@@ -273,7 +281,8 @@ TEST_F(ChunkStoreViaStoreTest, CollidingHashFunctionKeepsFileContentsApart) {
   StoreOptions options;
   options.hash = ConstantHash;
   options.block_size = 4096;
-  OpenStore(options);
+  OpenFreshStore(options);
+  ASSERT_EQ(store_->block_size(), 4096u);
   std::string a = "contents of file a";
   std::string b = "contents of file b";
   std::string big = CompressibleText(4096) + RandomBytes(4096, 9) + CompressibleText(4096) +
