@@ -10,22 +10,41 @@ constexpr size_t kMaxIdleReaders = 16;
 }  // namespace
 
 ReaderLease::~ReaderLease() {
-  if (conn_ != nullptr) db_->ReturnReader(std::move(conn_));
+  if (conn_ == nullptr) return;
+  // End the lease's read transaction; a connection stuck in one would serve
+  // a stale state forever, so it is dropped rather than pooled.
+  if (!sqlite3_get_autocommit(conn_->handle())) (void)conn_->Exec("ROLLBACK");
+  if (sqlite3_get_autocommit(conn_->handle())) db_->ReturnReader(std::move(conn_));
 }
 
 Result<std::unique_ptr<Db>> Db::Open(const std::string& path, bool read_only,
                                      uint32_t block_size_for_new_store, int64_t now_ns) {
   RETURN_IF_ERROR(PrecheckStoreFile(path));
+  // Every error names the file, once (a damaged file can fail anywhere below).
+  auto named = [&](const Status& s) {
+    return s.message().find(path) != std::string::npos ? s : s.WithContext("store " + path);
+  };
   auto db = std::unique_ptr<Db>(new Db(path, read_only));
   if (read_only) {
-    ASSIGN_OR_RETURN(auto conn, db->OpenConnection(false));
-    ASSIGN_OR_RETURN(db->block_size_, CheckSchema(*conn, path));
-    db->readers_.push_back(std::move(conn));
+    auto conn = db->OpenConnection(false);
+    if (!conn.ok()) return named(conn.status());
+    auto block_size = CheckSchema(**conn, path);
+    if (!block_size.ok()) return named(block_size.status());
+    db->block_size_ = *block_size;
+    db->readers_.push_back(std::move(conn).value());
     return db;
   }
-  ASSIGN_OR_RETURN(db->writer_, db->OpenConnection(true));
-  ASSIGN_OR_RETURN(db->block_size_,
-                   EnsureSchema(*db->writer_, path, block_size_for_new_store, now_ns));
+  auto writer = db->OpenConnection(true);
+  if (!writer.ok()) return named(writer.status());
+  db->writer_ = std::move(writer).value();
+  auto block_size = EnsureSchema(*db->writer_, path, block_size_for_new_store, now_ns);
+  if (!block_size.ok()) return named(block_size.status());
+  db->block_size_ = *block_size;
+  // WAL only once the file is known to be ours: switching a foreign database
+  // to WAL would rewrite its header. WAL: readers keep working while the
+  // writer commits.
+  Status wal = db->writer_->Exec("PRAGMA journal_mode = WAL");
+  if (!wal.ok()) return named(wal);
   return db;
 }
 
@@ -33,11 +52,9 @@ Result<std::unique_ptr<sql::Connection>> Db::OpenConnection(bool writer) {
   ASSIGN_OR_RETURN(auto conn, sql::Connection::Open(path_, writer ? sql::OpenMode::kReadWriteCreate
                                                                                                                                     : sql::OpenMode::kQueryOnly));
   if (writer) {
-    // WAL: readers keep working while the writer commits. NORMAL: a commit is
+    // (WAL mode is set by Open, after the schema check.) NORMAL: a commit is
     // safe from process crashes; SetDurable(FULL) makes fsync's commits survive
     // power loss too.
-    Status s = conn->Exec("PRAGMA journal_mode = WAL");
-    if (!s.ok()) return s.WithContext("store " + path_);
     RETURN_IF_ERROR(conn->Exec("PRAGMA synchronous = NORMAL"));
     RETURN_IF_ERROR(conn->Exec("PRAGMA foreign_keys = OFF"));
   }
@@ -52,15 +69,22 @@ Result<WriterLease> Db::Writer() {
 }
 
 Result<ReaderLease> Db::Reader() {
+  std::unique_ptr<sql::Connection> conn;
   {
     std::scoped_lock lock(pool_mu_);
     if (!readers_.empty()) {
-      auto conn = std::move(readers_.back());
+      conn = std::move(readers_.back());
       readers_.pop_back();
-      return ReaderLease(this, std::move(conn));
     }
   }
-  ASSIGN_OR_RETURN(auto conn, OpenConnection(false));
+  if (conn == nullptr) {
+    ASSIGN_OR_RETURN(conn, OpenConnection(false));
+  }
+  // One read transaction per lease: every statement of it sees the same
+  // commit, so a read made of several statements never mixes two states (an
+  // inode from one, its blocks from the next) nor looks up a chunk that a
+  // later commit overwrote and garbage-collected.
+  RETURN_IF_ERROR(conn->Exec("BEGIN"));
   return ReaderLease(this, std::move(conn));
 }
 

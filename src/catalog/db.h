@@ -30,7 +30,8 @@ class WriterLease {
   sql::Connection* conn_;
 };
 
-// A reader connection borrowed from the pool; returned on destruction.
+// A reader connection borrowed from the pool, inside a read transaction so
+// that all its statements see one committed state; returned on destruction.
 class ReaderLease {
  public:
   ReaderLease(Db* db, std::unique_ptr<sql::Connection> conn) : db_(db), conn_(std::move(conn)) {}

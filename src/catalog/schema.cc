@@ -202,7 +202,12 @@ Status PrecheckStoreFile(const std::string& path) {
   uint64_t pages = be32(28);
   // The in-header page count is valid only when the change counter matches.
   bool count_valid = be32(24) == be32(92) && pages != 0;
-  if (count_valid && static_cast<uint64_t>(st.st_size) < pages * page_size) {
+  // A process killed during a checkpoint leaves the new header written but
+  // the file not yet grown; the WAL still holds every page and SQLite
+  // replays it. Only a file with no WAL beside it is known to be short.
+  struct stat wal;
+  bool has_wal = stat((path + "-wal").c_str(), &wal) == 0 && wal.st_size > 0;
+  if (count_valid && !has_wal && static_cast<uint64_t>(st.st_size) < pages * page_size) {
     return Corruption("store " + path + " is truncated: " + std::to_string(st.st_size) +
                       " bytes, but its header says " + std::to_string(pages * page_size));
   }

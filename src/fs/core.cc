@@ -44,9 +44,12 @@ StoreCore::StoreCore(std::unique_ptr<catalog::Db> db, StoreOptions options)
       clock_(options.clock ? std::move(options.clock) : std::function<int64_t()>(RealClock)),
       write_buffer_bytes_(options.write_buffer_bytes) {}
 
-void StoreCore::Register(FilesystemImpl* fs) {
+bool StoreCore::Register(FilesystemImpl* fs) {
   std::scoped_lock lock(registry_mu_);
+  bool first = true;
+  for (FilesystemImpl* other : open_) first &= other->view().branch != fs->view().branch;
   open_.insert(fs);
+  return first;
 }
 
 void StoreCore::Unregister(FilesystemImpl* fs) {

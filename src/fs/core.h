@@ -46,7 +46,8 @@ class StoreCore {
   int64_t Now() const { return clock_(); }
   uint64_t write_buffer_limit() const { return write_buffer_bytes_; }
 
-  void Register(FilesystemImpl* fs);
+  // Returns true if `fs` is the only open writable filesystem of its branch.
+  bool Register(FilesystemImpl* fs);
   void Unregister(FilesystemImpl* fs);
   // Takes the buffered writes of every open writable filesystem of `branch`.
   PendingFlush TakeBranch(BranchId branch);

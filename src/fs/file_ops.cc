@@ -26,11 +26,15 @@ Status CheckRegular(const tree::InodeRow& row) {
 }  // namespace
 
 Status FilesystemImpl::Open(InodeId ino) {
+  bool regular = false;
   RETURN_IF_ERROR(Query([&](sql::Connection& conn, tree::Scope scope) -> Status {
-    return LoadInode(conn, scope, ino).status();
+    ASSIGN_OR_RETURN(tree::InodeRow row, LoadInode(conn, scope, ino));
+    regular = S_ISREG(row.mode);
+    return Status::Ok();
   }));
   std::scoped_lock lock(open_mu_);
   open_count_[ino]++;
+  if (!regular) open_not_regular_.insert(ino);
   return Status::Ok();
 }
 
@@ -41,6 +45,7 @@ Status FilesystemImpl::Release(InodeId ino) {
     if (it == open_count_.end()) return InvalidArgument("inode is not open");
     if (--it->second > 0) return Status::Ok();
     open_count_.erase(it);
+    open_not_regular_.erase(ino);
   }
   if (read_only()) return Status::Ok();
   RETURN_IF_ERROR(FlushPending(ino, false));
@@ -131,7 +136,12 @@ Result<size_t> FilesystemImpl::Write(InodeId ino, uint64_t offset, std::span<con
   if (offset > kMaxFileSize || data.size() > kMaxFileSize - offset) {
     return Status(Code::kFileTooBig, "write past the maximum file size");
   }
-  if (!IsOpen(ino)) {
+  bool checked;  // an open regular file needs no look-up per write
+  {
+    std::scoped_lock lock(open_mu_);
+    checked = open_count_.count(ino) != 0 && open_not_regular_.count(ino) == 0;
+  }
+  if (!checked) {
     RETURN_IF_ERROR(Query([&](sql::Connection& conn, tree::Scope scope) -> Status {
       ASSIGN_OR_RETURN(tree::InodeRow row, LoadInode(conn, scope, ino));
       return CheckRegular(row);

@@ -25,8 +25,10 @@ Result<std::unique_ptr<FilesystemImpl>> FilesystemImpl::Open(std::shared_ptr<Sto
     return ReadOnly("store " + core->db().path() + " is open read-only");
   }
   auto fs = std::unique_ptr<FilesystemImpl>(new FilesystemImpl(std::move(core), view));
-  if (view.is_head()) {
-    // Inodes orphaned by a process that died with them open are gone for good.
+  // Inodes orphaned by a process that died with them open are gone for good.
+  // Only the first filesystem of a branch in this process cleans them: a later
+  // one would delete files the first still has open.
+  if (view.is_head() && fs->core_->Register(fs.get())) {
     RETURN_IF_ERROR(fs->Mutate([&](sql::Connection& conn, tree::Head head) -> Status {
       ASSIGN_OR_RETURN(sql::Statement s,
                        conn.Prepare("SELECT ino FROM orphans WHERE branch = ?1"));
@@ -43,7 +45,6 @@ Result<std::unique_ptr<FilesystemImpl>> FilesystemImpl::Open(std::shared_ptr<Sto
       }
       return Status::Ok();
     }));
-    fs->core_->Register(fs.get());
   }
   return fs;
 }
@@ -181,8 +182,11 @@ Result<Attr> FilesystemImpl::Resolve(std::string_view path, bool follow_last) {
     if (end == std::string::npos) end = pending.size();
     std::string name = pending.substr(pos, end - pos);
     bool last = pending.find_first_not_of('/', end) == std::string::npos;
+    // As in POSIX path resolution, "name/" must name a directory, so a
+    // symlink there is followed even when it is the last component.
+    bool must_be_dir = !last || end < pending.size();
     ASSIGN_OR_RETURN(current, Lookup(dir, name));
-    if (S_ISLNK(current.mode) && (!last || follow_last)) {
+    if (S_ISLNK(current.mode) && (must_be_dir || follow_last)) {
       if (++followed > kMaxSymlinks) return Status(Code::kLoop, "too many symbolic links");
       ASSIGN_OR_RETURN(std::string target, ReadLink(current.ino));
       std::string rest = end < pending.size() ? pending.substr(end) : "";
@@ -192,7 +196,9 @@ Result<Attr> FilesystemImpl::Resolve(std::string_view path, bool follow_last) {
       ASSIGN_OR_RETURN(current, GetAttr(dir));
       continue;
     }
-    if (!last && !S_ISDIR(current.mode)) return NotDir(Quote(name) + " is not a directory");
+    if (must_be_dir && !S_ISDIR(current.mode)) {
+      return NotDir(Quote(name) + " is not a directory");
+    }
     dir = current.ino;
     pos = end;
   }

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 
 #include "fs/core.h"
 #include "fs/write_buffer.h"
@@ -124,6 +125,9 @@ class FilesystemImpl final : public Filesystem {
   WriteBuffer buffer_;
   std::mutex open_mu_;
   std::map<InodeId, int> open_count_;  // guarded by open_mu_
+  // Open inodes that are not regular files (e.g. a directory): Write must
+  // still refuse them, so its "open, hence checked" shortcut skips these.
+  std::set<InodeId> open_not_regular_;  // guarded by open_mu_
 };
 
 }  // namespace strata::fs

@@ -2,6 +2,8 @@
 #include <linux/fs.h>
 #include <sys/stat.h>
 
+#include <limits>
+
 #include "fs/filesystem_impl.h"
 #include "fs/names.h"
 
@@ -10,6 +12,10 @@ namespace strata::fs {
 namespace {
 
 constexpr uint32_t kMaxLinks = 65000;
+// Every block index: attributes count the buffered blocks in Attr::blocks, so
+// that a file whose data is not yet committed does not look like all holes
+// (tar --sparse, for one, skips the data of a file with st_blocks == 0).
+constexpr uint64_t kAllBlocks = std::numeric_limits<uint64_t>::max();
 
 uint32_t TypeOf(uint32_t mode) { return mode & S_IFMT; }
 
@@ -31,7 +37,7 @@ Result<Attr> FilesystemImpl::Lookup(InodeId parent, std::string_view name) {
       if (!entry.has_value()) return NotFound("no entry " + Quote(name));
       target = entry->ino;
     }
-    pending = buffer_.View(target, 1, 0);
+    pending = buffer_.View(target, 0, kAllBlocks);
     ASSIGN_OR_RETURN(tree::InodeRow row, LoadInode(conn, scope, target));
     out = MakeAttr(row, pending);
     return Status::Ok();
@@ -42,7 +48,7 @@ Result<Attr> FilesystemImpl::Lookup(InodeId parent, std::string_view name) {
 Result<Attr> FilesystemImpl::GetAttr(InodeId ino) {
   Attr out;
   // Buffer first, database second: see WriteBuffer.
-  PendingView pending = buffer_.View(ino, 1, 0);
+  PendingView pending = buffer_.View(ino, 0, kAllBlocks);
   RETURN_IF_ERROR(Query([&](sql::Connection& conn, tree::Scope scope) -> Status {
     ASSIGN_OR_RETURN(tree::InodeRow row, LoadInode(conn, scope, ino));
     out = MakeAttr(row, pending);

@@ -147,6 +147,7 @@ class StoreImpl final : public Store {
   }
 
   Status Sync() override {
+    if (core_->db().read_only()) return Status::Ok();  // nothing of ours to sync
     ASSIGN_OR_RETURN(catalog::WriterLease lease, core_->db().Writer());
     sql::Connection& conn = lease.conn();
     auto pending = core_->TakeAll();

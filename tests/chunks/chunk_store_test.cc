@@ -2,6 +2,11 @@
 
 #include <sqlite3.h>
 
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+
 #include <cstdint>
 #include <memory>
 #include <random>
@@ -401,6 +406,111 @@ TEST_F(ChunkStoreViaStoreTest, CheckIntegrityReportsMissingChunk) {
   std::string out(3000, '\0');
   EXPECT_CODE(fs_->Read(f.ino, 0, {reinterpret_cast<uint8_t*>(out.data()), out.size()}),
               Code::kCorruption);
+}
+
+// A reader that found a block's chunk id must be able to load it even if the
+// file is overwritten and the old chunk collected meanwhile.
+TEST_F(ChunkStoreViaStoreTest, ReadsRacingGarbageCollectionNeverFail) {
+  StoreOptions options;
+  options.block_size = 4096;
+  OpenFreshStore(options);
+  constexpr size_t kSize = 4 * 4096;
+  Attr f = WriteFile(kRootIno, "f", RandomBytes(kSize, 100));
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::vector<std::string> errors;
+  auto fail = [&](const std::string& what, const Status& s) {
+    std::scoped_lock lock(mu);
+    if (errors.size() < 10) errors.push_back(what + ": " + s.ToString());
+  };
+  std::atomic<int> writes{0}, collections{0}, reads{0};
+  std::thread writer([&] {
+    for (uint32_t i = 0; !stop.load(); ++i) {
+      std::string content = RandomBytes(kSize, 1000 + i);
+      auto n = fs_->Write(f.ino, 0, AsBytes(content));
+      Status s = n.ok() ? fs_->Flush(f.ino) : n.status();
+      if (!s.ok()) return fail("write", s);
+      writes++;
+    }
+  });
+  std::thread collector([&] {
+    while (!stop.load()) {
+      auto stats = store_->CollectGarbage();
+      if (!stats.ok()) return fail("gc", stats.status());
+      collections++;
+    }
+  });
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 2; ++r) {
+    readers.emplace_back([&] {
+      std::string out(kSize, '\0');
+      while (!stop.load()) {
+        auto n = fs_->Read(f.ino, 0, {reinterpret_cast<uint8_t*>(out.data()), out.size()});
+        if (!n.ok()) return fail("read", n.status());
+        if (*n != kSize) return fail("read", Internal("short read"));
+        reads++;
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  stop = true;
+  writer.join();
+  collector.join();
+  for (auto& t : readers) t.join();
+  for (const auto& e : errors) ADD_FAILURE() << e;
+  EXPECT_GT(writes.load(), 10);
+  EXPECT_GT(collections.load(), 10);
+  EXPECT_GT(reads.load(), 10);
+}
+
+// CheckIntegrity reads one consistent state even while the tree changes.
+TEST_F(ChunkStoreViaStoreTest, CheckIntegrityDuringWritesFindsNoProblems) {
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::vector<std::string> errors;
+  std::thread writer([&] {
+    for (int i = 0; !stop.load(); ++i) {
+      std::string dir = "d" + std::to_string(i % 5);
+      auto d = fs_->Lookup(kRootIno, dir);
+      if (!d.ok()) d = fs_->MkDir(kRootIno, dir, 0755, Cred{});
+      Status s = d.status();
+      if (s.ok()) {
+        std::string name = "f" + std::to_string(i % 7);
+        auto existing = fs_->Lookup(d->ino, name);
+        if (existing.ok()) {
+          s = fs_->Unlink(d->ino, name);
+        } else {
+          auto a = fs_->Create(d->ino, name, 0644, Cred{});
+          s = a.status();
+          if (s.ok()) s = fs_->Write(a->ino, 0, AsBytes(RandomBytes(5000, i))).status();
+          if (s.ok()) s = fs_->Release(a->ino);
+        }
+      }
+      if (s.ok() && i % 9 == 0) s = fs_->RmDir(kRootIno, "d" + std::to_string((i / 9) % 5));
+      if (!s.ok() && s.code() != Code::kNotEmpty && s.code() != Code::kNotFound) {
+        std::scoped_lock lock(mu);
+        errors.push_back("write: " + s.ToString());
+        return;
+      }
+      if (i % 13 == 0) (void)store_->CollectGarbage();
+    }
+  });
+  int checks = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto problems = store_->CheckIntegrity();
+    if (!problems.ok()) {
+      ADD_FAILURE() << problems.status().ToString();
+      break;
+    }
+    for (const auto& p : *problems) ADD_FAILURE() << p.kind << ": " << p.detail;
+    if (!problems->empty()) break;
+    ++checks;
+  }
+  stop = true;
+  writer.join();
+  for (const auto& e : errors) ADD_FAILURE() << e;
+  EXPECT_GT(checks, 3);
 }
 
 }  // namespace

@@ -242,6 +242,12 @@ TEST_F(NamespaceTest, MkDirInFileIsNotDir) {
   EXPECT_CODE(fs_->MkDir(file.ino, "d", 0755, Cred{}), Code::kNotDir);
 }
 
+TEST_F(NamespaceTest, NamesWithSlashOrNulAreInvalid) {
+  EXPECT_CODE(fs_->MkDir(kRootIno, "a/b", 0755, Cred{}), Code::kInvalid);
+  EXPECT_CODE(fs_->Create(kRootIno, std::string("a\0b", 3), 0644, Cred{}), Code::kInvalid);
+  EXPECT_TRUE(Names(kRootIno).empty());
+}
+
 TEST_F(NamespaceTest, EmptyNameIsNotFound) {
   EXPECT_CODE(fs_->MkDir(kRootIno, "", 0755, Cred{}), Code::kNotFound);
   EXPECT_CODE(fs_->Lookup(kRootIno, ""), Code::kNotFound);
@@ -345,6 +351,15 @@ TEST_F(NamespaceTest, SymlinkWithEmptyTargetIsNotFound) {
   EXPECT_CODE(fs_->Lookup(kRootIno, "l"), Code::kNotFound);
 }
 
+TEST_F(NamespaceTest, SymlinkTargetOf4095BytesIsAcceptedAnd4096IsNameTooLong) {
+  const std::string longest(4095, 't');
+  ASSERT_OK_AND_ASSIGN(Attr link, fs_->Symlink(kRootIno, "l", longest, Cred{}));
+  EXPECT_EQ(link.size, 4095u);
+  EXPECT_EQ(*fs_->ReadLink(link.ino), longest);
+  EXPECT_CODE(fs_->Symlink(kRootIno, "m", std::string(4096, 't'), Cred{}), Code::kNameTooLong);
+  EXPECT_CODE(fs_->Lookup(kRootIno, "m"), Code::kNotFound);
+}
+
 TEST_F(NamespaceTest, SymlinkOverExistingNameIsExists) {
   Touch(kRootIno, "f");
   EXPECT_CODE(fs_->Symlink(kRootIno, "f", "x", Cred{}), Code::kExists);
@@ -377,6 +392,17 @@ TEST_F(NamespaceTest, LinkAddsANameAndCountsLinks) {
   ASSERT_OK(fs_->Unlink(kRootIno, "h"));
   EXPECT_CODE(fs_->GetAttr(file.ino), Code::kNotFound);
   ExpectTreeConsistent();
+}
+
+TEST_F(NamespaceTest, UnlinkOfOneHardLinkChangesCtimeOfTheInode) {
+  Attr f = Touch(kRootIno, "f");
+  ASSERT_OK(fs_->Link(f.ino, kRootIno, "g").status());
+  int64_t t = Tick();
+  ASSERT_OK(fs_->Unlink(kRootIno, "f"));
+  ASSERT_OK_AND_ASSIGN(Attr g, fs_->Lookup(kRootIno, "g"));
+  EXPECT_EQ(g.nlink, 1u);
+  EXPECT_EQ(g.ctime_ns, t);
+  EXPECT_EQ(g.mtime_ns, f.mtime_ns);
 }
 
 TEST_F(NamespaceTest, LinkToDirectoryIsNotPermitted) {
@@ -1013,6 +1039,21 @@ TEST_F(NamespaceTest, ResolveMissingComponentIsNotFound) {
 TEST_F(NamespaceTest, ResolveThroughFileIsNotDir) {
   Touch(kRootIno, "f");
   EXPECT_CODE(fs_->Resolve("/f/x"), Code::kNotDir);
+}
+
+TEST_F(NamespaceTest, ResolveWithTrailingSlashRequiresADirectory) {
+  // Like stat("f/") on Linux: ENOTDIR for a file, and a symlink before the
+  // slash is followed even without follow_last.
+  Attr f = Touch(kRootIno, "f");
+  Attr d = MkDir(kRootIno, "d");
+  ASSERT_OK(fs_->Symlink(kRootIno, "to_d", "d", Cred{}).status());
+  ASSERT_OK(fs_->Symlink(kRootIno, "to_f", "f", Cred{}).status());
+  EXPECT_CODE(fs_->Resolve("/f/"), Code::kNotDir);
+  EXPECT_CODE(fs_->Resolve("/to_f/"), Code::kNotDir);
+  EXPECT_EQ(fs_->Resolve("/f")->ino, f.ino);
+  EXPECT_EQ(fs_->Resolve("/d//")->ino, d.ino);
+  ASSERT_OK_AND_ASSIGN(Attr via_link, fs_->Resolve("/to_d/", /*follow_last=*/false));
+  EXPECT_EQ(via_link.ino, d.ino);
 }
 
 // --- SetAttr
