@@ -93,8 +93,25 @@ void Db::ReturnReader(std::unique_ptr<sql::Connection> conn) {
   if (readers_.size() < kMaxIdleReaders) readers_.push_back(std::move(conn));
 }
 
-Status Db::SetDurable(sql::Connection& conn, bool durable) {
-  return conn.Exec(durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+Status Db::WriteTransaction(sql::Connection& conn, bool durable, int64_t now_ns,
+                            const std::function<Status()>& body) {
+  if (durable) RETURN_IF_ERROR(conn.Exec("PRAGMA synchronous = FULL"));
+  Status s = [&]() -> Status {
+    ASSIGN_OR_RETURN(sql::Transaction txn, sql::Transaction::Begin(conn));
+    RETURN_IF_ERROR(body());
+    if (durable) {
+      ASSIGN_OR_RETURN(sql::Statement mark,
+                       conn.Prepare("INSERT OR REPLACE INTO meta(key, value) "
+                                    "VALUES ('last_sync_ns', ?1)"));
+      RETURN_IF_ERROR(mark.Bind(1, now_ns).Run());
+    }
+    return txn.Commit();
+  }();
+  if (durable) {
+    Status restore = conn.Exec("PRAGMA synchronous = NORMAL");
+    if (s.ok()) s = restore;
+  }
+  return s;
 }
 
 }  // namespace strata::catalog

@@ -61,9 +61,13 @@ class Db {
   // A reader connection; opens a new one when the pool is empty.
   Result<ReaderLease> Reader();
 
-  // Makes the writer's next commits durable (synchronous=FULL) or not (NORMAL).
-  // Call with the writer lease held and no transaction open.
-  static Status SetDurable(sql::Connection& conn, bool durable);
+  // Runs `body` in one write transaction on the writer connection `conn`
+  // (lease held, no transaction open) and commits it. A durable commit is
+  // synced to disk together with every earlier commit (synchronous=FULL for
+  // this commit only); it always writes meta.last_sync_ns, because a commit
+  // that writes nothing syncs nothing. On failure nothing of `body` remains.
+  static Status WriteTransaction(sql::Connection& conn, bool durable, int64_t now_ns,
+                                 const std::function<Status()>& body);
 
  private:
   friend class ReaderLease;

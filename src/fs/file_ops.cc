@@ -33,19 +33,19 @@ Status FilesystemImpl::Open(InodeId ino) {
     return Status::Ok();
   }));
   std::scoped_lock lock(open_mu_);
-  open_count_[ino]++;
-  if (!regular) open_not_regular_.insert(ino);
+  OpenFile& file = open_files_[ino];
+  file.count++;
+  file.regular = regular;
   return Status::Ok();
 }
 
 Status FilesystemImpl::Release(InodeId ino) {
   {
     std::scoped_lock lock(open_mu_);
-    auto it = open_count_.find(ino);
-    if (it == open_count_.end()) return InvalidArgument("inode is not open");
-    if (--it->second > 0) return Status::Ok();
-    open_count_.erase(it);
-    open_not_regular_.erase(ino);
+    auto it = open_files_.find(ino);
+    if (it == open_files_.end()) return InvalidArgument("inode is not open");
+    if (--it->second.count > 0) return Status::Ok();
+    open_files_.erase(it);
   }
   if (read_only()) return Status::Ok();
   RETURN_IF_ERROR(FlushPending(ino, false));
@@ -139,7 +139,8 @@ Result<size_t> FilesystemImpl::Write(InodeId ino, uint64_t offset, std::span<con
   bool checked;  // an open regular file needs no look-up per write
   {
     std::scoped_lock lock(open_mu_);
-    checked = open_count_.count(ino) != 0 && open_not_regular_.count(ino) == 0;
+    auto it = open_files_.find(ino);
+    checked = it != open_files_.end() && it->second.regular;
   }
   if (!checked) {
     RETURN_IF_ERROR(Query([&](sql::Connection& conn, tree::Scope scope) -> Status {

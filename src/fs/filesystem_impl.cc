@@ -67,10 +67,10 @@ Status FilesystemImpl::Mutate(const WriteFn& fn) {
   if (read_only()) return ReadOnly("snapshot views are read-only");
   ASSIGN_OR_RETURN(catalog::WriterLease lease, core_->db().Writer());
   sql::Connection& conn = lease.conn();
-  ASSIGN_OR_RETURN(sql::Transaction txn, sql::Transaction::Begin(conn));
-  ASSIGN_OR_RETURN(Version head, catalog::HeadVersion(conn, view_.branch));
-  RETURN_IF_ERROR(fn(conn, tree::Head{view_.branch, head}));
-  return txn.Commit();
+  return catalog::Db::WriteTransaction(conn, false, 0, [&]() -> Status {
+    ASSIGN_OR_RETURN(Version head, catalog::HeadVersion(conn, view_.branch));
+    return fn(conn, tree::Head{view_.branch, head});
+  });
 }
 
 Status FilesystemImpl::Query(const ReadFn& fn) {
@@ -84,25 +84,10 @@ Status FilesystemImpl::FlushPending(std::optional<InodeId> ino, bool durable) {
   sql::Connection& conn = lease.conn();
   std::vector<FlushItem> items = buffer_.TakeForFlush(ino);
   if (items.empty() && !durable) return Status::Ok();
-  if (durable) RETURN_IF_ERROR(catalog::Db::SetDurable(conn, true));
-  Status s = [&]() -> Status {
-    ASSIGN_OR_RETURN(sql::Transaction txn, sql::Transaction::Begin(conn));
+  Status s = catalog::Db::WriteTransaction(conn, durable, core_->Now(), [&]() -> Status {
     ASSIGN_OR_RETURN(Version head, catalog::HeadVersion(conn, view_.branch));
-    RETURN_IF_ERROR(WriteItems(conn, tree::Head{view_.branch, head}, items));
-    if (durable) {
-      // A commit that writes nothing syncs nothing: record the sync so that
-      // the WAL, with every earlier commit in it, reaches the disk.
-      ASSIGN_OR_RETURN(sql::Statement mark,
-                       conn.Prepare("INSERT OR REPLACE INTO meta(key, value) "
-                                    "VALUES ('last_sync_ns', ?1)"));
-      RETURN_IF_ERROR(mark.Bind(1, core_->Now()).Run());
-    }
-    return txn.Commit();
-  }();
-  if (durable) {
-    Status restore = catalog::Db::SetDurable(conn, false);
-    if (s.ok()) s = restore;
-  }
+    return WriteItems(conn, tree::Head{view_.branch, head}, items);
+  });
   if (s.ok()) {
     buffer_.Complete(items);
   } else {
@@ -123,8 +108,8 @@ Attr FilesystemImpl::MakeAttr(const tree::InodeRow& row, const PendingView& pend
   a.atime_ns = row.atime_ns;
   a.mtime_ns = pending.mtime_ns.value_or(row.mtime_ns);
   a.ctime_ns = std::max(row.ctime_ns, pending.mtime_ns.value_or(row.ctime_ns));
-  uint64_t stored = row.nblocks * block_size_;
-  for (const auto& layer : pending.layers) stored += layer.size() * block_size_;
+  // Buffered blocks may also be stored already; the total is capped by size.
+  uint64_t stored = (row.nblocks + pending.block_count) * block_size_;
   if (S_ISLNK(row.mode)) stored = row.target.size();
   a.blocks = (std::min(stored, a.size) + 511) / 512;
   return a;
@@ -146,7 +131,7 @@ Result<tree::InodeRow> FilesystemImpl::LoadDir(sql::Connection& conn, tree::Scop
 
 bool FilesystemImpl::IsOpen(InodeId ino) {
   std::scoped_lock lock(open_mu_);
-  return open_count_.count(ino) != 0;
+  return open_files_.count(ino) != 0;
 }
 
 Result<FsStats> FilesystemImpl::StatFs() {

@@ -15,7 +15,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <set>
 
 #include "fs/core.h"
 #include "fs/write_buffer.h"
@@ -124,10 +123,13 @@ class FilesystemImpl final : public Filesystem {
   const uint32_t block_size_;
   WriteBuffer buffer_;
   std::mutex open_mu_;
-  std::map<InodeId, int> open_count_;  // guarded by open_mu_
-  // Open inodes that are not regular files (e.g. a directory): Write must
-  // still refuse them, so its "open, hence checked" shortcut skips these.
-  std::set<InodeId> open_not_regular_;  // guarded by open_mu_
+  struct OpenFile {
+    int count = 0;
+    // Write skips its type check for open regular files only (an open
+    // directory must still be refused).
+    bool regular = true;
+  };
+  std::map<InodeId, OpenFile> open_files_;  // guarded by open_mu_
 };
 
 }  // namespace strata::fs

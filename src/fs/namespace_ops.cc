@@ -2,8 +2,6 @@
 #include <linux/fs.h>
 #include <sys/stat.h>
 
-#include <limits>
-
 #include "fs/filesystem_impl.h"
 #include "fs/names.h"
 
@@ -12,10 +10,6 @@ namespace strata::fs {
 namespace {
 
 constexpr uint32_t kMaxLinks = 65000;
-// Every block index: attributes count the buffered blocks in Attr::blocks, so
-// that a file whose data is not yet committed does not look like all holes
-// (tar --sparse, for one, skips the data of a file with st_blocks == 0).
-constexpr uint64_t kAllBlocks = std::numeric_limits<uint64_t>::max();
 
 uint32_t TypeOf(uint32_t mode) { return mode & S_IFMT; }
 
@@ -37,7 +31,7 @@ Result<Attr> FilesystemImpl::Lookup(InodeId parent, std::string_view name) {
       if (!entry.has_value()) return NotFound("no entry " + Quote(name));
       target = entry->ino;
     }
-    pending = buffer_.View(target, 0, kAllBlocks);
+    pending = buffer_.View(target, 1, 0);
     ASSIGN_OR_RETURN(tree::InodeRow row, LoadInode(conn, scope, target));
     out = MakeAttr(row, pending);
     return Status::Ok();
@@ -48,7 +42,7 @@ Result<Attr> FilesystemImpl::Lookup(InodeId parent, std::string_view name) {
 Result<Attr> FilesystemImpl::GetAttr(InodeId ino) {
   Attr out;
   // Buffer first, database second: see WriteBuffer.
-  PendingView pending = buffer_.View(ino, 0, kAllBlocks);
+  PendingView pending = buffer_.View(ino, 1, 0);
   RETURN_IF_ERROR(Query([&](sql::Connection& conn, tree::Scope scope) -> Status {
     ASSIGN_OR_RETURN(tree::InodeRow row, LoadInode(conn, scope, ino));
     out = MakeAttr(row, pending);
@@ -114,7 +108,7 @@ Result<Attr> FilesystemImpl::MakeNode(InodeId parent, std::string_view name, uin
   }));
   if (open) {
     std::scoped_lock lock(open_mu_);
-    open_count_[ino]++;
+    open_files_[ino].count++;
   }
   return GetAttr(ino);
 }

@@ -70,6 +70,7 @@ PendingView WriteBuffer::View(InodeId ino, uint64_t first, uint64_t last) const 
   auto it = files_.find(ino);
   if (it == files_.end()) return view;
   const Pending& p = it->second;
+  view.block_count = p.dirty.size() + p.flushing.size();
   if (p.has_flushing) {
     view.size = p.flushing_size;
     view.mtime_ns = p.flushing_mtime_ns;

@@ -43,6 +43,9 @@ struct PendingView {
   std::optional<uint64_t> size;  // the file is at least this long
   std::optional<int64_t> mtime_ns;
   std::vector<BlockOverlay> layers;  // apply in order
+  // Blocks pending for the inode in all (not only the requested range), so
+  // that attributes count data not yet committed.
+  uint64_t block_count = 0;
 };
 
 // Blocks of one inode taken for a flush.

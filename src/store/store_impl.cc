@@ -151,22 +151,15 @@ class StoreImpl final : public Store {
     ASSIGN_OR_RETURN(catalog::WriterLease lease, core_->db().Writer());
     sql::Connection& conn = lease.conn();
     auto pending = core_->TakeAll();
-    RETURN_IF_ERROR(catalog::Db::SetDurable(conn, true));
-    Status s = [&]() -> Status {
-      ASSIGN_OR_RETURN(sql::Transaction txn, sql::Transaction::Begin(conn));
+    Status s = catalog::Db::WriteTransaction(conn, true, core_->Now(), [&]() -> Status {
       for (auto& [branch, flush] : pending) {
         ASSIGN_OR_RETURN(Version head, catalog::HeadVersion(conn, branch));
         RETURN_IF_ERROR(flush.Write(conn, tree::Head{branch, head}));
       }
-      ASSIGN_OR_RETURN(sql::Statement mark,
-                       conn.Prepare("INSERT OR REPLACE INTO meta(key, value) "
-                                    "VALUES ('last_sync_ns', ?1)"));
-      RETURN_IF_ERROR(mark.Bind(1, core_->Now()).Run());
-      return txn.Commit();
-    }();
+      return Status::Ok();
+    });
     for (auto& [branch, flush] : pending) flush.Finish(s.ok());
-    Status restore = catalog::Db::SetDurable(conn, false);
-    return s.ok() ? restore : s;
+    return s;
   }
 
  private:
@@ -175,11 +168,7 @@ class StoreImpl final : public Store {
   Status WriteTxn(const std::function<Status(sql::Connection&)>& fn) {
     ASSIGN_OR_RETURN(catalog::WriterLease lease, core_->db().Writer());
     sql::Connection& conn = lease.conn();
-    Status s = [&]() -> Status {
-      ASSIGN_OR_RETURN(sql::Transaction txn, sql::Transaction::Begin(conn));
-      RETURN_IF_ERROR(fn(conn));
-      return txn.Commit();
-    }();
+    Status s = catalog::Db::WriteTransaction(conn, false, 0, [&] { return fn(conn); });
     for (auto& flush : pending_) flush.Finish(s.ok());
     pending_.clear();
     return s;
