@@ -8,6 +8,7 @@
 #include <ctime>
 #include <filesystem>
 #include <iostream>
+#include <set>
 
 namespace strata::cli {
 
@@ -52,24 +53,37 @@ Result<Address> ParseAddress(std::string_view text) {
   return a;
 }
 
+Result<std::vector<SnapshotInfo>> SessionSnapshots(Store& store, const std::string& session) {
+  ASSIGN_OR_RETURN(auto branches, store.SessionBranches(session));
+  std::vector<SnapshotInfo> out;
+  std::set<int64_t> seen;
+  for (BranchId start : branches) {
+    // Each branch with its ancestors: a fork sees its parent's snapshots too.
+    std::optional<BranchId> branch = start;
+    while (branch.has_value()) {
+      ASSIGN_OR_RETURN(auto snaps, store.ListSnapshots(*branch));
+      for (const auto& s : snaps) {
+        if (seen.insert(s.id).second) out.push_back(s);
+      }
+      ASSIGN_OR_RETURN(BranchInfo info, store.GetBranch(*branch));
+      branch = info.parent;
+    }
+  }
+  std::sort(out.begin(), out.end(),
+            [](const SnapshotInfo& a, const SnapshotInfo& b) { return a.id < b.id; });
+  return out;
+}
+
 Result<View> ResolveView(Store& store, const Address& addr) {
   ASSIGN_OR_RETURN(SessionInfo session, store.GetSession(addr.session));
   if (addr.snapshot.empty()) return View{session.branch, kHead};
-  bool numeric = std::all_of(addr.snapshot.begin(), addr.snapshot.end(),
-                             [](char c) { return c >= '0' && c <= '9'; });
-  // Snapshots taken before a restore live on the session's older branches.
-  std::optional<BranchId> branch = session.branch;
-  while (branch.has_value()) {
-    auto found = store.FindSnapshot(*branch, addr.snapshot);
-    if (found.ok()) return View{found->branch, found->version};
-    if (numeric) {
-      ASSIGN_OR_RETURN(auto all, store.ListSnapshots(*branch));
-      for (const auto& s : all) {
-        if (std::to_string(s.id) == addr.snapshot) return View{s.branch, s.version};
-      }
-    }
-    ASSIGN_OR_RETURN(BranchInfo info, store.GetBranch(*branch));
-    branch = info.parent;
+  ASSIGN_OR_RETURN(auto snaps, SessionSnapshots(store, addr.session));
+  // By name, the newest wins; digits may also be a snapshot id.
+  for (auto it = snaps.rbegin(); it != snaps.rend(); ++it) {
+    if (it->name == addr.snapshot) return View{it->branch, it->version};
+  }
+  for (const auto& s : snaps) {
+    if (std::to_string(s.id) == addr.snapshot) return View{s.branch, s.version};
   }
   return NotFound("session '" + addr.session + "' has no snapshot '" + addr.snapshot + "'");
 }

@@ -52,8 +52,11 @@ struct Address {
 };
 Result<Address> ParseAddress(std::string_view text);
 
-// The view an address names: the session's head or one of its snapshots
-// (searched on the session's branch and its ancestors).
+// Every snapshot a session can address: those of each branch it has pointed
+// at (restore moves it) and of their ancestors, ordered by id.
+Result<std::vector<SnapshotInfo>> SessionSnapshots(Store& store, const std::string& session);
+
+// The view an address names: the session's head or one of its snapshots.
 Result<View> ResolveView(Store& store, const Address& addr);
 
 // Prints rows as columns padded to the widest cell; the last column is not

@@ -16,18 +16,8 @@ Status WriteText(Filesystem& fs, const std::string& path, const std::string& tex
   size_t slash = path.rfind('/');
   ASSIGN_OR_RETURN(Attr dir, MakeDirs(fs, path.substr(0, slash)));
   std::string name = path.substr(slash + 1);
-  auto existing = fs.Lookup(dir.ino, name);
-  InodeId ino;
-  if (existing.ok()) {
-    ino = existing->ino;
-    RETURN_IF_ERROR(fs.Open(ino));
-    AttrChanges truncate;
-    truncate.size = 0;
-    RETURN_IF_ERROR(fs.SetAttr(ino, truncate).status());
-  } else {
-    ASSIGN_OR_RETURN(Attr a, fs.Create(dir.ino, name, 0644, Cred{}));
-    ino = a.ino;
-  }
+  ASSIGN_OR_RETURN(Attr file, CreateOrTruncate(fs, dir.ino, name, 0644, Cred{}));
+  InodeId ino = file.ino;
   auto written = fs.Write(ino, 0, {reinterpret_cast<const uint8_t*>(text.data()), text.size()});
   Status released = fs.Release(ino);
   RETURN_IF_ERROR(written.status());

@@ -103,9 +103,8 @@ Status Put(Globals& g, const std::string& where, const std::string& source) {
     ImportStats stats;
     return ImportPath(*t.fs, source, parent.ino, name, &stats);
   }
-  auto existing = t.fs->Lookup(parent.ino, name);
-  if (existing.ok()) RETURN_IF_ERROR(t.fs->Unlink(parent.ino, name));
-  ASSIGN_OR_RETURN(Attr file, t.fs->Create(parent.ino, name, 0644, Cred{getuid(), getgid()}));
+  ASSIGN_OR_RETURN(Attr file,
+                   CreateOrTruncate(*t.fs, parent.ino, name, 0644, Cred{getuid(), getgid()}));
   std::vector<uint8_t> buf(1 << 20);
   uint64_t off = 0;
   Status s;

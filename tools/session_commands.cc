@@ -61,16 +61,7 @@ Status Snapshot(Globals& g, const std::string& session, const std::string& name)
 
 Status Snapshots(Globals& g, const std::string& session) {
   ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
-  ASSIGN_OR_RETURN(SessionInfo info, store->GetSession(session));
-  std::vector<SnapshotInfo> all;
-  // The session's lineage: snapshots from before a restore stay addressable.
-  std::optional<BranchId> branch = info.branch;
-  while (branch.has_value()) {
-    ASSIGN_OR_RETURN(auto snaps, store->ListSnapshots(*branch));
-    all.insert(all.begin(), snaps.begin(), snaps.end());
-    ASSIGN_OR_RETURN(BranchInfo b, store->GetBranch(*branch));
-    branch = b.parent;
-  }
+  ASSIGN_OR_RETURN(auto all, SessionSnapshots(*store, session));
   if (g.json) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& s : all) {

@@ -28,6 +28,12 @@ struct ImportStats {
 Status ImportPath(Filesystem& fs, const std::string& host_path, InodeId parent,
                   std::string_view name, ImportStats* stats);
 
+// Like open(O_CREAT|O_TRUNC|O_WRONLY): an existing regular file is truncated
+// and keeps its inode, otherwise a file is created with `mode` and `cred`.
+// The returned inode is open; the caller must Release it.
+Result<Attr> CreateOrTruncate(Filesystem& fs, InodeId parent, std::string_view name,
+                              uint32_t mode, Cred cred);
+
 // Creates every missing directory of `path` (mode 0755) and returns the last.
 Result<Attr> MakeDirs(Filesystem& fs, std::string_view path, Cred cred = {});
 

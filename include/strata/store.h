@@ -69,6 +69,9 @@ class Store {
   virtual Result<SessionInfo> CreateSession(std::string_view name, Cred owner = {}) = 0;
   virtual Result<SessionInfo> GetSession(std::string_view name) = 0;
   virtual Result<std::vector<SessionInfo>> ListSessions() = 0;
+  // Every branch the session has pointed at, newest first. Restore moves a
+  // session to a new branch; snapshots of the earlier ones stay reachable.
+  virtual Result<std::vector<BranchId>> SessionBranches(std::string_view session) = 0;
 
   // --- Branches and versions.
   virtual Result<BranchInfo> GetBranch(BranchId branch) = 0;
@@ -83,8 +86,8 @@ class Store {
   // If `session` is not empty, it names the new branch. O(1).
   virtual Result<BranchId> Fork(View from, std::string_view session = "") = 0;
   // Points `session` at a new branch starting from `target`. The abandoned
-  // head is kept as a snapshot, returned here, so the restore can be undone by
-  // restoring to it.
+  // head is kept as a snapshot named "before-restore-N" (N unique in the
+  // store), returned here, so the restore can be undone by restoring to it.
   virtual Result<View> Restore(std::string_view session, View target) = 0;
 
   // Paths added, removed or modified between two views, sorted by path.

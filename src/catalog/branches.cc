@@ -30,6 +30,12 @@ constexpr const char* kInsertSession =
 constexpr const char* kUpdateSession = "UPDATE sessions SET branch = ?2 WHERE name = ?1";
 constexpr const char* kSelectSession =
     "SELECT name, branch, created_ns FROM sessions WHERE name = ?1";
+constexpr const char* kRecordSessionBranch =
+    "INSERT INTO session_branches(session, seq, branch, since_ns) "
+    "SELECT ?1, coalesce(max(seq), 0) + 1, ?2, ?3 FROM session_branches WHERE session = ?1";
+constexpr const char* kSessionBranches =
+    "SELECT branch FROM session_branches WHERE session = ?1 ORDER BY seq DESC";
+constexpr const char* kSnapshotNameUsed = "SELECT 1 FROM snapshots WHERE name = ?1 LIMIT 1";
 constexpr const char* kListSessions =
     "SELECT name, branch, created_ns FROM sessions ORDER BY name";
 
@@ -156,14 +162,39 @@ Status InsertSession(sql::Connection& conn, std::string_view name, BranchId bran
   ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kInsertSession));
   Status st = s.BindText(1, name).Bind(2, branch).Bind(3, now_ns).Run();
   if (st.code() == Code::kExists) return Exists("session '" + std::string(name) + "' exists");
-  return st;
+  RETURN_IF_ERROR(st);
+  ASSIGN_OR_RETURN(sql::Statement record, conn.Prepare(kRecordSessionBranch));
+  return record.BindText(1, name).Bind(2, branch).Bind(3, now_ns).Run();
 }
 
-Status SetSessionBranch(sql::Connection& conn, std::string_view name, BranchId branch) {
-  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kUpdateSession));
-  RETURN_IF_ERROR(s.BindText(1, name).Bind(2, branch).Run());
-  if (conn.Changes() == 0) return NotFound("no session '" + std::string(name) + "'");
-  return Status::Ok();
+Status SetSessionBranch(sql::Connection& conn, std::string_view name, BranchId branch,
+                        int64_t now_ns) {
+  {
+    ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kUpdateSession));
+    RETURN_IF_ERROR(s.BindText(1, name).Bind(2, branch).Run());
+    if (conn.Changes() == 0) return NotFound("no session '" + std::string(name) + "'");
+  }
+  ASSIGN_OR_RETURN(sql::Statement record, conn.Prepare(kRecordSessionBranch));
+  return record.BindText(1, name).Bind(2, branch).Bind(3, now_ns).Run();
+}
+
+Result<std::vector<BranchId>> SessionBranches(sql::Connection& conn, std::string_view name) {
+  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kSessionBranches));
+  s.BindText(1, name);
+  std::vector<BranchId> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(s.Int(0));
+  }
+  if (out.empty()) return NotFound("no session '" + std::string(name) + "'");
+  return out;
+}
+
+Result<bool> SnapshotNameUsed(sql::Connection& conn, std::string_view name) {
+  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kSnapshotNameUsed));
+  s.BindText(1, name);
+  return s.Step();
 }
 
 Result<SessionInfo> GetSession(sql::Connection& conn, std::string_view name) {

@@ -37,14 +37,20 @@ Result<std::vector<std::pair<BranchId, Version>>> Ancestry(sql::Connection& conn
 
 Status InsertSession(sql::Connection& conn, std::string_view name, BranchId branch,
                      int64_t now_ns);
-Status SetSessionBranch(sql::Connection& conn, std::string_view name, BranchId branch);
+// Points the session at `branch`, recording the move in session_branches.
+Status SetSessionBranch(sql::Connection& conn, std::string_view name, BranchId branch,
+                        int64_t now_ns);
 Result<SessionInfo> GetSession(sql::Connection& conn, std::string_view name);
 Result<std::vector<SessionInfo>> ListSessions(sql::Connection& conn);
+// Every branch `name` has pointed at, newest first.
+Result<std::vector<BranchId>> SessionBranches(sql::Connection& conn, std::string_view name);
 
 Result<int64_t> InsertSnapshot(sql::Connection& conn, BranchId branch, Version version,
                                std::string_view name, int64_t now_ns);
 Result<std::vector<SnapshotInfo>> ListSnapshots(sql::Connection& conn, BranchId branch);
 Result<SnapshotInfo> FindSnapshot(sql::Connection& conn, BranchId branch, std::string_view name);
+// Whether any branch has a snapshot called `name`.
+Result<bool> SnapshotNameUsed(sql::Connection& conn, std::string_view name);
 
 // Session names: 1-128 bytes of [A-Za-z0-9._-], not starting with '.' or '-'.
 Status ValidateSessionName(std::string_view name);

@@ -43,6 +43,14 @@ CREATE TABLE sessions (
   created_ns INTEGER NOT NULL
 ) WITHOUT ROWID;
 
+CREATE TABLE session_branches (
+  session  TEXT NOT NULL,
+  seq      INTEGER NOT NULL,
+  branch   INTEGER NOT NULL,
+  since_ns INTEGER NOT NULL,
+  PRIMARY KEY (session, seq)
+) WITHOUT ROWID;
+
 CREATE TABLE snapshots (
   id         INTEGER PRIMARY KEY,
   branch     INTEGER NOT NULL REFERENCES branches(id),

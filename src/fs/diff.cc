@@ -100,6 +100,18 @@ Result<Limits> LimitsOf(sql::Connection& conn, View view) {
   return Limits(chain.begin(), chain.end());
 }
 
+// Changes keyed by (path, rank): at one path a removal sorts before an
+// addition, which sorts before a modification.
+using ChangeMap = std::map<std::pair<std::string, int>, Change>;
+int Rank(ChangeKind kind) {
+  switch (kind) {
+    case ChangeKind::kRemoved: return 0;
+    case ChangeKind::kAdded: return 1;
+    case ChangeKind::kModified: return 2;
+  }
+  return 3;
+}
+
 struct Side {
   tree::Scope scope;
   PathFinder paths;
@@ -107,7 +119,7 @@ struct Side {
 
 // Lists `dir`'s subtree (below `path`) as `kind` changes seen from `side`.
 Status ExpandSubtree(sql::Connection& conn, Side& side, InodeId dir, const std::string& path,
-                     ChangeKind kind, std::map<std::pair<std::string, int>, Change>* out,
+                     ChangeKind kind, ChangeMap* out,
                      int depth = 0) {
   if (depth > 4096) return Corruption("directory tree too deep");
   ASSIGN_OR_RETURN(auto entries, tree::ListDentries(conn, side.scope, dir));
@@ -123,7 +135,7 @@ Status ExpandSubtree(sql::Connection& conn, Side& side, InodeId dir, const std::
       c.new_mode = row->mode;
       c.new_size = row->size;
     }
-    (*out)[{child, static_cast<int>(kind)}] = c;
+    (*out)[{child, Rank(kind)}] = c;
     if (S_ISDIR(row->mode)) {
       RETURN_IF_ERROR(ExpandSubtree(conn, side, e.ino, child, kind, out, depth + 1));
     }
@@ -177,7 +189,7 @@ Result<std::vector<Change>> ComputeDiff(sql::Connection& conn, View from, View t
 
   Side a{{from.branch, from.version}, PathFinder(conn, {from.branch, from.version})};
   Side b{{to.branch, to.version}, PathFinder(conn, {to.branch, to.version})};
-  std::map<std::pair<std::string, int>, Change> changes;
+  ChangeMap changes;
 
   for (const auto& [parent, name] : dentry_keys) {
     ASSIGN_OR_RETURN(auto ea, tree::GetDentry(conn, a.scope, parent, name));
@@ -203,7 +215,7 @@ Result<std::vector<Change>> ComputeDiff(sql::Connection& conn, View from, View t
         c.new_mode = row->mode;
         c.new_size = row->size;
       }
-      changes[{path, static_cast<int>(step.kind)}] = c;
+      changes[{path, Rank(step.kind)}] = c;
       if (S_ISDIR(row->mode)) {
         RETURN_IF_ERROR(ExpandSubtree(conn, *step.side, row->ino, path, step.kind, &changes));
       }
@@ -217,8 +229,8 @@ Result<std::vector<Change>> ComputeDiff(sql::Connection& conn, View from, View t
     ASSIGN_OR_RETURN(auto paths, b.paths.PathsOf(ino));
     for (const std::string& path : paths) {
       // A path that was added or removed is already listed as such.
-      if (changes.count({path, static_cast<int>(ChangeKind::kAdded)})) continue;
-      changes[{path, static_cast<int>(ChangeKind::kModified)}] =
+      if (changes.count({path, Rank(ChangeKind::kAdded)})) continue;
+      changes[{path, Rank(ChangeKind::kModified)}] =
           Change{ChangeKind::kModified, path, ra->mode, rb->mode, ra->size, rb->size};
     }
   }

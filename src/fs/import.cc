@@ -56,13 +56,8 @@ Status ImportFile(Filesystem& fs, const std::string& host, const struct stat& st
     }
     return HostError("cannot open", host);
   }
-  auto existing = fs.Lookup(parent, name);
-  if (existing.ok()) {
-    if (!S_ISREG(existing->mode)) return Exists(host + ": destination exists and is not a file");
-    RETURN_IF_ERROR(fs.Unlink(parent, name));
-  }
-  Cred cred{st.st_uid, st.st_gid};
-  ASSIGN_OR_RETURN(Attr attr, fs.Create(parent, name, st.st_mode & 07777, cred));
+  ASSIGN_OR_RETURN(Attr attr, CreateOrTruncate(fs, parent, name, st.st_mode & 07777,
+                                                Cred{st.st_uid, st.st_gid}));
   std::vector<uint8_t> buf(1 << 20);
   uint64_t offset = 0;
   Status s;
@@ -157,6 +152,25 @@ Status ImportPath(Filesystem& fs, const std::string& host_path, InodeId parent,
                   std::string_view name, ImportStats* stats) {
   RETURN_IF_ERROR(ImportAny(fs, host_path, parent, name, stats, 0));
   return fs.FlushAll();
+}
+
+Result<Attr> CreateOrTruncate(Filesystem& fs, InodeId parent, std::string_view name,
+                              uint32_t mode, Cred cred) {
+  auto existing = fs.Lookup(parent, name);
+  if (!existing.ok()) {
+    if (existing.status().code() != Code::kNotFound) return existing.status();
+    return fs.Create(parent, name, mode, cred);
+  }
+  if (S_ISDIR(existing->mode)) return IsDir("'" + std::string(name) + "' is a directory");
+  if (!S_ISREG(existing->mode)) {
+    return Exists("'" + std::string(name) + "' exists and is not a regular file");
+  }
+  RETURN_IF_ERROR(fs.Open(existing->ino));
+  AttrChanges truncate;
+  truncate.size = 0;
+  auto attr = fs.SetAttr(existing->ino, truncate);
+  if (!attr.ok()) (void)fs.Release(existing->ino);
+  return attr;
 }
 
 Result<Attr> MakeDirs(Filesystem& fs, std::string_view path, Cred cred) {

@@ -44,6 +44,10 @@ class StoreImpl final : public Store {
     return Read([&](sql::Connection& c) { return catalog::GetSession(c, name); });
   }
 
+  Result<std::vector<BranchId>> SessionBranches(std::string_view name) override {
+    return Read([&](sql::Connection& c) { return catalog::SessionBranches(c, name); });
+  }
+
   Result<std::vector<SessionInfo>> ListSessions() override {
     return Read([&](sql::Connection& c) { return catalog::ListSessions(c); });
   }
@@ -92,12 +96,13 @@ class StoreImpl final : public Store {
       int64_t now = core_->Now();
       ASSIGN_OR_RETURN(Version abandoned, FreezeWithPending(conn, info.branch));
       undo = View{info.branch, abandoned};
-      // Name the abandoned head so that the restore can be undone by name.
+      // Name the abandoned head so that the restore can be undone by name. The
+      // name is unique in the store: the session's later branches do not
+      // descend from this one, so a per-branch name could be ambiguous.
       for (int n = 1;; ++n) {
         std::string name = "before-restore-" + std::to_string(n);
-        auto existing = catalog::FindSnapshot(conn, info.branch, name);
-        if (existing.ok()) continue;
-        if (existing.status().code() != Code::kNotFound) return existing.status();
+        ASSIGN_OR_RETURN(bool used, catalog::SnapshotNameUsed(conn, name));
+        if (used) continue;
         RETURN_IF_ERROR(catalog::InsertSnapshot(conn, info.branch, abandoned, name, now).status());
         break;
       }
@@ -111,7 +116,7 @@ class StoreImpl final : public Store {
       }
       ASSIGN_OR_RETURN(BranchId fresh,
                        catalog::CreateChildBranch(conn, target.branch, version, now));
-      return catalog::SetSessionBranch(conn, session, fresh);
+      return catalog::SetSessionBranch(conn, session, fresh, now);
     }));
     return undo;
   }

@@ -1,0 +1,175 @@
+// End-to-end tests of the `strata` binary: real processes, a real store file.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "testing/temp_store.h"
+
+namespace strata {
+namespace {
+
+struct CliRun {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+class CliTest : public ::testing::Test {
+ protected:
+  std::string store() const { return dir_.File("store.db"); }
+
+  // Runs `strata ARGS` with --store pointing into the test's directory (unless
+  // the arguments name one), feeding `input` on standard input.
+  CliRun Strata(const std::string& args, const std::string& input = "", bool with_store = true) {
+    std::string in = dir_.File("stdin"), out = dir_.File("stdout"), err = dir_.File("stderr");
+    std::ofstream(in) << input;
+    std::string cmd = std::string(STRATA_CLI) + (with_store ? " --store '" + store() + "' " : " ") +
+                      args + " <'" + in + "' >'" + out + "' 2>'" + err + "'";
+    int status = std::system(cmd.c_str());
+    CliRun r;
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    r.out = Slurp(out);
+    r.err = Slurp(err);
+    return r;
+  }
+
+  static std::string Slurp(const std::string& path) {
+    std::ifstream f(path);
+    std::stringstream s;
+    s << f.rdbuf();
+    return s.str();
+  }
+
+  testing::TempDir dir_;
+};
+
+TEST_F(CliTest, DemoShowsBaseAndForkSideBySide) {
+  CliRun r = Strata("demo");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("demo-1@base"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("demo-1-fork"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("~  /src/greet.c"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("+  /tests/greet_test.c"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("-  /notes.txt"), std::string::npos) << r.out;
+  // A second run picks fresh session names instead of failing.
+  CliRun again = Strata("demo");
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.out.find("demo-2@base"), std::string::npos) << again.out;
+}
+
+TEST_F(CliTest, PutCatSnapshotForkDiffRoundTrip) {
+  ASSERT_EQ(Strata("init work").exit_code, 0);
+  ASSERT_EQ(Strata("put work:/dir/a.txt", "first\n").exit_code, 0);
+  CliRun cat = Strata("cat work:/dir/a.txt");
+  ASSERT_EQ(cat.exit_code, 0) << cat.err;
+  EXPECT_EQ(cat.out, "first\n");
+  ASSERT_EQ(Strata("snapshot work v1").exit_code, 0);
+  ASSERT_EQ(Strata("put work:/dir/a.txt", "second version\n").exit_code, 0);
+  ASSERT_EQ(Strata("put work:/dir/b.txt", "new\n").exit_code, 0);
+  EXPECT_EQ(Strata("cat work@v1:/dir/a.txt").out, "first\n");
+  EXPECT_EQ(Strata("cat work:/dir/a.txt").out, "second version\n");
+  CliRun diff = Strata("diff work@v1 work");
+  ASSERT_EQ(diff.exit_code, 0) << diff.err;
+  EXPECT_EQ(diff.out, "~ /dir/a.txt  (6 -> 15 bytes)\n+ /dir/b.txt\n");
+  ASSERT_EQ(Strata("fork work@v1 other").exit_code, 0);
+  EXPECT_EQ(Strata("cat other:/dir/a.txt").out, "first\n");
+  CliRun ls = Strata("--json ls other:/dir");
+  ASSERT_EQ(ls.exit_code, 0) << ls.err;
+  auto entries = nlohmann::json::parse(ls.out);
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0]["name"], "a.txt");
+  EXPECT_EQ(entries[0]["size"], 6);
+}
+
+TEST_F(CliTest, RestoreRewindsAndCanBeUndone) {
+  ASSERT_EQ(Strata("init s").exit_code, 0);
+  ASSERT_EQ(Strata("put s:/f", "old").exit_code, 0);
+  ASSERT_EQ(Strata("snapshot s before").exit_code, 0);
+  ASSERT_EQ(Strata("put s:/f", "new").exit_code, 0);
+  CliRun restore = Strata("restore s@before");
+  ASSERT_EQ(restore.exit_code, 0) << restore.err;
+  EXPECT_NE(restore.out.find("strata restore s@before-restore-1"), std::string::npos)
+      << restore.out;
+  EXPECT_EQ(Strata("cat s:/f").out, "old");
+  ASSERT_EQ(Strata("restore s@before-restore-1").exit_code, 0);
+  EXPECT_EQ(Strata("cat s:/f").out, "new");
+  CliRun snaps = Strata("--json snapshots s");
+  ASSERT_EQ(snaps.exit_code, 0) << snaps.err;
+  auto list = nlohmann::json::parse(snaps.out);
+  std::vector<std::string> names;
+  for (const auto& s : list) names.push_back(s["name"]);
+  EXPECT_EQ(names, (std::vector<std::string>{"before", "before-restore-1", "before-restore-2"}));
+}
+
+TEST_F(CliTest, MissingStoreIsAClearError) {
+  CliRun r = Strata("sessions");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("no store at " + store()), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("strata init"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, GarbageStoreFileIsRefusedAndUntouched) {
+  std::string garbage(8192, 'x');
+  std::ofstream(store()) << garbage;
+  CliRun r = Strata("sessions");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find(store()), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("not a SQLite database"), std::string::npos) << r.err;
+  EXPECT_EQ(Slurp(store()), garbage);
+}
+
+TEST_F(CliTest, BadAddressesAndNamesAreClearErrors) {
+  ASSERT_EQ(Strata("init s").exit_code, 0);
+  struct Case {
+    std::string args;
+    std::string message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"cat s@:/x", "empty snapshot"},
+           {"cat nosuch:/x", "no session 'nosuch'"},
+           {"cat s@nosnap:/x", "has no snapshot 'nosnap'"},
+           {"cat s:/missing", "no entry 'missing'"},
+           {"init 'bad name'", "may contain only"},
+           {"init s", "exists"},
+           {"fork s:/path t", "not a path"},
+           {"restore s", "SESSION@SNAP"},
+           {"put s@x:/f", "read-only"},
+       }) {
+    CliRun r = Strata(c.args);
+    EXPECT_EQ(r.exit_code, 1) << c.args;
+    EXPECT_NE(r.err.find(c.message), std::string::npos) << c.args << ": " << r.err;
+  }
+}
+
+TEST_F(CliTest, UsageErrorsExitNonZeroWithHint) {
+  CliRun none = Strata("", "", false);
+  EXPECT_NE(none.exit_code, 0);
+  CliRun unknown = Strata("frobnicate");
+  EXPECT_NE(unknown.exit_code, 0);
+  CliRun missing_arg = Strata("snapshot");
+  EXPECT_NE(missing_arg.exit_code, 0);
+  EXPECT_NE(missing_arg.err.find("session"), std::string::npos) << missing_arg.err;
+  CliRun help = Strata("--help", "", false);
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.out.find("snapshot"), std::string::npos);
+}
+
+TEST_F(CliTest, FsckReportsCleanStoreAndGcFreesOverwrittenData) {
+  ASSERT_EQ(Strata("init s").exit_code, 0);
+  ASSERT_EQ(Strata("put s:/f", std::string(200000, 'a')).exit_code, 0);
+  ASSERT_EQ(Strata("put s:/f", std::string(200000, 'b')).exit_code, 0);
+  CliRun gc = Strata("gc");
+  ASSERT_EQ(gc.exit_code, 0) << gc.err;
+  EXPECT_NE(gc.out.find("freed 2 chunks"), std::string::npos) << gc.out;
+  CliRun fsck = Strata("fsck");
+  EXPECT_EQ(fsck.exit_code, 0) << fsck.out << fsck.err;
+  EXPECT_NE(fsck.out.find("no problems found"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace strata
