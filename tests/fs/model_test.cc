@@ -890,8 +890,9 @@ class ModelRun {
     if (!Expect(want, undo)) return false;
     if (want != Code::kOk) return true;
     if (undo->branch != s.branch) return Fail("Restore froze another branch");
+    // Undo names are numbered across the whole store.
     frozen_.push_back(Frozen{*undo, s.model, "head abandoned by " + op_, true,
-                             "before-restore-1"});
+                             "before-restore-" + std::to_string(++restores_)});
     s.model = target.model;
     s.model.DropHandles();
     s.fs.reset();
@@ -1012,6 +1013,7 @@ class ModelRun {
   std::vector<std::unique_ptr<Session>> sessions_;
   size_t current_ = 0;
   std::vector<Frozen> frozen_;
+  int restores_ = 0;  // Restore calls that succeeded (they name undo snapshots)
   int step_ = 0;
   std::string op_ = "opening the store";
   std::string failure_;

@@ -431,8 +431,9 @@ TEST_F(BranchesTest, RestoreRewindsAndCanBeUndone) {
   restored.reset();
   ASSERT_OK_AND_ASSIGN(View undo2, store_->Restore("main", undo));
   EXPECT_EQ(undo2.branch, session.branch);
+  // Undo names are unique in the store: the second restore's is -2.
   ASSERT_OK_AND_ASSIGN(SnapshotInfo named2,
-                       store_->FindSnapshot(session.branch, "before-restore-1"));
+                       store_->FindSnapshot(session.branch, "before-restore-2"));
   EXPECT_EQ(named2.version, undo2.version);
   ASSERT_OK_AND_ASSIGN(SessionInfo back, store_->GetSession("main"));
   auto undone = OpenHead(back.branch);
@@ -657,7 +658,7 @@ TEST_F(BranchesTest, DiffAcrossForkLevelsAndBetweenSiblings) {
   auto ofs = OpenHead(other.branch);
   Put(*ofs, "/f", "other");
   ASSERT_OK_AND_ASSIGN(changes, store_->Diff(View{branch_, rv}, View{other.branch, kHead}));
-  EXPECT_EQ(Render(changes), (Strings{"-/base", "+/f", "-/f"}));
+  EXPECT_EQ(Render(changes), (Strings{"-/base", "-/f", "+/f"}));
 }
 
 // --- Concurrency.
