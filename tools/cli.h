@@ -71,6 +71,7 @@ void AddSessionCommands(CLI::App& app, Globals& g);
 void AddFileCommands(CLI::App& app, Globals& g);
 void AddMaintenanceCommands(CLI::App& app, Globals& g);
 void AddDemoCommand(CLI::App& app, Globals& g);
+void AddMountCommands(CLI::App& app, Globals& g);
 
 }  // namespace strata::cli
 

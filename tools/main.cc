@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   strata::cli::AddFileCommands(app, g);
   strata::cli::AddMaintenanceCommands(app, g);
   strata::cli::AddDemoCommand(app, g);
+  strata::cli::AddMountCommands(app, g);
   // Global options are accepted after the subcommand too.
   for (auto& [sub, action] : g.actions) sub->fallthrough();
 

@@ -1,0 +1,99 @@
+#include "fuse/fuse_server.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "fuse/server_state.h"
+
+namespace strata::fuse {
+
+namespace {
+
+// Refuses a mount point that is missing, not a directory, or already a mount
+// (a dead FUSE mount answers ENOTCONN).
+Status CheckMountpoint(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    if (errno == ENOTCONN) {
+      return Status(Code::kBusy, "mount point " + path +
+                                     " is a disconnected mount; run 'strata umount " + path + "'");
+    }
+    return Status(errno == ENOENT ? Code::kNotFound : Code::kIoError,
+                  "mount point " + path + ": " + std::strerror(errno));
+  }
+  if (!S_ISDIR(st.st_mode)) return NotDir("mount point " + path + " is not a directory");
+  std::string parent = std::filesystem::path(path).lexically_normal().parent_path().string();
+  struct stat pst;
+  if (!parent.empty() && stat(parent.c_str(), &pst) == 0 &&
+      (pst.st_dev != st.st_dev || pst.st_ino == st.st_ino)) {
+    return Status(Code::kBusy, "mount point " + path + " is already a mount");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<FuseServer>> FuseServer::Mount(Filesystem& fs,
+                                                      const MountOptions& options) {
+  std::string mountpoint = std::filesystem::absolute(options.mountpoint).lexically_normal();
+  RETURN_IF_ERROR(CheckMountpoint(mountpoint));
+  auto server = std::unique_ptr<FuseServer>(new FuseServer());
+  server->state_ = std::make_unique<ServerState>();
+  server->state_->fs = &fs;
+  server->state_->timeout = options.timeout_seconds;
+  server->max_threads_ = options.max_threads;
+
+  // The kernel checks permissions against the modes and owners we report,
+  // so a sandbox running as another uid is held to them.
+  std::string opts = "fsname=" + options.fsname + ",subtype=strata,default_permissions";
+  for (const auto& o : options.options) opts += "," + o;
+  std::vector<std::string> argv_storage = {"strata", "-o", opts};
+  std::vector<char*> argv;
+  for (auto& a : argv_storage) argv.push_back(a.data());
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+  server->session_ = fuse_session_new(&args, &Operations(), sizeof(fuse_lowlevel_ops),
+                                      server->state_.get());
+  if (server->session_ == nullptr) {
+    return InvalidArgument("cannot start a FUSE session with options '" + opts + "'");
+  }
+  if (fuse_session_mount(server->session_, mountpoint.c_str()) != 0) {
+    return IoError("cannot mount on " + mountpoint +
+                   " (is /dev/fuse available and fusermount3 installed?)");
+  }
+  server->mounted_ = true;
+  return server;
+}
+
+FuseServer::~FuseServer() {
+  if (session_ == nullptr) return;
+  if (signals_) fuse_remove_signal_handlers(session_);
+  if (mounted_) fuse_session_unmount(session_);
+  fuse_session_destroy(session_);
+}
+
+Status FuseServer::InstallSignalHandlers() {
+  if (fuse_set_signal_handlers(session_) != 0) return IoError("cannot install signal handlers");
+  signals_ = true;
+  return Status::Ok();
+}
+
+Status FuseServer::Run() {
+  fuse_loop_config* config = fuse_loop_cfg_create();
+  if (config == nullptr) return Internal("out of memory");
+  fuse_loop_cfg_set_max_threads(config, max_threads_);
+  fuse_loop_cfg_set_idle_threads(config, std::min(max_threads_, 4u));
+  int rc = fuse_session_loop_mt(session_, config);
+  fuse_loop_cfg_destroy(config);
+  // A signal value (SIGINT, SIGTERM) is a requested stop, not a failure.
+  if (rc < 0) return IoError(std::string("FUSE loop failed: ") + std::strerror(-rc));
+  return Status::Ok();
+}
+
+void FuseServer::Exit() {
+  if (session_ != nullptr) fuse_session_exit(session_);
+}
+
+}  // namespace strata::fuse

@@ -1,0 +1,170 @@
+// mount, umount: serve a session through FUSE.
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include "cli.h"
+#include "fuse/fuse_server.h"
+
+namespace strata::cli {
+
+namespace {
+
+struct MountArgs {
+  std::string session;
+  std::string mountpoint;
+  bool foreground = false;
+  std::vector<std::string> options;
+};
+
+// Commits buffered writes every `period` until stopped, so that data sitting
+// in a file that stays open reaches the store.
+class PeriodicFlusher {
+ public:
+  PeriodicFlusher(Filesystem& fs, std::chrono::milliseconds period)
+      : thread_([this, &fs, period] {
+          std::unique_lock lock(mu_);
+          while (!cv_.wait_for(lock, period, [this] { return stop_; })) {
+            lock.unlock();
+            (void)fs.FlushAll();
+            lock.lock();
+          }
+        }) {}
+  ~PeriodicFlusher() {
+    {
+      std::scoped_lock lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;  // guarded by mu_
+  std::thread thread_;
+};
+
+// Mounts and serves until unmounted. `ready` is called once the mount is up
+// (or with the error that prevented it).
+Status Serve(Globals& g, const MountArgs& a, const std::function<void(const Status&)>& ready) {
+  auto run = [&]() -> Status {
+    ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
+    ASSIGN_OR_RETURN(SessionInfo session, store->GetSession(a.session));
+    ASSIGN_OR_RETURN(auto fs, store->OpenFilesystem(View{session.branch, kHead}));
+    fuse::MountOptions options;
+    options.mountpoint = a.mountpoint;
+    options.options = a.options;
+    options.fsname = "strata:" + a.session;
+    Status served;
+    {
+      ASSIGN_OR_RETURN(auto server, fuse::FuseServer::Mount(*fs, options));
+      RETURN_IF_ERROR(server->InstallSignalHandlers());
+      ready(Status::Ok());
+      PeriodicFlusher flusher(*fs, std::chrono::seconds(2));
+      served = server->Run();
+    }  // unmounted here
+    RETURN_IF_ERROR(fs->FlushAll());
+    RETURN_IF_ERROR(store->Sync());
+    return served;
+  };
+  Status s = run();
+  if (!s.ok()) ready(s);
+  return s;
+}
+
+Status Mount(Globals& g, const MountArgs& a) {
+  if (a.foreground) {
+    return Serve(g, a, [&](const Status& s) {
+      if (s.ok()) std::cerr << "strata: serving session " << a.session << " at " << a.mountpoint
+                            << " (Ctrl-C or 'strata umount " << a.mountpoint << "' to stop)\n";
+    });
+  }
+  // Background: the child mounts and reports success or the error through a
+  // pipe, so the user sees mount errors and the exit status is honest.
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return IoError("pipe failed");
+  pid_t pid = fork();
+  if (pid < 0) return IoError("fork failed");
+  if (pid == 0) {
+    close(fds[0]);
+    setsid();
+    bool reported = false;
+    Status s = Serve(g, a, [&](const Status& st) {
+      if (reported) return;
+      reported = true;
+      std::string msg = st.ok() ? "OK" : st.message();
+      (void)!write(fds[1], msg.data(), msg.size());
+      close(fds[1]);
+      if (st.ok()) {
+        int null = open("/dev/null", O_RDWR);
+        if (null >= 0) {
+          dup2(null, STDIN_FILENO);
+          dup2(null, STDOUT_FILENO);
+          dup2(null, STDERR_FILENO);
+          if (null > STDERR_FILENO) close(null);
+        }
+      }
+    });
+    _exit(s.ok() ? 0 : 1);
+  }
+  close(fds[1]);
+  std::string msg;
+  char buf[512];
+  ssize_t n;
+  while ((n = read(fds[0], buf, sizeof(buf))) > 0) msg.append(buf, static_cast<size_t>(n));
+  close(fds[0]);
+  if (msg == "OK") {
+    std::cout << "mounted session " << a.session << " at " << a.mountpoint << " (pid " << pid
+              << ")\n";
+    return Status::Ok();
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return IoError(msg.empty() ? "the mount daemon exited without mounting" : msg);
+}
+
+Status Umount(const std::string& mountpoint) {
+  if (umount2(mountpoint.c_str(), 0) == 0) return Status::Ok();
+  int err = errno;
+  if (err == EPERM) {
+    // Not root: fusermount3 is set-uid and unmounts our own FUSE mounts.
+    std::string cmd = "fusermount3 -u '" + mountpoint + "'";
+    if (std::system(cmd.c_str()) == 0) return Status::Ok();
+  }
+  if (err == EBUSY) {
+    return Status(Code::kBusy, mountpoint + " is busy (a process uses it; see 'fuser -m " +
+                                   mountpoint + "')");
+  }
+  if (err == EINVAL) return InvalidArgument(mountpoint + " is not a mount point");
+  return IoError("cannot unmount " + mountpoint + ": " + std::strerror(err));
+}
+
+}  // namespace
+
+void AddMountCommands(CLI::App& app, Globals& g) {
+  static MountArgs args;
+  static std::string umount_point;
+  auto* mount = g.Add(app, "mount", "Serve a session as a directory through FUSE",
+                      [&g] { return Mount(g, args); });
+  mount->add_option("session", args.session, "Session")->required();
+  mount->add_option("mountpoint", args.mountpoint, "Existing empty directory")->required();
+  mount->add_flag("-f,--foreground", args.foreground, "Stay in the foreground until unmounted");
+  mount->add_option("-o", args.options, "Mount options, e.g. allow_other (repeatable)")
+      ->delimiter(',');
+
+  auto* umount = g.Add(app, "umount", "Unmount a mounted session (its daemon then exits)",
+                       [] { return Umount(umount_point); });
+  umount->add_option("mountpoint", umount_point, "Mount point")->required();
+}
+
+}  // namespace strata::cli
