@@ -213,6 +213,19 @@ inline double ThreadCpuSeconds() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
+// Bytes this process has handed to write(2)/pwrite(2) so far ("wchar" of
+// /proc/self/io): SQLite's WAL appends and checkpoint copies. Divided by the
+// bytes the caller wrote, it is the store's write amplification.
+inline uint64_t ProcessWriteBytes() {
+  std::ifstream in("/proc/self/io");
+  std::string key;
+  uint64_t value = 0;
+  while (in >> key >> value) {
+    if (key == "wchar:") return value;
+  }
+  return 0;
+}
+
 constexpr double kMiB = 1024.0 * 1024.0;
 
 }  // namespace strata::bench

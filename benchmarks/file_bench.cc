@@ -47,6 +47,8 @@ struct Written {
   std::unique_ptr<Filesystem> fs;
   InodeId ino = 0;
   bool random = false;
+  uint64_t io_bytes = 0;  // bytes handed to write(2) while writing the file
+  uint64_t wal_bytes = 0;  // size of the WAL file right after the write
 };
 std::unique_ptr<Written> g_written;
 
@@ -60,6 +62,7 @@ double WriteBigFile(bool random, std::unique_ptr<Written>* out) {
   w->fs = Unwrap(w->store->OpenFilesystem({session.branch, kHead}), "open fs");
   std::vector<uint8_t> buf(kWriteBytes);
   double seconds = 0;
+  uint64_t io_before = ProcessWriteBytes();
   auto start = Clock::now();
   Attr file = Unwrap(w->fs->Create(kRootIno, "big", 0644, {}), "create");
   seconds += SecondsSince(start);
@@ -76,6 +79,8 @@ double WriteBigFile(bool random, std::unique_ptr<Written>* out) {
   Check(w->fs->Fsync(file.ino), "fsync");
   Check(w->fs->Release(file.ino), "release");
   seconds += SecondsSince(start);
+  w->io_bytes = ProcessWriteBytes() - io_before;
+  w->wal_bytes = FileSizeOrZero(w->dir->File("store.db-wal"));
   *out = std::move(w);
   return seconds;
 }
@@ -87,6 +92,10 @@ void BM_SeqWrite(benchmark::State& state) {
     state.SetIterationTime(WriteBigFile(random, &g_written));
   }
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kFileBytes));
+  // Bytes written to the store's files (WAL, then checkpoint) per byte of data.
+  state.counters["io_per_byte"] =
+      static_cast<double>(g_written->io_bytes) / static_cast<double>(kFileBytes);
+  state.counters["wal_MiB"] = static_cast<double>(g_written->wal_bytes) / kMiB;
 }
 
 void BM_SeqRead(benchmark::State& state) {
@@ -142,6 +151,7 @@ void BM_SmallFiles(benchmark::State& state) {
     return std::span<const uint8_t>(content).subspan(i * kSmallBytes, kSmallBytes);
   };
   double create_s = 0, stat_s = 0, read_s = 0, read_noopen_s = 0, unlink_s = 0;
+  uint64_t create_io = 0, unlink_io = 0;
   for (auto _ : state) {
     g_written.reset();
     TempDir dir;
@@ -155,6 +165,7 @@ void BM_SmallFiles(benchmark::State& state) {
     auto dir_of = [&](int i) { return dirs[i / kFilesPerDir]; };
     std::vector<InodeId> inos(kSmallFiles);
 
+    uint64_t io = ProcessWriteBytes();
     auto start = Clock::now();
     for (int i = 0; i < kSmallFiles; ++i) {
       Attr a = Unwrap(fs->Create(dir_of(i), Name(i), 0644, {}), "create");
@@ -163,6 +174,7 @@ void BM_SmallFiles(benchmark::State& state) {
       inos[i] = a.ino;
     }
     create_s = SecondsSince(start);
+    create_io = ProcessWriteBytes() - io;
 
     start = Clock::now();
     for (int i = 0; i < kSmallFiles; ++i) {
@@ -189,9 +201,11 @@ void BM_SmallFiles(benchmark::State& state) {
     }
     read_noopen_s = SecondsSince(start);
 
+    io = ProcessWriteBytes();
     start = Clock::now();
     for (int i = 0; i < kSmallFiles; ++i) Check(fs->Unlink(dir_of(i), Name(i)), "unlink");
     unlink_s = SecondsSince(start);
+    unlink_io = ProcessWriteBytes() - io;
 
     state.SetIterationTime(create_s + stat_s + read_s + unlink_s);
   }
@@ -200,9 +214,12 @@ void BM_SmallFiles(benchmark::State& state) {
   state.counters["read_per_s"] = kSmallFiles / read_s;
   state.counters["read_noopen_per_s"] = kSmallFiles / read_noopen_s;
   state.counters["unlink_per_s"] = kSmallFiles / unlink_s;
+  // KiB handed to write(2) (WAL frames, checkpoints) per file created / unlinked.
+  state.counters["create_io_KiB"] = create_io / 1024.0 / kSmallFiles;
+  state.counters["unlink_io_KiB"] = unlink_io / 1024.0 / kSmallFiles;
 }
 
-BENCHMARK(BM_SmallFiles)->Iterations(1)->Repetitions(3)->UseManualTime()
+BENCHMARK(BM_SmallFiles)->Iterations(1)->Repetitions(5)->UseManualTime()
     ->ReportAggregatesOnly(true)->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -20,15 +20,19 @@ Result<Attr> FilesystemImpl::Lookup(InodeId parent, std::string_view name) {
   Attr out;
   PendingView pending;
   RETURN_IF_ERROR(Query([&](sql::Connection& conn, tree::Scope scope) -> Status {
-    ASSIGN_OR_RETURN(tree::InodeRow dir, LoadDir(conn, scope, parent));
     InodeId target;
-    if (name == ".") {
-      target = parent;
-    } else if (name == "..") {
-      target = dir.parent;
+    if (name == "." || name == "..") {
+      ASSIGN_OR_RETURN(tree::InodeRow dir, LoadDir(conn, scope, parent));
+      target = name == "." ? parent : dir.parent;
     } else {
+      // Live entries exist only under live directories, so the parent is
+      // loaded only when the name is missing (to answer ENOTDIR or ENOENT):
+      // one ancestry walk less per hit (see docs/BENCHMARKS.md, depth).
       ASSIGN_OR_RETURN(auto entry, tree::GetDentry(conn, scope, parent, name));
-      if (!entry.has_value()) return NotFound("no entry " + Quote(name));
+      if (!entry.has_value()) {
+        RETURN_IF_ERROR(LoadDir(conn, scope, parent).status());
+        return NotFound("no entry " + Quote(name));
+      }
       target = entry->ino;
     }
     pending = buffer_.View(target, 1, 0);
