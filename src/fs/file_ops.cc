@@ -40,15 +40,18 @@ Status FilesystemImpl::Open(InodeId ino) {
 }
 
 Status FilesystemImpl::Release(InodeId ino) {
+  bool maybe_orphan;
   {
     std::scoped_lock lock(open_mu_);
     auto it = open_files_.find(ino);
     if (it == open_files_.end()) return InvalidArgument("inode is not open");
     if (--it->second.count > 0) return Status::Ok();
+    maybe_orphan = it->second.maybe_orphan;
     open_files_.erase(it);
   }
   if (read_only()) return Status::Ok();
   RETURN_IF_ERROR(FlushPending(ino, false));
+  if (!maybe_orphan) return Status::Ok();
   // The last handle of an inode with no name left: now it goes.
   return Mutate([&](sql::Connection& conn, tree::Head head) -> Status {
     ASSIGN_OR_RETURN(auto row, tree::GetInode(conn, head.scope(), ino));

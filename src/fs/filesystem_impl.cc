@@ -80,6 +80,11 @@ Status FilesystemImpl::Query(const ReadFn& fn) {
 
 Status FilesystemImpl::FlushPending(std::optional<InodeId> ino, bool durable) {
   if (read_only()) return Status::Ok();
+  // Nothing buffered: no need to queue behind another flush for the lock.
+  // (Data written after this check is not this call's to commit.)
+  if (!durable && !(ino ? buffer_.HasPending(*ino) : buffer_.buffered_bytes() > 0)) {
+    return Status::Ok();
+  }
   ASSIGN_OR_RETURN(catalog::WriterLease lease, core_->db().Writer());
   sql::Connection& conn = lease.conn();
   std::vector<FlushItem> items = buffer_.TakeForFlush(ino);
@@ -132,6 +137,14 @@ Result<tree::InodeRow> FilesystemImpl::LoadDir(sql::Connection& conn, tree::Scop
 bool FilesystemImpl::IsOpen(InodeId ino) {
   std::scoped_lock lock(open_mu_);
   return open_files_.count(ino) != 0;
+}
+
+bool FilesystemImpl::MarkOrphanIfOpen(InodeId ino) {
+  std::scoped_lock lock(open_mu_);
+  auto it = open_files_.find(ino);
+  if (it == open_files_.end()) return false;
+  it->second.maybe_orphan = true;
+  return true;
 }
 
 Result<FsStats> FilesystemImpl::StatFs() {

@@ -115,6 +115,9 @@ class FilesystemImpl final : public Filesystem {
   Status LoadBlock(sql::Connection& conn, tree::Scope scope, InodeId ino, uint64_t idx,
                    std::vector<uint8_t>* out);
   bool IsOpen(InodeId ino);
+  // If `ino` is open, notes that its last Release may have to delete it and
+  // returns true.
+  bool MarkOrphanIfOpen(InodeId ino);
   Status IsAncestor(sql::Connection& conn, tree::Scope scope, InodeId maybe_ancestor,
                     InodeId dir, bool* result);
 
@@ -128,6 +131,9 @@ class FilesystemImpl final : public Filesystem {
     // Write skips its type check for open regular files only (an open
     // directory must still be refused).
     bool regular = true;
+    // Its last name went while open (or a transaction that removed it was
+    // tried): the last Release checks whether it must be deleted.
+    bool maybe_orphan = false;
   };
   std::map<InodeId, OpenFile> open_files_;  // guarded by open_mu_
 };

@@ -199,7 +199,7 @@ Status FilesystemImpl::DropLink(sql::Connection& conn, tree::Head head, const tr
   updated.nlink = row.nlink > 0 ? row.nlink - 1 : 0;
   updated.ctime_ns = now;
   if (updated.nlink > 0) return tree::PutInode(conn, head, updated);
-  if (IsOpen(row.ino)) {
+  if (MarkOrphanIfOpen(row.ino)) {
     // Still open: keep it, readable and writable, until the last Release.
     RETURN_IF_ERROR(tree::PutInode(conn, head, updated));
     return tree::AddOrphan(conn, head.branch, row.ino);
