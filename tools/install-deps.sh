@@ -9,4 +9,5 @@ apt-get install -y -qq --no-install-recommends \
   libsqlite3-dev sqlite3 libzstd-dev libxxhash-dev \
   libfuse3-dev fuse3 libseccomp-dev libarchive-dev \
   libcli11-dev nlohmann-json3-dev libfmt-dev \
-  libgtest-dev libgmock-dev libbenchmark-dev >/dev/null
+  libgtest-dev libgmock-dev libbenchmark-dev \
+  make gcc tar diffutils python3 python3-venv stress-ng attr >/dev/null
