@@ -1,6 +1,8 @@
 #include "fuse/fuse_server.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -45,6 +47,7 @@ Result<std::unique_ptr<FuseServer>> FuseServer::Mount(Filesystem& fs,
   server->state_->fs = &fs;
   server->state_->timeout = options.timeout_seconds;
   server->max_threads_ = options.max_threads;
+  server->mountpoint_ = mountpoint;
 
   // The kernel checks permissions against the modes and owners we report,
   // so a sandbox running as another uid is held to them.
@@ -89,6 +92,16 @@ Status FuseServer::Run() {
   fuse_loop_cfg_destroy(config);
   // A signal value (SIGINT, SIGTERM) is a requested stop, not a failure.
   if (rc < 0) return IoError(std::string("FUSE loop failed: ") + std::strerror(-rc));
+  return Status::Ok();
+}
+
+Status FuseServer::DrainKernelCache() {
+  int fd = open(mountpoint_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return IoError("cannot open " + mountpoint_ + ": " + std::strerror(errno));
+  int rc = syncfs(fd);
+  int err = errno;
+  close(fd);
+  if (rc != 0) return IoError("syncfs " + mountpoint_ + ": " + std::strerror(err));
   return Status::Ok();
 }
 

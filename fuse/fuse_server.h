@@ -44,6 +44,9 @@ class FuseServer {
   void Exit();
   // SIGINT/SIGTERM/SIGHUP end Run; call before Run from the serving process.
   Status InstallSignalHandlers();
+  // Makes the kernel send every write still in its page cache for this mount
+  // (syncfs). Call while Run serves requests on other threads.
+  Status DrainKernelCache();
 
  private:
   FuseServer() = default;
@@ -51,6 +54,7 @@ class FuseServer {
   bool mounted_ = false;
   bool signals_ = false;
   unsigned max_threads_ = 16;
+  std::string mountpoint_;
   std::unique_ptr<struct ServerState> state_;
 };
 

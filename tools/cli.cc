@@ -1,5 +1,7 @@
 #include "cli.h"
 
+#include "control/control.h"
+
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -86,6 +88,33 @@ Result<View> ResolveView(Store& store, const Address& addr) {
     if (std::to_string(s.id) == addr.snapshot) return View{s.branch, s.version};
   }
   return NotFound("session '" + addr.session + "' has no snapshot '" + addr.snapshot + "'");
+}
+
+bool IsMounted(const Globals& g, const std::string& session) {
+  return control::Call(StorePath(g), session, {{"op", "status"}}).ok();
+}
+
+Status FlushIfMounted(const Globals& g, const std::string& session) {
+  auto reply = control::Call(StorePath(g), session, {{"op", "flush"}});
+  if (!reply.ok() && reply.status().code() != Code::kNotFound) return reply.status();
+  return Status::Ok();
+}
+
+Result<View> SnapshotSession(const Globals& g, Store& store, const std::string& session,
+                             const std::string& name) {
+  auto reply = control::Call(StorePath(g), session, {{"op", "snapshot"}, {"name", name}});
+  if (reply.ok()) {
+    return View{(*reply)["branch"].get<BranchId>(), (*reply)["version"].get<Version>()};
+  }
+  if (reply.status().code() != Code::kNotFound) return reply.status();
+  ASSIGN_OR_RETURN(SessionInfo info, store.GetSession(session));
+  ASSIGN_OR_RETURN(Version v, store.Snapshot(info.branch, name));
+  return View{info.branch, v};
+}
+
+Status RequireUnmounted(const Globals& g, const std::string& session, std::string_view advice) {
+  if (!IsMounted(g, session)) return Status::Ok();
+  return Status(Code::kBusy, "session '" + session + "' is mounted; " + std::string(advice));
 }
 
 void PrintTable(const std::vector<std::vector<std::string>>& rows) {

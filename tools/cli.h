@@ -59,6 +59,21 @@ Result<std::vector<SnapshotInfo>> SessionSnapshots(Store& store, const std::stri
 // The view an address names: the session's head or one of its snapshots.
 Result<View> ResolveView(Store& store, const Address& addr);
 
+// --- Live sessions: a mounted session's daemon holds buffered writes, so
+// commands reach it through its control socket (src/control).
+// Whether a daemon serves `session` now.
+bool IsMounted(const Globals& g, const std::string& session);
+// Asks the daemon of `session`, if any, to commit its buffered writes, so that
+// reading the live head sees every write that returned.
+Status FlushIfMounted(const Globals& g, const std::string& session);
+// Snapshots `session`: through its daemon when mounted (the snapshot then
+// includes the daemon's buffered writes), else directly.
+Result<View> SnapshotSession(const Globals& g, Store& store, const std::string& session,
+                             const std::string& name);
+// Refuses to change a mounted session's head from outside its daemon; `advice`
+// completes "session 'S' is mounted; ...".
+Status RequireUnmounted(const Globals& g, const std::string& session, std::string_view advice);
+
 // Prints rows as columns padded to the widest cell; the last column is not
 // padded.
 void PrintTable(const std::vector<std::vector<std::string>>& rows);

@@ -26,6 +26,11 @@ Result<Target> OpenTarget(Globals& g, const std::string& text, bool writable) {
   if (writable && !t.addr.snapshot.empty()) {
     return ReadOnly("snapshot " + t.addr.snapshot + " is read-only; write to the session head");
   }
+  if (writable) {
+    RETURN_IF_ERROR(RequireUnmounted(g, t.addr.session, "write through the mount, or unmount it first"));
+  } else if (t.addr.snapshot.empty()) {
+    RETURN_IF_ERROR(FlushIfMounted(g, t.addr.session));
+  }
   ASSIGN_OR_RETURN(t.store, OpenStore(g, false));
   ASSIGN_OR_RETURN(View view, ResolveView(*t.store, t.addr));
   ASSIGN_OR_RETURN(t.fs, t.store->OpenFilesystem(view));
@@ -158,6 +163,9 @@ Status Diff(Globals& g, const std::string& a, const std::string& b) {
   ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
   ASSIGN_OR_RETURN(Address aa, ParseAddress(a));
   ASSIGN_OR_RETURN(Address ab, ParseAddress(b));
+  for (const Address* addr : {&aa, &ab}) {
+    if (addr->snapshot.empty()) RETURN_IF_ERROR(FlushIfMounted(g, addr->session));
+  }
   ASSIGN_OR_RETURN(View va, ResolveView(*store, aa));
   ASSIGN_OR_RETURN(View vb, ResolveView(*store, ab));
   ASSIGN_OR_RETURN(auto changes, store->Diff(va, vb));

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -12,6 +13,7 @@
 #include <thread>
 
 #include "cli.h"
+#include "control/control.h"
 #include "fuse/fuse_server.h"
 
 namespace strata::cli {
@@ -61,6 +63,15 @@ Status Serve(Globals& g, const MountArgs& a, const std::function<void(const Stat
     ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
     ASSIGN_OR_RETURN(SessionInfo session, store->GetSession(a.session));
     ASSIGN_OR_RETURN(auto fs, store->OpenFilesystem(View{session.branch, kHead}));
+    // First, so that a second daemon for the same session is refused before
+    // it touches the mount point. Snapshots drain the kernel's page cache
+    // into our buffers first (the server exists by the time one can come).
+    std::atomic<fuse::FuseServer*> serving{nullptr};
+    ASSIGN_OR_RETURN(auto control,
+                     control::ControlServer::Start(*store, *fs, a.session, [&]() -> Status {
+                       fuse::FuseServer* server = serving.load();
+                       return server != nullptr ? server->DrainKernelCache() : Status::Ok();
+                     }));
     fuse::MountOptions options;
     options.mountpoint = a.mountpoint;
     options.options = a.options;
@@ -69,10 +80,13 @@ Status Serve(Globals& g, const MountArgs& a, const std::function<void(const Stat
     {
       ASSIGN_OR_RETURN(auto server, fuse::FuseServer::Mount(*fs, options));
       RETURN_IF_ERROR(server->InstallSignalHandlers());
+      serving = server.get();
       ready(Status::Ok());
       PeriodicFlusher flusher(*fs, std::chrono::seconds(2));
       served = server->Run();
+      serving = nullptr;
     }  // unmounted here
+    control.reset();
     RETURN_IF_ERROR(fs->FlushAll());
     RETURN_IF_ERROR(store->Sync());
     return served;

@@ -45,13 +45,13 @@ Status Sessions(Globals& g) {
 
 Status Snapshot(Globals& g, const std::string& session, const std::string& name) {
   ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
-  ASSIGN_OR_RETURN(SessionInfo info, store->GetSession(session));
-  ASSIGN_OR_RETURN(Version v, store->Snapshot(info.branch, name));
-  ASSIGN_OR_RETURN(auto snaps, store->ListSnapshots(info.branch));
+  ASSIGN_OR_RETURN(View view, SnapshotSession(g, *store, session, name));
+  Version v = view.version;
+  ASSIGN_OR_RETURN(auto snaps, store->ListSnapshots(view.branch));
   int64_t id = snaps.empty() ? 0 : snaps.back().id;
   if (g.json) {
     std::cout << nlohmann::json{{"session", session}, {"snapshot", id}, {"name", name},
-                                {"branch", info.branch}, {"version", v}}.dump() << "\n";
+                                {"branch", view.branch}, {"version", v}}.dump() << "\n";
   } else {
     std::cout << session << "@" << (name.empty() ? std::to_string(id) : name) << " (version "
               << v << ")\n";
@@ -85,6 +85,10 @@ Status Fork(Globals& g, const std::string& from, const std::string& name) {
   ASSIGN_OR_RETURN(Address addr, ParseAddress(from));
   if (addr.has_path) return InvalidArgument("fork takes SESSION[@SNAP], not a path");
   ASSIGN_OR_RETURN(View view, ResolveView(*store, addr));
+  if (view.is_head()) {
+    // A live head: freeze it first, through its daemon if it is mounted.
+    ASSIGN_OR_RETURN(view, SnapshotSession(g, *store, addr.session, ""));
+  }
   ASSIGN_OR_RETURN(BranchId branch, store->Fork(view, name));
   std::cout << "forked " << from << " as " << name << " (branch " << branch << ")\n";
   return Status::Ok();
@@ -96,6 +100,7 @@ Status Restore(Globals& g, const std::string& target) {
   if (addr.snapshot.empty() || addr.has_path) {
     return InvalidArgument("restore takes SESSION@SNAP");
   }
+  RETURN_IF_ERROR(RequireUnmounted(g, addr.session, "unmount it before restoring"));
   ASSIGN_OR_RETURN(View view, ResolveView(*store, addr));
   ASSIGN_OR_RETURN(View undo, store->Restore(addr.session, view));
   ASSIGN_OR_RETURN(auto snaps, store->ListSnapshots(undo.branch));

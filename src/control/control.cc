@@ -1,0 +1,234 @@
+#include "control/control.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+
+namespace strata::control {
+
+namespace {
+
+// Owns a file descriptor.
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+
+ private:
+  int fd_;
+};
+
+std::string RuntimeDir() {
+  if (getuid() == 0) return "/run/strata";
+  if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr && *xdg != '\0') {
+    return std::string(xdg) + "/strata";
+  }
+  return "/tmp/strata-" + std::to_string(getuid());
+}
+
+Result<sockaddr_un> Address(const std::string& path) {
+  sockaddr_un addr;
+  std::memset(&addr, 0, sizeof(addr));
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr.sun_path)) return InvalidArgument("socket path too long: " + path);
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  return addr;
+}
+
+// Connects to `path`; -1 with errno set on failure.
+int Connect(const std::string& path) {
+  auto addr = Address(path);
+  if (!addr.ok()) return -1;
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&*addr), sizeof(*addr)) != 0) {
+    int err = errno;
+    close(fd);
+    errno = err;
+    return -1;
+  }
+  return fd;
+}
+
+bool WriteAll(int fd, const std::string& data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// Reads one line (without the newline); false on error or EOF before it.
+bool ReadLine(int fd, std::string* line) {
+  line->clear();
+  char c;
+  for (;;) {
+    ssize_t n = read(fd, &c, 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    if (c == '\n') return true;
+    if (line->size() > (1 << 20)) return false;
+    line->push_back(c);
+  }
+}
+
+nlohmann::json ErrorReply(const Status& s) {
+  return {{"ok", false}, {"error", s.message()}, {"errno", s.ToErrno()}};
+}
+
+}  // namespace
+
+std::string SocketPath(const std::string& store_path, const std::string& session) {
+  std::error_code ec;
+  std::string canonical = std::filesystem::weakly_canonical(store_path, ec).string();
+  if (ec) canonical = store_path;
+  std::string key = canonical + '\0' + session;
+  char hex[17];
+  snprintf(hex, sizeof(hex), "%016llx",
+           static_cast<unsigned long long>(XXH3_64bits(key.data(), key.size())));
+  return RuntimeDir() + "/" + hex + ".sock";
+}
+
+Result<std::unique_ptr<ControlServer>> ControlServer::Start(Store& store, Filesystem& fs,
+                                                            const std::string& session,
+                                                            std::function<Status()> drain) {
+  std::string path = SocketPath(store.path(), session);
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+  chmod(std::filesystem::path(path).parent_path().c_str(), 0700);
+  int live = Connect(path);
+  if (live >= 0) {
+    close(live);
+    return Status(Code::kBusy, "session '" + session + "' is already mounted by another daemon");
+  }
+  unlink(path.c_str());  // stale: its daemon is gone
+  ASSIGN_OR_RETURN(sockaddr_un addr, Address(path));
+  Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (fd.get() < 0) return IoError("socket: " + std::string(std::strerror(errno)));
+  if (bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      listen(fd.get(), 16) != 0) {
+    return IoError("cannot listen on " + path + ": " + std::strerror(errno));
+  }
+  chmod(path.c_str(), 0600);
+  auto server = std::unique_ptr<ControlServer>(
+      new ControlServer(store, fs, session, path, fd.release(), std::move(drain)));
+  if (pipe2(server->wake_, O_CLOEXEC) != 0) return IoError("pipe failed");
+  server->thread_ = std::thread([s = server.get()] { s->Serve(); });
+  return server;
+}
+
+ControlServer::ControlServer(Store& store, Filesystem& fs, std::string session, std::string path,
+                             int fd, std::function<Status()> drain)
+    : store_(store),
+      fs_(fs),
+      session_(std::move(session)),
+      path_(std::move(path)),
+      listen_fd_(fd),
+      drain_(std::move(drain)) {}
+
+ControlServer::~ControlServer() {
+  if (thread_.joinable()) {
+    (void)!write(wake_[1], "x", 1);
+    thread_.join();
+  }
+  unlink(path_.c_str());
+  close(listen_fd_);
+  for (int fd : wake_) {
+    if (fd >= 0) close(fd);
+  }
+}
+
+void ControlServer::Serve() {
+  for (;;) {
+    pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_[0], POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    if (fds[1].revents != 0) return;
+    Fd conn(accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC));
+    if (conn.get() < 0) continue;
+    // One request at a time: requests are short and this keeps them ordered.
+    std::string line;
+    if (!ReadLine(conn.get(), &line)) continue;
+    nlohmann::json request = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    nlohmann::json reply = request.is_object()
+                               ? Handle(request)
+                               : ErrorReply(InvalidArgument("request is not a JSON object"));
+    (void)WriteAll(conn.get(), reply.dump() + "\n");
+  }
+}
+
+nlohmann::json ControlServer::Handle(const nlohmann::json& request) {
+  std::string op = request.value("op", "");
+  View view = fs_.view();
+  if ((op == "snapshot" || op == "flush") && drain_) {
+    Status s = drain_();
+    if (!s.ok()) return ErrorReply(s);
+  }
+  if (op == "snapshot") {
+    std::string name;
+    if (request.contains("name") && request["name"].is_string()) name = request["name"];
+    // Store::Snapshot commits this daemon's buffered writes in the same
+    // transaction that freezes the version.
+    auto v = store_.Snapshot(view.branch, name);
+    if (!v.ok()) return ErrorReply(v.status());
+    return {{"ok", true}, {"branch", view.branch}, {"version", *v}};
+  }
+  if (op == "flush") {
+    Status s = fs_.FlushAll();
+    if (!s.ok()) return ErrorReply(s);
+    return {{"ok", true}};
+  }
+  if (op == "status") {
+    return {{"ok", true}, {"pid", getpid()}, {"session", session_}, {"branch", view.branch}};
+  }
+  return ErrorReply(InvalidArgument("unknown op '" + op + "'"));
+}
+
+Result<nlohmann::json> Call(const std::string& store_path, const std::string& session,
+                            const nlohmann::json& request) {
+  std::string path = SocketPath(store_path, session);
+  Fd fd(Connect(path));
+  if (fd.get() < 0) {
+    if (errno == ENOENT || errno == ECONNREFUSED) {
+      return NotFound("session '" + session + "' is not mounted");
+    }
+    return IoError("cannot reach the daemon at " + path + ": " + std::strerror(errno));
+  }
+  if (!WriteAll(fd.get(), request.dump() + "\n")) return IoError("lost the daemon at " + path);
+  std::string line;
+  if (!ReadLine(fd.get(), &line)) return IoError("the daemon at " + path + " did not answer");
+  nlohmann::json reply = nlohmann::json::parse(line, nullptr, false);
+  if (!reply.is_object()) return IoError("the daemon sent a malformed reply");
+  if (!reply.value("ok", false)) {
+    int err = reply.value("errno", EIO);
+    Code code = err == EROFS ? Code::kReadOnly : err == ENOSPC ? Code::kNoSpace : Code::kIoError;
+    return Status(code, reply.value("error", std::string("daemon error")));
+  }
+  return reply;
+}
+
+}  // namespace strata::control
