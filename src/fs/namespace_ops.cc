@@ -57,8 +57,10 @@ Result<Attr> FilesystemImpl::GetAttr(InodeId ino) {
 
 Result<Attr> FilesystemImpl::SetAttr(InodeId ino, const AttrChanges& changes) {
   if (read_only()) return ReadOnly("snapshot views are read-only");
-  // Size and times interact with buffered writes: commit those first.
-  RETURN_IF_ERROR(FlushPending(ino, false));
+  // A size change must see every buffered write. Other changes need no flush
+  // (one commit, not two: the kernel's writeback cache sends a time update
+  // with each close); an explicit mtime is handed to the buffered data below.
+  if (changes.size) RETURN_IF_ERROR(FlushPending(ino, false));
   RETURN_IF_ERROR(Mutate([&](sql::Connection& conn, tree::Head head) -> Status {
     ASSIGN_OR_RETURN(tree::InodeRow row, LoadInode(conn, head.scope(), ino));
     int64_t now = core_->Now();
@@ -77,7 +79,10 @@ Result<Attr> FilesystemImpl::SetAttr(InodeId ino, const AttrChanges& changes) {
     if (changes.atime_ns) row.atime_ns = *changes.atime_ns;
     if (changes.mtime_ns) row.mtime_ns = *changes.mtime_ns;
     row.ctime_ns = changes.ctime_ns.value_or(now);
-    return tree::PutInode(conn, head, row);
+    RETURN_IF_ERROR(tree::PutInode(conn, head, row));
+    // Under the writer lock: no flush can be half-way through this inode.
+    if (changes.mtime_ns) buffer_.OverrideMtime(ino, *changes.mtime_ns);
+    return Status::Ok();
   }));
   return GetAttr(ino);
 }

@@ -157,6 +157,14 @@ void WriteBuffer::Abort(const std::vector<FlushItem>& items) {
   }
 }
 
+void WriteBuffer::OverrideMtime(InodeId ino, int64_t mtime_ns) {
+  std::scoped_lock lock(mu_);
+  auto it = files_.find(ino);
+  if (it == files_.end()) return;
+  it->second.mtime_ns = mtime_ns;
+  it->second.flushing_mtime_ns = mtime_ns;
+}
+
 void WriteBuffer::Discard(InodeId ino) {
   std::scoped_lock lock(mu_);
   auto it = files_.find(ino);

@@ -74,6 +74,10 @@ class WriteBuffer {
   void Complete(const std::vector<FlushItem>& items);
   // The commit failed: make the taken items dirty again, under newer writes.
   void Abort(const std::vector<FlushItem>& items);
+  // Sets the modification time that pending data of `ino` (if any) will
+  // commit with: an explicit setattr after the write wins. Call with the
+  // store's writer lock held, so that no flush is between Take and Complete.
+  void OverrideMtime(InodeId ino, int64_t mtime_ns);
   // Drops everything pending for `ino` (the inode is gone).
   void Discard(InodeId ino);
 
