@@ -86,8 +86,9 @@ Status FuseServer::InstallSignalHandlers() {
 Status FuseServer::Run() {
   fuse_loop_config* config = fuse_loop_cfg_create();
   if (config == nullptr) return Internal("out of memory");
+  // Only the total: libfuse's idle-thread limit makes workers exit and
+  // restart, and is not meant to be set with the 3.12 API.
   fuse_loop_cfg_set_max_threads(config, max_threads_);
-  fuse_loop_cfg_set_idle_threads(config, std::min(max_threads_, 4u));
   int rc = fuse_session_loop_mt(session_, config);
   fuse_loop_cfg_destroy(config);
   // A signal value (SIGINT, SIGTERM) is a requested stop, not a failure.
