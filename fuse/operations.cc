@@ -129,6 +129,23 @@ void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
   }
   if (to_set & FUSE_SET_ATTR_CTIME) ch.ctime_ns = ToNs(attr->st_ctim);
   auto r = Fs(req).SetAttr(ino, ch);
+  if (!r.ok() && r.status().code() == Code::kNotFound &&
+      to_set == (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_CTIME)) {
+    // With the writeback cache the kernel keeps a regular file's mtime and
+    // ctime itself and writes them back with exactly these two bits, also
+    // right after an unlink or a rename over the file took its last name:
+    // the inode is gone by then (it was not open), so nobody can see those
+    // times any more. An error here would be recorded against the whole
+    // mount and returned by the next syncfs(2), so the write is a no-op.
+    struct stat st;
+    std::memset(&st, 0, sizeof(st));
+    st.st_ino = ino;
+    st.st_mode = S_IFREG;
+    st.st_mtim = attr->st_mtim;
+    st.st_ctim = attr->st_ctim;
+    fuse_reply_attr(req, &st, 0);
+    return;
+  }
   if (!r.ok()) return ReplyError(req, r.status());
   struct stat st = ToStat(*r);
   fuse_reply_attr(req, &st, State(req).timeout);
@@ -413,6 +430,11 @@ fuse_lowlevel_ops MakeOperations() {
   ops.listxattr = ListXattr;
   ops.removexattr = RemoveXattr;
   ops.fallocate = Fallocate;
+  // No lseek: the kernel then answers SEEK_DATA/SEEK_HOLE itself (all data,
+  // one hole at EOF), which is always correct. A hole-aware answer from here
+  // would not be: with the writeback cache the kernel does not write dirty
+  // pages back before FUSE_LSEEK, so data still in its cache would look like
+  // a hole and sparse-aware copies (cp, tar) would drop it.
   return ops;
 }
 

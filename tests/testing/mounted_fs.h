@@ -23,6 +23,7 @@ class MountedTest : public ::testing::Test {
     mnt_ = dir_.File("mnt");
     std::filesystem::create_directories(mnt_);
     StoreOptions options;
+    ConfigureStore(&options);
     options.path = dir_.File("store.db");
     auto store = Store::Open(options);
     ASSERT_TRUE(store.ok()) << store.status().ToString();
@@ -55,6 +56,8 @@ class MountedTest : public ::testing::Test {
   }
 
   virtual std::vector<std::string> ExtraMountOptions() { return {}; }
+  // Lets a test change the store's options (block size, write buffer, ...).
+  virtual void ConfigureStore(StoreOptions* options) { (void)options; }
 
   // Absolute path of `rel` inside the mount.
   std::string P(const std::string& rel) const { return mnt_ + "/" + rel; }
