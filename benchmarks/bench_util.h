@@ -6,6 +6,7 @@
 #ifndef STRATA_BENCHMARKS_BENCH_UTIL_H_
 #define STRATA_BENCHMARKS_BENCH_UTIL_H_
 
+#include <benchmark/benchmark.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -227,6 +228,25 @@ inline uint64_t ProcessWriteBytes() {
 }
 
 constexpr double kMiB = 1024.0 * 1024.0;
+
+// Runs the registered benchmarks with repetitions of different benchmarks
+// interleaved (noise then spreads evenly), unless the command line already
+// chooses. Returns false on unrecognized arguments.
+inline bool RunInterleaved(int argc, char** argv) {
+  std::vector<char*> args(argv, argv + argc);
+  std::string interleave = "--benchmark_enable_random_interleaving=true";
+  bool given = false;
+  for (int i = 1; i < argc; ++i) {
+    given |= std::string(argv[i]).rfind("--benchmark_enable_random_interleaving", 0) == 0;
+  }
+  if (!given) args.insert(args.begin() + 1, interleave.data());
+  int n = static_cast<int>(args.size());
+  benchmark::Initialize(&n, args.data());
+  if (benchmark::ReportUnrecognizedArguments(n, args.data())) return false;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return true;
+}
 
 }  // namespace strata::bench
 

@@ -388,19 +388,7 @@ void PrintSummary() {
 }  // namespace strata::bench
 
 int main(int argc, char** argv) {
-  // Interleave repetitions of different benchmarks unless told otherwise.
-  std::vector<char*> args(argv, argv + argc);
-  std::string interleave = "--benchmark_enable_random_interleaving=true";
-  bool given = false;
-  for (int i = 1; i < argc; ++i) {
-    given |= std::string(argv[i]).rfind("--benchmark_enable_random_interleaving", 0) == 0;
-  }
-  if (!given) args.insert(args.begin() + 1, interleave.data());
-  int n = static_cast<int>(args.size());
-  benchmark::Initialize(&n, args.data());
-  if (benchmark::ReportUnrecognizedArguments(n, args.data())) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
+  if (!strata::bench::RunInterleaved(argc, argv)) return 1;
   strata::bench::PrintSummary();
   std::fflush(stdout);
   strata::bench::g_depth.reset();
