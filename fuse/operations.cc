@@ -65,14 +65,10 @@ fuse_entry_param ToEntry(fuse_req_t req, const Attr& a) {
   return e;
 }
 
-// Owner of a new inode: the caller, except that a set-group-ID directory
-// passes its group on (the kernel leaves this to the filesystem).
-Cred CallerCred(fuse_req_t req, fuse_ino_t parent) {
+// Owner of a new inode: the caller (the core applies set-group-ID directories).
+Cred CallerCred(fuse_req_t req) {
   const fuse_ctx* ctx = fuse_req_ctx(req);
-  Cred cred{ctx->uid, ctx->gid};
-  auto dir = Fs(req).GetAttr(parent);
-  if (dir.ok() && (dir->mode & S_ISGID)) cred.gid = dir->gid;
-  return cred;
+  return Cred{ctx->uid, ctx->gid};
 }
 
 void ReplyError(fuse_req_t req, const Status& s) { fuse_reply_err(req, s.ok() ? 0 : s.ToErrno()); }
@@ -158,14 +154,11 @@ void ReadLink(fuse_req_t req, fuse_ino_t ino) noexcept {
 }
 
 void MkNod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) noexcept {
-  ReplyEntry(req, Fs(req).MkNod(parent, name, mode, rdev, CallerCred(req, parent)));
+  ReplyEntry(req, Fs(req).MkNod(parent, name, mode, rdev, CallerCred(req)));
 }
 
 void MkDir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) noexcept {
-  Cred cred = CallerCred(req, parent);
-  auto dir = Fs(req).GetAttr(parent);
-  if (dir.ok() && (dir->mode & S_ISGID)) mode |= S_ISGID;
-  ReplyEntry(req, Fs(req).MkDir(parent, name, mode, cred));
+  ReplyEntry(req, Fs(req).MkDir(parent, name, mode, CallerCred(req)));
 }
 
 void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
@@ -177,7 +170,7 @@ void RmDir(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
 }
 
 void Symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) noexcept {
-  ReplyEntry(req, Fs(req).Symlink(parent, name, target, CallerCred(req, parent)));
+  ReplyEntry(req, Fs(req).Symlink(parent, name, target, CallerCred(req)));
 }
 
 void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
@@ -208,7 +201,7 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
 
 void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
             fuse_file_info* fi) noexcept {
-  auto r = Fs(req).Create(parent, name, mode, CallerCred(req, parent));
+  auto r = Fs(req).Create(parent, name, mode, CallerCred(req));
   if (!r.ok()) return ReplyError(req, r.status());
   fuse_entry_param e = ToEntry(req, *r);
   fi->keep_cache = 1;

@@ -3,7 +3,9 @@
 //
 // Errors are POSIX errors (Status codes map one-to-one to errno). Permission
 // checks are not made here: the caller (the kernel with default_permissions,
-// or a tool) decides who may do what; ownership of new inodes comes from Cred.
+// or a tool) decides who may do what; ownership of new inodes comes from Cred,
+// except that a set-group-ID directory gives new entries its group (and new
+// subdirectories the set-group-ID bit).
 //
 // Thread safety: every method may be called from any thread concurrently.
 // Writes are buffered per inode in memory and committed in batches; Fsync and

@@ -94,7 +94,7 @@ Result<Attr> FilesystemImpl::MakeNode(InodeId parent, std::string_view name, uin
   if (IsDotOrDotDot(name)) return Exists(Quote(name) + " exists");
   InodeId ino = 0;
   RETURN_IF_ERROR(Mutate([&](sql::Connection& conn, tree::Head head) -> Status {
-    RETURN_IF_ERROR(LoadDir(conn, head.scope(), parent).status());
+    ASSIGN_OR_RETURN(tree::InodeRow dir, LoadDir(conn, head.scope(), parent));
     ASSIGN_OR_RETURN(auto existing, tree::GetDentry(conn, head.scope(), parent, name));
     if (existing.has_value()) return Exists(Quote(name) + " exists");
     ASSIGN_OR_RETURN(ino, tree::AllocateIno(conn));
@@ -102,6 +102,11 @@ Result<Attr> FilesystemImpl::MakeNode(InodeId parent, std::string_view name, uin
     tree::InodeRow row;
     row.ino = ino;
     row.mode = mode;
+    if (dir.mode & S_ISGID) {
+      // A set-group-ID directory hands down its group, and the bit to subdirectories.
+      cred.gid = dir.gid;
+      if (S_ISDIR(mode)) row.mode |= S_ISGID;
+    }
     row.nlink = S_ISDIR(mode) ? 2 : 1;
     row.uid = cred.uid;
     row.gid = cred.gid;
