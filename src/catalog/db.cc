@@ -2,19 +2,39 @@
 
 #include "catalog/schema.h"
 
+#include <cstdio>
+#include <utility>
+
 namespace strata::catalog {
 
 namespace {
 // Readers kept for reuse; more may exist while borrowed.
 constexpr size_t kMaxIdleReaders = 16;
+
+// The Db whose writer lease this thread holds, if any: its reads must use
+// the writer connection it already has rather than wait for it.
+thread_local const Db* t_writer_of = nullptr;
+
 }  // namespace
 
+WriterLease::WriterLease(Db* db, std::unique_lock<std::mutex> lock, sql::Connection* conn)
+    : db_(db), lock_(std::move(lock)), conn_(conn) {
+  t_writer_of = db_;
+}
+
+WriterLease::WriterLease(WriterLease&& other) noexcept
+    : db_(std::exchange(other.db_, nullptr)), lock_(std::move(other.lock_)), conn_(other.conn_) {}
+
+WriterLease::~WriterLease() {
+  if (db_ != nullptr && t_writer_of == db_) t_writer_of = nullptr;
+}
+
 ReaderLease::~ReaderLease() {
-  if (conn_ == nullptr) return;
+  if (pooled_ == nullptr) return;  // the writer's: its transaction is the batch's
   // End the lease's read transaction; a connection stuck in one would serve
   // a stale state forever, so it is dropped rather than pooled.
-  if (!sqlite3_get_autocommit(conn_->handle())) (void)conn_->Exec("ROLLBACK");
-  if (sqlite3_get_autocommit(conn_->handle())) db_->ReturnReader(std::move(conn_));
+  if (!sqlite3_get_autocommit(pooled_->handle())) (void)pooled_->Exec("ROLLBACK");
+  if (sqlite3_get_autocommit(pooled_->handle())) db_->ReturnReader(std::move(pooled_));
 }
 
 Result<std::unique_ptr<Db>> Db::Open(const std::string& path, bool read_only,
@@ -45,7 +65,38 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, bool read_only,
   // writer commits.
   Status wal = db->writer_->Exec("PRAGMA journal_mode = WAL");
   if (!wal.ok()) return named(wal);
+  // Checkpoints run on their own thread instead of inside commits; the WAL
+  // file is cut back to 64 MiB whenever a checkpoint lets it restart.
+  auto checkpointer = Checkpointer::Start(path);
+  if (!checkpointer.ok()) return named(checkpointer.status());
+  db->checkpointer_ = std::move(checkpointer).value();
+  sqlite3_wal_hook(db->writer_->handle(), &Db::OnCommit, db->checkpointer_.get());
+  Status limit = db->writer_->Exec("PRAGMA journal_size_limit = 67108864");
+  if (!limit.ok()) return named(limit);
+  db->batch_committer_ = std::thread([d = db.get()] { d->RunBatchCommitter(); });
   return db;
+}
+
+Db::~Db() {
+  if (batch_committer_.joinable()) {
+    {
+      std::scoped_lock lock(writer_mu_);
+      stopping_ = true;
+    }
+    batch_cv_.notify_one();
+    batch_committer_.join();
+  }
+  if (writer_ != nullptr) {
+    std::scoped_lock lock(writer_mu_);
+    (void)CommitBatch();
+    sqlite3_wal_hook(writer_->handle(), nullptr, nullptr);
+  }
+  checkpointer_.reset();
+}
+
+int Db::OnCommit(void* checkpointer, sqlite3*, const char*, int wal_frames) {
+  static_cast<Checkpointer*>(checkpointer)->Committed(wal_frames);
+  return SQLITE_OK;
 }
 
 Result<std::unique_ptr<sql::Connection>> Db::OpenConnection(bool writer) {
@@ -57,6 +108,8 @@ Result<std::unique_ptr<sql::Connection>> Db::OpenConnection(bool writer) {
     // power loss too.
     RETURN_IF_ERROR(conn->Exec("PRAGMA synchronous = NORMAL"));
     RETURN_IF_ERROR(conn->Exec("PRAGMA foreign_keys = OFF"));
+    // Savepoints of a batch keep their undo records in memory.
+    RETURN_IF_ERROR(conn->Exec("PRAGMA temp_store = MEMORY"));
   }
   RETURN_IF_ERROR(conn->Exec("PRAGMA cache_size = -16384"));  // 16 MiB per connection
   return conn;
@@ -65,10 +118,17 @@ Result<std::unique_ptr<sql::Connection>> Db::OpenConnection(bool writer) {
 Result<WriterLease> Db::Writer() {
   if (read_only_) return ReadOnly("store " + path_ + " is open read-only");
   std::unique_lock lock(writer_mu_);
-  return WriterLease(std::move(lock), writer_.get());
+  return WriterLease(this, std::move(lock), writer_.get());
 }
 
 Result<ReaderLease> Db::Reader() {
+  if (batch_open_.load(std::memory_order_acquire)) {
+    if (t_writer_of == this) return ReaderLease(std::unique_lock<std::mutex>(), writer_.get());
+    std::unique_lock lock(writer_mu_);
+    if (batch_open_.load(std::memory_order_relaxed)) {
+      return ReaderLease(std::move(lock), writer_.get());
+    }
+  }
   std::unique_ptr<sql::Connection> conn;
   {
     std::scoped_lock lock(pool_mu_);
@@ -93,8 +153,40 @@ void Db::ReturnReader(std::unique_ptr<sql::Connection> conn) {
   if (readers_.size() < kMaxIdleReaders) readers_.push_back(std::move(conn));
 }
 
-Status Db::WriteTransaction(sql::Connection& conn, bool durable, int64_t now_ns,
+Status Db::WriteTransaction(WriterLease& lease, Commit commit, int64_t now_ns,
                             const std::function<Status()>& body) {
+  sql::Connection& conn = lease.conn();
+  if (commit == Commit::kBatched) {
+    if (!batch_open_.load(std::memory_order_relaxed)) {
+      RETURN_IF_ERROR(conn.Exec("BEGIN IMMEDIATE"));
+      batch_opened_ = std::chrono::steady_clock::now();
+      batch_changes_ = 0;
+      batch_open_.store(true, std::memory_order_release);
+      batch_cv_.notify_one();
+    }
+    RETURN_IF_ERROR(conn.Exec("SAVEPOINT change"));
+    Status s = body();
+    if (!s.ok()) {
+      // Undo this body only; the batch stays. If even that fails, the batch goes.
+      Status undo = conn.Exec("ROLLBACK TO change");
+      if (undo.ok()) undo = conn.Exec("RELEASE change");
+      if (!undo.ok()) {
+        (void)conn.Exec("ROLLBACK");
+        batch_open_.store(false, std::memory_order_release);
+      }
+      return s;
+    }
+    RETURN_IF_ERROR(conn.Exec("RELEASE change"));
+    if (++batch_changes_ >= kMaxBatchChanges) return CommitBatch();
+    return Status::Ok();
+  }
+  // A commit now: the batch goes first, in its own commit, so that a long
+  // transaction (a flush of many megabytes) never holds readers waiting for
+  // the writer connection; and because synchronous cannot change inside a
+  // transaction.
+  RETURN_IF_ERROR(CommitBatch());
+  const bool durable = commit == Commit::kDurable;
+  if (durable && !lost_batch_.ok()) return std::exchange(lost_batch_, Status::Ok());
   if (durable) RETURN_IF_ERROR(conn.Exec("PRAGMA synchronous = FULL"));
   Status s = [&]() -> Status {
     ASSIGN_OR_RETURN(sql::Transaction txn, sql::Transaction::Begin(conn));
@@ -112,6 +204,36 @@ Status Db::WriteTransaction(sql::Connection& conn, bool durable, int64_t now_ns,
     if (s.ok()) s = restore;
   }
   return s;
+}
+
+Status Db::CommitBatch() {
+  if (!batch_open_.load(std::memory_order_relaxed)) return Status::Ok();
+  Status s = writer_->Exec("COMMIT");
+  // A failed COMMIT (disk full, I/O error) has rolled the batch back.
+  if (!s.ok() && !sqlite3_get_autocommit(writer_->handle())) (void)writer_->Exec("ROLLBACK");
+  batch_open_.store(false, std::memory_order_release);
+  return s.WithContext("committing a batch of changes");
+}
+
+void Db::RunBatchCommitter() {
+  std::unique_lock lock(writer_mu_);
+  while (!stopping_) {
+    if (!batch_open_.load(std::memory_order_relaxed)) {
+      batch_cv_.wait(lock, [&] { return stopping_ || batch_open_.load(std::memory_order_relaxed); });
+      continue;
+    }
+    auto due = batch_opened_ + kBatchWindow;
+    if (std::chrono::steady_clock::now() < due) {
+      batch_cv_.wait_until(lock, due);
+      continue;
+    }
+    Status s = CommitBatch();
+    if (!s.ok()) {
+      // Nobody waits for this commit: report it now, and to the next fsync.
+      fprintf(stderr, "strata: %s: %s\n", path_.c_str(), s.ToString().c_str());
+      if (lost_batch_.ok()) lost_batch_ = s;
+    }
+  }
 }
 
 }  // namespace strata::catalog

@@ -67,7 +67,7 @@ Status FilesystemImpl::Mutate(const WriteFn& fn) {
   if (read_only()) return ReadOnly("snapshot views are read-only");
   ASSIGN_OR_RETURN(catalog::WriterLease lease, core_->db().Writer());
   sql::Connection& conn = lease.conn();
-  return catalog::Db::WriteTransaction(conn, false, 0, [&]() -> Status {
+  return core_->db().WriteTransaction(lease, catalog::Commit::kBatched, 0, [&]() -> Status {
     ASSIGN_OR_RETURN(Version head, catalog::HeadVersion(conn, view_.branch));
     return fn(conn, tree::Head{view_.branch, head});
   });
@@ -89,7 +89,8 @@ Status FilesystemImpl::FlushPending(std::optional<InodeId> ino, bool durable) {
   sql::Connection& conn = lease.conn();
   std::vector<FlushItem> items = buffer_.TakeForFlush(ino);
   if (items.empty() && !durable) return Status::Ok();
-  Status s = catalog::Db::WriteTransaction(conn, durable, core_->Now(), [&]() -> Status {
+  const auto commit = durable ? catalog::Commit::kDurable : catalog::Commit::kNow;
+  Status s = core_->db().WriteTransaction(lease, commit, core_->Now(), [&]() -> Status {
     ASSIGN_OR_RETURN(Version head, catalog::HeadVersion(conn, view_.branch));
     return WriteItems(conn, tree::Head{view_.branch, head}, items);
   });

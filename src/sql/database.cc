@@ -5,6 +5,8 @@
 #include <string>
 #include <thread>
 
+#include "sql/wal_buffer_vfs.h"
+
 namespace strata::sql {
 
 namespace {
@@ -121,7 +123,7 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path, Op
   flags |= mode == OpenMode::kQueryOnly ? SQLITE_OPEN_READWRITE
                                         : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+  int rc = sqlite3_open_v2(path.c_str(), &db, flags, WalBufferVfsName());
   if (rc != SQLITE_OK) {
     Status s = SqliteStatus(rc, db, "cannot open " + path);
     sqlite3_close_v2(db);

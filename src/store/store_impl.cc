@@ -156,7 +156,8 @@ class StoreImpl final : public Store {
     ASSIGN_OR_RETURN(catalog::WriterLease lease, core_->db().Writer());
     sql::Connection& conn = lease.conn();
     auto pending = core_->TakeAll();
-    Status s = catalog::Db::WriteTransaction(conn, true, core_->Now(), [&]() -> Status {
+    Status s = core_->db().WriteTransaction(lease, catalog::Commit::kDurable, core_->Now(),
+                                            [&]() -> Status {
       for (auto& [branch, flush] : pending) {
         ASSIGN_OR_RETURN(Version head, catalog::HeadVersion(conn, branch));
         RETURN_IF_ERROR(flush.Write(conn, tree::Head{branch, head}));
@@ -173,7 +174,8 @@ class StoreImpl final : public Store {
   Status WriteTxn(const std::function<Status(sql::Connection&)>& fn) {
     ASSIGN_OR_RETURN(catalog::WriterLease lease, core_->db().Writer());
     sql::Connection& conn = lease.conn();
-    Status s = catalog::Db::WriteTransaction(conn, false, 0, [&] { return fn(conn); });
+    Status s = core_->db().WriteTransaction(lease, catalog::Commit::kNow, 0,
+                                            [&] { return fn(conn); });
     for (auto& flush : pending_) flush.Finish(s.ok());
     pending_.clear();
     return s;

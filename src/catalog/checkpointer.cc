@@ -1,0 +1,54 @@
+#include "catalog/checkpointer.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+namespace strata::catalog {
+
+Result<std::unique_ptr<Checkpointer>> Checkpointer::Start(const std::string& path) {
+  ASSIGN_OR_RETURN(auto conn, sql::Connection::Open(path, sql::OpenMode::kReadWriteCreate));
+  // NORMAL: the WAL is synced before each checkpoint and the store after it.
+  RETURN_IF_ERROR(conn->Exec("PRAGMA synchronous = NORMAL"));
+  auto checkpointer = std::unique_ptr<Checkpointer>(new Checkpointer(std::move(conn)));
+  checkpointer->thread_ = std::thread([c = checkpointer.get()] { c->Run(); });
+  return checkpointer;
+}
+
+Checkpointer::~Checkpointer() {
+  {
+    std::scoped_lock lock(mu_);
+    stop_ = true;
+  }
+  wake_.notify_one();
+  thread_.join();
+}
+
+void Checkpointer::Committed(int wal_frames) {
+  bool wake;
+  {
+    std::scoped_lock lock(mu_);
+    wal_frames_ = wal_frames;
+    wake = wal_frames >= kCheckpointFrames;
+  }
+  if (wake) wake_.notify_one();
+}
+
+void Checkpointer::Run() {
+  // Background work yields the CPU to the threads answering requests.
+  (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);
+  std::unique_lock lock(mu_);
+  for (;;) {
+    wake_.wait(lock, [&] { return stop_ || wal_frames_ >= kCheckpointFrames; });
+    if (stop_) return;
+    wal_frames_ = 0;  // the next commit reports the size anew
+    lock.unlock();
+    // Errors (a busy reader, a full disk) are not fatal here: the WAL keeps
+    // the data, and the next commit triggers another attempt.
+    sqlite3* db = conn_->handle();
+    (void)sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    (void)sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
+    lock.lock();
+  }
+}
+
+}  // namespace strata::catalog

@@ -1,0 +1,57 @@
+// Checkpointer: copies the WAL back into the store file on a background
+// thread, so that no commit pays for a checkpoint.
+//
+// SQLite's default runs a checkpoint inside whichever commit leaves more
+// than 1,000 pages in the WAL: that commit then reads every page back,
+// writes it into the database and syncs both files before returning. Here
+// the writer connection reports each commit's WAL size (Committed), and once
+// the WAL passes kCheckpointFrames a thread with its own connection copies
+// it back in two steps: a PASSIVE checkpoint moves the bulk while writers
+// and readers carry on, then a RESTART checkpoint waits for the writer lock
+// between two commits, copies the few frames committed meanwhile and makes
+// the next commit start the WAL from the beginning. (A passive checkpoint
+// alone never lets a busy writer restart the WAL, which would then grow
+// without bound.) The WAL stays near kCheckpointFrames, and the file is cut
+// back by journal_size_limit. The thread runs at a lower CPU priority than
+// the request threads.
+#ifndef STRATA_CATALOG_CHECKPOINTER_H_
+#define STRATA_CATALOG_CHECKPOINTER_H_
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "sql/database.h"
+#include "strata/status.h"
+
+namespace strata::catalog {
+
+class Checkpointer {
+ public:
+  static constexpr int kCheckpointFrames = 16384;  // 64 MiB of 4 KiB pages
+
+  // Opens its own connection to `path` and starts the thread.
+  static Result<std::unique_ptr<Checkpointer>> Start(const std::string& path);
+  // Stops the thread (a checkpoint in progress completes first).
+  ~Checkpointer();
+
+  // Called after every commit with the number of frames in the WAL.
+  void Committed(int wal_frames);
+
+ private:
+  explicit Checkpointer(std::unique_ptr<sql::Connection> conn) : conn_(std::move(conn)) {}
+  void Run();
+
+  std::unique_ptr<sql::Connection> conn_;  // used only by the thread
+  std::mutex mu_;
+  std::condition_variable wake_;
+  int wal_frames_ = 0;  // guarded by mu_; latest reported size
+  bool stop_ = false;   // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace strata::catalog
+
+#endif  // STRATA_CATALOG_CHECKPOINTER_H_
