@@ -224,7 +224,9 @@ void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t o
 }
 
 void Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) noexcept {
-  ReplyError(req, Fs(req).Flush(ino));
+  // close(2) does not wait for the store; fsync(2) does.
+  Fs(req).FlushLater(ino);
+  fuse_reply_err(req, 0);
 }
 
 void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) noexcept {

@@ -68,8 +68,13 @@ class Filesystem {
   // end of file). Holes read as zeros.
   virtual Result<size_t> Read(InodeId ino, uint64_t offset, std::span<uint8_t> out) = 0;
   virtual Result<size_t> Write(InodeId ino, uint64_t offset, std::span<const uint8_t> data) = 0;
-  // Commits this inode's buffered writes (not necessarily durably).
+  // Commits this inode's buffered data, and every change made before, to
+  // the store (not durably): other connections see it from now on.
   virtual Status Flush(InodeId ino) = 0;
+  // Queues this inode's buffered data to be written into the store by a
+  // background thread, within milliseconds; a failure leaves the data
+  // buffered and is reported by the next Fsync. For close(2).
+  virtual void FlushLater(InodeId ino) = 0;
   // Commits this inode's buffered writes durably.
   virtual Status Fsync(InodeId ino) = 0;
   // Commits every buffered write of this filesystem (not necessarily durably).

@@ -206,6 +206,12 @@ Status Db::WriteTransaction(WriterLease& lease, Commit commit, int64_t now_ns,
   return s;
 }
 
+Status Db::CommitOpenBatch() {
+  if (!batch_open_.load(std::memory_order_acquire)) return Status::Ok();
+  ASSIGN_OR_RETURN(WriterLease lease, Writer());
+  return CommitBatch();
+}
+
 Status Db::CommitBatch() {
   if (!batch_open_.load(std::memory_order_relaxed)) return Status::Ok();
   Status s = writer_->Exec("COMMIT");

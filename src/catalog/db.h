@@ -109,6 +109,9 @@ class Db {
   Status WriteTransaction(WriterLease& lease, Commit commit, int64_t now_ns,
                           const std::function<Status()>& body);
 
+  // Commits the open batch, if any, now.
+  Status CommitOpenBatch();
+
   static constexpr std::chrono::milliseconds kBatchWindow{10};
   static constexpr int kMaxBatchChanges = 4096;
 

@@ -38,6 +38,18 @@ int64_t RealClock() {
 }
 }  // namespace
 
+Result<bool> StoreCore::HasNoCapabilityXattrs() {
+  int known = capability_xattrs_.load();
+  if (known != kUnknown) return known == kNone;
+  ASSIGN_OR_RETURN(catalog::ReaderLease lease, db_->Reader());
+  ASSIGN_OR_RETURN(sql::Statement s, lease.conn().Prepare(
+      "SELECT 1 FROM xattrs WHERE name = 'security.capability' LIMIT 1"));
+  ASSIGN_OR_RETURN(bool some, s.Step());
+  int expected = kUnknown;
+  capability_xattrs_.compare_exchange_strong(expected, some ? kSome : kNone);
+  return capability_xattrs_.load() == kNone;
+}
+
 StoreCore::StoreCore(std::unique_ptr<catalog::Db> db, StoreOptions options)
     : db_(std::move(db)),
       chunks_(std::move(options.hash), options.compression_level),

@@ -5,6 +5,7 @@
 #ifndef STRATA_FS_CORE_H_
 #define STRATA_FS_CORE_H_
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -54,7 +55,18 @@ class StoreCore {
   // Takes the buffered writes of every open writable filesystem.
   std::vector<std::pair<BranchId, PendingFlush>> TakeAll();
 
+  // The kernel asks for security.capability before every write(2) to a
+  // file (to drop file capabilities), and almost no store has any: while
+  // no file of this store has one, that question is answered here without
+  // a database read. Checked against the store once; a SetXattr of that
+  // name in this process turns it off for good. (Like every cache of the
+  // daemon, it assumes no other process writes the sessions it serves.)
+  Result<bool> HasNoCapabilityXattrs();
+  void NoteCapabilityXattr() { capability_xattrs_.store(kSome); }
+
  private:
+  enum : int { kUnknown, kNone, kSome };
+  std::atomic<int> capability_xattrs_{kUnknown};
   std::unique_ptr<catalog::Db> db_;
   chunks::ChunkStore chunks_;
   std::function<int64_t()> clock_;

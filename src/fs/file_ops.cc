@@ -50,8 +50,10 @@ Status FilesystemImpl::Release(InodeId ino) {
     open_files_.erase(it);
   }
   if (read_only()) return Status::Ok();
-  RETURN_IF_ERROR(FlushPending(ino, false));
-  if (!maybe_orphan) return Status::Ok();
+  if (!maybe_orphan) {
+    FlushLater(ino);
+    return Status::Ok();
+  }
   // The last handle of an inode with no name left: now it goes.
   return Mutate([&](sql::Connection& conn, tree::Head head) -> Status {
     ASSIGN_OR_RETURN(auto row, tree::GetInode(conn, head.scope(), ino));
@@ -152,13 +154,16 @@ Result<size_t> FilesystemImpl::Write(InodeId ino, uint64_t offset, std::span<con
     }));
   }
   uint64_t buffered = buffer_.Write(ino, offset, data, core_->Now());
-  if (buffered > core_->write_buffer_limit()) RETURN_IF_ERROR(FlushPending(std::nullopt, false));
+  if (buffered > core_->write_buffer_limit()) RETURN_IF_ERROR(FlushPending(std::nullopt, catalog::Commit::kNow));
   return data.size();
 }
 
-Status FilesystemImpl::Flush(InodeId ino) { return FlushPending(ino, false); }
-Status FilesystemImpl::Fsync(InodeId ino) { return FlushPending(ino, true); }
-Status FilesystemImpl::FlushAll() { return FlushPending(std::nullopt, false); }
+Status FilesystemImpl::Flush(InodeId ino) { return FlushPending(ino, catalog::Commit::kNow); }
+void FilesystemImpl::FlushLater(InodeId ino) {
+  if (!read_only() && buffer_.HasPending(ino)) flush_queue_.Add(ino);
+}
+Status FilesystemImpl::Fsync(InodeId ino) { return FlushPending(ino, catalog::Commit::kDurable); }
+Status FilesystemImpl::FlushAll() { return FlushPending(std::nullopt, catalog::Commit::kNow); }
 
 Status FilesystemImpl::WriteItems(sql::Connection& conn, tree::Head head,
                                   const std::vector<FlushItem>& items) {
@@ -260,7 +265,7 @@ Status FilesystemImpl::Fallocate(InodeId ino, int mode, uint64_t offset, uint64_
   if (op != 0 && op != FALLOC_FL_PUNCH_HOLE && op != FALLOC_FL_ZERO_RANGE) {
     return Status(Code::kNotSupported, "unsupported fallocate mode");
   }
-  RETURN_IF_ERROR(FlushPending(ino, false));
+  RETURN_IF_ERROR(FlushPending(ino, catalog::Commit::kBatched));
   return Mutate([&](sql::Connection& conn, tree::Head head) -> Status {
     ASSIGN_OR_RETURN(tree::InodeRow row, LoadInode(conn, head.scope(), ino));
     RETURN_IF_ERROR(CheckRegular(row));

@@ -53,14 +53,16 @@ FilesystemImpl::FilesystemImpl(std::shared_ptr<StoreCore> core, View view)
     : core_(std::move(core)),
       view_(view),
       block_size_(core_->block_size()),
-      buffer_(block_size_) {}
+      buffer_(block_size_),
+      flush_queue_([this](InodeId ino) { (void)FlushPending(ino, catalog::Commit::kBatched); }) {}
 
 FilesystemImpl::~FilesystemImpl() {
   if (read_only()) return;
   // Unregister first: after this no snapshot can take our buffers, and one
   // that already did holds the writer lock, which FlushPending waits for.
   core_->Unregister(this);
-  (void)FlushPending(std::nullopt, false);
+  flush_queue_.Stop();
+  (void)FlushPending(std::nullopt, catalog::Commit::kNow);
 }
 
 Status FilesystemImpl::Mutate(const WriteFn& fn) {
@@ -78,18 +80,18 @@ Status FilesystemImpl::Query(const ReadFn& fn) {
   return fn(lease.conn(), scope());
 }
 
-Status FilesystemImpl::FlushPending(std::optional<InodeId> ino, bool durable) {
+Status FilesystemImpl::FlushPending(std::optional<InodeId> ino, catalog::Commit commit) {
+  const bool durable = commit == catalog::Commit::kDurable;
   if (read_only()) return Status::Ok();
   // Nothing buffered: no need to queue behind another flush for the lock.
   // (Data written after this check is not this call's to commit.)
   if (!durable && !(ino ? buffer_.HasPending(*ino) : buffer_.buffered_bytes() > 0)) {
-    return Status::Ok();
+    return commit == catalog::Commit::kNow ? core_->db().CommitOpenBatch() : Status::Ok();
   }
   ASSIGN_OR_RETURN(catalog::WriterLease lease, core_->db().Writer());
   sql::Connection& conn = lease.conn();
   std::vector<FlushItem> items = buffer_.TakeForFlush(ino);
-  if (items.empty() && !durable) return Status::Ok();
-  const auto commit = durable ? catalog::Commit::kDurable : catalog::Commit::kNow;
+  if (items.empty() && commit == catalog::Commit::kBatched) return Status::Ok();
   Status s = core_->db().WriteTransaction(lease, commit, core_->Now(), [&]() -> Status {
     ASSIGN_OR_RETURN(Version head, catalog::HeadVersion(conn, view_.branch));
     return WriteItems(conn, tree::Head{view_.branch, head}, items);

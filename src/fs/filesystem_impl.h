@@ -17,6 +17,7 @@
 #include <mutex>
 
 #include "fs/core.h"
+#include "fs/flush_queue.h"
 #include "fs/write_buffer.h"
 #include "strata/filesystem.h"
 #include "tree/rows.h"
@@ -55,6 +56,7 @@ class FilesystemImpl final : public Filesystem {
   Result<size_t> Read(InodeId ino, uint64_t offset, std::span<uint8_t> out) override;
   Result<size_t> Write(InodeId ino, uint64_t offset, std::span<const uint8_t> data) override;
   Status Flush(InodeId ino) override;
+  void FlushLater(InodeId ino) override;
   Status Fsync(InodeId ino) override;
   Status FlushAll() override;
   Status Fallocate(InodeId ino, int mode, uint64_t offset, uint64_t length) override;
@@ -83,8 +85,9 @@ class FilesystemImpl final : public Filesystem {
 
   // Runs `fn` in one write transaction at the head version and commits.
   Status Mutate(const WriteFn& fn);
-  // Commits pending data of `ino` (every inode when nullopt), durably if asked.
-  Status FlushPending(std::optional<InodeId> ino, bool durable);
+  // Writes pending data of `ino` (every inode when nullopt) into the store,
+  // committed as `commit` says.
+  Status FlushPending(std::optional<InodeId> ino, catalog::Commit commit);
   // Runs `fn` on a reader connection at this filesystem's scope.
   Status Query(const ReadFn& fn);
   tree::Scope scope() const { return {view_.branch, view_.version}; }
@@ -136,6 +139,8 @@ class FilesystemImpl final : public Filesystem {
     bool maybe_orphan = false;
   };
   std::map<InodeId, OpenFile> open_files_;  // guarded by open_mu_
+  // Declared last: its thread calls into everything above, so it stops first.
+  FlushQueue flush_queue_;
 };
 
 }  // namespace strata::fs

@@ -60,7 +60,7 @@ Result<Attr> FilesystemImpl::SetAttr(InodeId ino, const AttrChanges& changes) {
   // A size change must see every buffered write. Other changes need no flush
   // (one commit, not two: the kernel's writeback cache sends a time update
   // with each close); an explicit mtime is handed to the buffered data below.
-  if (changes.size) RETURN_IF_ERROR(FlushPending(ino, false));
+  if (changes.size) RETURN_IF_ERROR(FlushPending(ino, catalog::Commit::kBatched));
   RETURN_IF_ERROR(Mutate([&](sql::Connection& conn, tree::Head head) -> Status {
     ASSIGN_OR_RETURN(tree::InodeRow row, LoadInode(conn, head.scope(), ino));
     int64_t now = core_->Now();

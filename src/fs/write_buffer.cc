@@ -6,6 +6,8 @@
 namespace strata::fs {
 
 void DirtyBlock::Apply(uint32_t offset, std::span<const uint8_t> bytes) {
+  // Grown on demand: a small file holds only what was written, not a block.
+  if (data.size() < offset + bytes.size()) data.resize(offset + bytes.size());
   std::memcpy(data.data() + offset, bytes.data(), bytes.size());
   uint32_t start = offset;
   uint32_t end = offset + static_cast<uint32_t>(bytes.size());
@@ -48,8 +50,7 @@ uint64_t WriteBuffer::Write(InodeId ino, uint64_t offset, std::span<const uint8_
     auto& slot = p.dirty[idx];
     if (!slot) {
       slot = std::make_shared<DirtyBlock>();
-      slot->data.resize(block_size_);
-      bytes_ += block_size_;
+      bytes_ += block_size_;  // counted whole: the limit bounds blocks, not bytes
     } else if (slot.use_count() > 1) {
       // A reader holds this block: copy on write so its view stays intact.
       slot = std::make_shared<DirtyBlock>(*slot);

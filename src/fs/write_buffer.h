@@ -26,6 +26,7 @@ namespace strata::fs {
 
 // One block's pending bytes. `extents` (start -> end, disjoint, merged) say
 // which bytes of `data` were written; the rest come from the stored block.
+// `data` is as long as the last written byte (at most a block).
 struct DirtyBlock {
   std::vector<uint8_t> data;
   std::map<uint32_t, uint32_t> extents;

@@ -9,6 +9,7 @@ namespace strata::fs {
 namespace {
 
 constexpr size_t kMaxXattrValue = 64 * 1024;
+constexpr std::string_view kCapabilityXattr = "security.capability";
 
 Status ValidateXattrName(std::string_view name) {
   if (name.empty() || name.size() > 255) return Status(Code::kRange, "bad xattr name length");
@@ -25,6 +26,7 @@ Status FilesystemImpl::SetXattr(InodeId ino, std::string_view name, std::string_
       flags == (XATTR_CREATE | XATTR_REPLACE)) {
     return InvalidArgument("bad setxattr flags");
   }
+  if (name == kCapabilityXattr) core_->NoteCapabilityXattr();
   return Mutate([&](sql::Connection& conn, tree::Head head) -> Status {
     ASSIGN_OR_RETURN(tree::InodeRow row, LoadInode(conn, head.scope(), ino));
     ASSIGN_OR_RETURN(auto existing, tree::GetXattr(conn, head.scope(), ino, name));
@@ -42,6 +44,10 @@ Status FilesystemImpl::SetXattr(InodeId ino, std::string_view name, std::string_
 
 Result<std::string> FilesystemImpl::GetXattr(InodeId ino, std::string_view name) {
   RETURN_IF_ERROR(ValidateXattrName(name));
+  if (name == kCapabilityXattr) {
+    ASSIGN_OR_RETURN(bool none, core_->HasNoCapabilityXattrs());
+    if (none) return Status(Code::kNoData, "no xattr " + Quote(name));
+  }
   std::string out;
   RETURN_IF_ERROR(Query([&](sql::Connection& conn, tree::Scope scope) -> Status {
     RETURN_IF_ERROR(LoadInode(conn, scope, ino).status());

@@ -271,6 +271,7 @@ class ChunkStoreViaStoreTest : public StoreTest {
   void Overwrite(InodeId ino, const std::string& content) {
     ASSERT_OK(fs_->Open(ino));
     ASSERT_OK(fs_->Write(ino, 0, AsBytes(content)).status());
+    ASSERT_OK(fs_->Flush(ino));
     ASSERT_OK(fs_->Release(ino));
   }
 

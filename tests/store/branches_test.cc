@@ -823,13 +823,15 @@ TEST_F(BranchesTest, TwoStoresOnOneFileTakeTurnsWithoutBusy) {
   ASSERT_OK_AND_ASSIGN(auto other, Store::Open(options));
   ASSERT_OK_AND_ASSIGN(auto other_fs, other->OpenFilesystem(View{branch_, kHead}));
 
-  // In turn: each sees what the other committed.
+  // In turn: each sees what the other committed (FlushAll commits).
   for (int i = 0; i < 20; ++i) {
     std::string a = "/a" + std::to_string(i);
     std::string b = "/b" + std::to_string(i);
     Put(*fs_, a, "from store one " + std::to_string(i));
+    ASSERT_OK(fs_->FlushAll());
     EXPECT_EQ(Get(*other_fs, a), "from store one " + std::to_string(i));
     Put(*other_fs, b, "from store two " + std::to_string(i));
+    ASSERT_OK(other_fs->FlushAll());
     EXPECT_EQ(Get(*fs_, b), "from store two " + std::to_string(i));
     if (i % 5 == 0) {
       ASSERT_OK(store_->Snapshot(branch_).status());
@@ -872,6 +874,8 @@ TEST_F(BranchesTest, TwoStoresOnOneFileTakeTurnsWithoutBusy) {
   for (auto& t : threads) t.join();
   for (const auto& e : errors) ADD_FAILURE() << e;
   ASSERT_TRUE(errors.empty());
+  ASSERT_OK(fs_->FlushAll());
+  ASSERT_OK(other_fs->FlushAll());
 
   for (const char* prefix : {"one-x", "one-y", "two-x", "two-y"}) {
     for (int i = 0; i < 60; i += 7) {

@@ -97,6 +97,7 @@ class StoreTest : public ::testing::Test {
     auto n = fs_->Write(attr->ino,
                         0, {reinterpret_cast<const uint8_t*>(content.data()), content.size()});
     EXPECT_TRUE(n.ok()) << n.status().ToString();
+    EXPECT_TRUE(fs_->Flush(attr->ino).ok());  // committed, for tests that read the file raw
     EXPECT_TRUE(fs_->Release(attr->ino).ok());
     return *fs_->GetAttr(attr->ino);
   }
