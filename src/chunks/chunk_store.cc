@@ -59,9 +59,31 @@ ChunkStore::ChunkStore(HashFunction hash, int compression_level, size_t cache_by
 
 ChunkHash ChunkStore::Hash(std::span<const uint8_t> bytes) const { return hash_(bytes); }
 
-Result<ChunkId> ChunkStore::Put(sql::Connection& writer, std::span<const uint8_t> bytes) {
+Encoded ChunkStore::Encode(std::span<const uint8_t> bytes) const {
+  Encoded e;
+  e.key = Hash(bytes);
+  Compress(bytes, &e);
+  return e;
+}
+
+void ChunkStore::Compress(std::span<const uint8_t> bytes, Encoded* out) const {
+  Encoded& e = *out;
+  e.size = bytes.size();
+  e.compressed.resize(ZSTD_compressBound(bytes.size()));
+  size_t n = ZSTD_compressCCtx(ThreadCctx(), e.compressed.data(), e.compressed.size(),
+                               bytes.data(), bytes.size(), level_);
+  if (!ZSTD_isError(n) && n < bytes.size()) {
+    e.codec = Codec::kZstd;
+    e.compressed.resize(n);
+  } else {
+    e.compressed.clear();
+  }
+}
+
+Result<ChunkId> ChunkStore::Put(sql::Connection& writer, std::span<const uint8_t> bytes,
+                                const Encoded* encoded) {
   if (bytes.empty()) return InvalidArgument("empty chunk");
-  ChunkHash key = Hash(bytes);
+  const ChunkHash key = encoded != nullptr ? encoded->key : Hash(bytes);
   std::vector<ChunkId> candidates;
   {
     ASSIGN_OR_RETURN(sql::Statement find, writer.Prepare(kFindByHash));
@@ -81,17 +103,17 @@ Result<ChunkId> ChunkStore::Put(sql::Connection& writer, std::span<const uint8_t
     }
   }
 
-  Bytes compressed(ZSTD_compressBound(bytes.size()));
-  size_t n = ZSTD_compressCCtx(ThreadCctx(), compressed.data(), compressed.size(), bytes.data(),
-                               bytes.size(), level_);
-  bool use_zstd = !ZSTD_isError(n) && n < bytes.size();
-  std::span<const uint8_t> stored = use_zstd ? std::span<const uint8_t>(compressed.data(), n)
-                                             : bytes;
+  Encoded local;
+  if (encoded == nullptr) {
+    Compress(bytes, &local);  // only now: a dedup hit needs no compression
+    encoded = &local;
+  }
+  const bool use_zstd = encoded->codec == Codec::kZstd;
   ASSIGN_OR_RETURN(sql::Statement insert, writer.Prepare(kInsertChunk));
   insert.BindBlob(1, key)
       .Bind(2, static_cast<int64_t>(bytes.size()))
-      .Bind(3, static_cast<int>(use_zstd ? Codec::kZstd : Codec::kRaw))
-      .BindBlob(4, stored);
+      .Bind(3, static_cast<int>(encoded->codec))
+      .BindBlob(4, use_zstd ? std::span<const uint8_t>(encoded->compressed) : bytes);
   RETURN_IF_ERROR(insert.Run());
   return writer.LastInsertRowId();
 }

@@ -29,6 +29,15 @@ enum class Codec : int { kRaw = 0, kZstd = 1 };
 using ChunkId = int64_t;
 using Bytes = std::vector<uint8_t>;
 
+// A chunk's key and stored form, computed without the database (Encode), so
+// that the costly part of Put can run before taking the writer lock.
+struct Encoded {
+  ChunkHash key;
+  size_t size = 0;      // of the plain bytes
+  Codec codec = Codec::kRaw;
+  Bytes compressed;     // the stored bytes when codec is kZstd
+};
+
 class ChunkStore {
  public:
   // `hash` null means XXH3-128. Thread-safe.
@@ -37,7 +46,11 @@ class ChunkStore {
   // Stores `bytes` (non-empty) and returns the id of a chunk holding exactly
   // those bytes, reusing an existing one when its bytes are equal. Must run
   // inside a write transaction on `writer`.
-  Result<ChunkId> Put(sql::Connection& writer, std::span<const uint8_t> bytes);
+  // `encoded`, if given, must be Encode(bytes).
+  Result<ChunkId> Put(sql::Connection& writer, std::span<const uint8_t> bytes,
+                      const Encoded* encoded = nullptr);
+  // Hashes and compresses `bytes` (non-empty). Thread-safe, no database.
+  Encoded Encode(std::span<const uint8_t> bytes) const;
 
   // The plain bytes of chunk `id`. Corruption if it is missing or damaged.
   Result<std::shared_ptr<const Bytes>> Get(sql::Connection& conn, ChunkId id);
@@ -54,6 +67,8 @@ class ChunkStore {
 
  private:
   Result<Bytes> Load(sql::Connection& conn, ChunkId id, ChunkHash* key_out);
+  // Sets out's size, codec and compressed bytes (zstd only where smaller).
+  void Compress(std::span<const uint8_t> bytes, Encoded* out) const;
   void CacheInsert(ChunkId id, std::shared_ptr<const Bytes> bytes);
 
   const HashFunction hash_;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "fs/filesystem_impl.h"
 
@@ -77,10 +78,10 @@ Status FilesystemImpl::LoadBlock(sql::Connection& conn, tree::Scope scope, Inode
   return Status::Ok();
 }
 
-Result<std::optional<chunks::ChunkId>> FilesystemImpl::StoreBlock(sql::Connection& conn,
-                                                                  std::span<const uint8_t> bytes) {
+Result<std::optional<chunks::ChunkId>> FilesystemImpl::StoreBlock(
+    sql::Connection& conn, std::span<const uint8_t> bytes, const chunks::Encoded* encoded) {
   if (bytes.empty() || AllZero(bytes)) return std::optional<chunks::ChunkId>();
-  ASSIGN_OR_RETURN(chunks::ChunkId id, core_->chunks().Put(conn, bytes));
+  ASSIGN_OR_RETURN(chunks::ChunkId id, core_->chunks().Put(conn, bytes, encoded));
   return std::optional<chunks::ChunkId>(id);
 }
 
@@ -165,8 +166,23 @@ void FilesystemImpl::FlushLater(InodeId ino) {
 Status FilesystemImpl::Fsync(InodeId ino) { return FlushPending(ino, catalog::Commit::kDurable); }
 Status FilesystemImpl::FlushAll() { return FlushPending(std::nullopt, catalog::Commit::kNow); }
 
+FilesystemImpl::EncodedBlocks FilesystemImpl::EncodeWrittenBlocks(InodeId ino) {
+  EncodedBlocks out;
+  PendingView view = buffer_.View(ino, 0, std::numeric_limits<uint64_t>::max());
+  for (const BlockOverlay& layer : view.layers) {
+    for (const auto& [idx, block] : layer) {
+      if (!block->Covers(static_cast<uint32_t>(block->data.size())) || AllZero(block->data)) {
+        continue;
+      }
+      out.emplace(block.get(), std::make_pair(block, core_->chunks().Encode(block->data)));
+    }
+  }
+  return out;
+}
+
 Status FilesystemImpl::WriteItems(sql::Connection& conn, tree::Head head,
-                                  const std::vector<FlushItem>& items) {
+                                  const std::vector<FlushItem>& items,
+                                  const EncodedBlocks* encoded) {
   std::vector<uint8_t> base;
   for (const FlushItem& item : items) {
     ASSIGN_OR_RETURN(auto found, tree::GetInode(conn, head.scope(), item.ino));
@@ -179,14 +195,19 @@ Status FilesystemImpl::WriteItems(sql::Connection& conn, tree::Head head,
       if (block_start >= size) continue;
       uint32_t valid = static_cast<uint32_t>(std::min<uint64_t>(block_size_, size - block_start));
       std::span<const uint8_t> content;
+      const chunks::Encoded* ready = nullptr;
       if (block->Covers(valid)) {
         content = std::span<const uint8_t>(block->data).first(valid);
+        if (encoded != nullptr) {
+          auto it = encoded->find(block.get());
+          if (it != encoded->end() && it->second.second.size == valid) ready = &it->second.second;
+        }
       } else {
         RETURN_IF_ERROR(LoadBlock(conn, head.scope(), item.ino, idx, &base));
         block->OverlayOnto(base);
         content = std::span<const uint8_t>(base).first(valid);
       }
-      ASSIGN_OR_RETURN(updates[idx], StoreBlock(conn, content));
+      ASSIGN_OR_RETURN(updates[idx], StoreBlock(conn, content, ready));
     }
     ASSIGN_OR_RETURN(int64_t delta, tree::PutBlocks(conn, head, item.ino, updates));
     row.nblocks = static_cast<uint64_t>(static_cast<int64_t>(row.nblocks) + delta);
