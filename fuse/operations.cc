@@ -223,6 +223,19 @@ void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t o
   fuse_reply_write(req, *r);
 }
 
+void CopyFileRange(fuse_req_t req, fuse_ino_t in, off_t in_offset, fuse_file_info*,
+                   fuse_ino_t out, off_t out_offset, fuse_file_info*, size_t length,
+                   int flags) noexcept {
+  if (flags != 0 || in_offset < 0 || out_offset < 0) {
+    fuse_reply_err(req, EINVAL);
+    return;
+  }
+  auto r = Fs(req).CopyRange(in, static_cast<uint64_t>(in_offset), out,
+                             static_cast<uint64_t>(out_offset), length);
+  if (!r.ok()) return ReplyError(req, r.status());
+  fuse_reply_write(req, *r);
+}
+
 void Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) noexcept {
   // close(2) does not wait for the store; fsync(2) does.
   Fs(req).FlushLater(ino);
@@ -425,6 +438,7 @@ fuse_lowlevel_ops MakeOperations() {
   ops.listxattr = ListXattr;
   ops.removexattr = RemoveXattr;
   ops.fallocate = Fallocate;
+  ops.copy_file_range = CopyFileRange;
   // No lseek: the kernel then answers SEEK_DATA/SEEK_HOLE itself (all data,
   // one hole at EOF), which is always correct. A hole-aware answer from here
   // would not be: with the writeback cache the kernel does not write dirty

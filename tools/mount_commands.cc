@@ -1,5 +1,6 @@
 // mount, umount: serve a session through FUSE.
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -8,8 +9,11 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "cli.h"
@@ -75,7 +79,9 @@ Status Serve(Globals& g, const MountArgs& a, const std::function<void(const Stat
     fuse::MountOptions options;
     options.mountpoint = a.mountpoint;
     options.options = a.options;
-    options.fsname = "strata:" + a.session;
+    // The daemon's pid in the source column of /proc/mounts lets `strata
+    // umount` wait until the store is closed (see DaemonServing).
+    options.fsname = "strata:" + a.session + ":" + std::to_string(getpid());
     Status served;
     {
       ASSIGN_OR_RETURN(auto server, fuse::FuseServer::Mount(*fs, options));
@@ -147,13 +153,69 @@ Status Mount(Globals& g, const MountArgs& a) {
   return IoError(msg.empty() ? "the mount daemon exited without mounting" : msg);
 }
 
+// Undoes the octal escapes (\040 for a space, ...) of /proc/self/mountinfo.
+std::string Unescape(const std::string& field) {
+  std::string out;
+  for (size_t i = 0; i < field.size(); ++i) {
+    auto octal = [&](size_t k) { return k < field.size() && field[k] >= '0' && field[k] <= '7'; };
+    if (field[i] == '\\' && octal(i + 1) && octal(i + 2) && octal(i + 3)) {
+      out.push_back(static_cast<char>((field[i + 1] - '0') * 64 + (field[i + 2] - '0') * 8 +
+                                      (field[i + 3] - '0')));
+      i += 3;
+    } else {
+      out.push_back(field[i]);
+    }
+  }
+  return out;
+}
+
+// The pid of the strata daemon serving `mountpoint` (from the source column
+// "strata:SESSION:PID" of its /proc/self/mountinfo line), or 0.
+pid_t DaemonServing(const std::string& mountpoint) {
+  std::error_code ec;
+  const std::string target = std::filesystem::weakly_canonical(mountpoint, ec).string();
+  std::ifstream info("/proc/self/mountinfo");
+  std::string line;
+  pid_t found = 0;
+  while (std::getline(info, line)) {
+    std::istringstream fields(line);
+    std::string id, parent, dev, root, point, word;
+    fields >> id >> parent >> dev >> root >> point;
+    while (fields >> word && word != "-") {
+    }
+    std::string type, source;
+    fields >> type >> source;
+    if (type != "fuse.strata" || Unescape(point) != target) continue;
+    source = Unescape(source);
+    size_t colon = source.rfind(':');
+    if (colon == std::string::npos) continue;
+    found = static_cast<pid_t>(std::atoi(source.c_str() + colon + 1));  // the last one wins
+  }
+  return found;
+}
+
+// Waits for `pid` to exit: a daemon closes its store only after the unmount.
+Status AwaitExit(pid_t pid, const std::string& mountpoint) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+  while (kill(pid, 0) == 0 || errno == EPERM) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      return Status(Code::kBusy, "unmounted " + mountpoint + ", but its daemon (pid " +
+                                     std::to_string(pid) + ") is still writing the store");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return Status::Ok();
+}
+
 Status Umount(const std::string& mountpoint) {
-  if (umount2(mountpoint.c_str(), 0) == 0) return Status::Ok();
+  const pid_t daemon = DaemonServing(mountpoint);
+  auto unmounted = [&]() { return daemon > 0 ? AwaitExit(daemon, mountpoint) : Status::Ok(); };
+  if (umount2(mountpoint.c_str(), 0) == 0) return unmounted();
   int err = errno;
   if (err == EPERM) {
     // Not root: fusermount3 is set-uid and unmounts our own FUSE mounts.
     std::string cmd = "fusermount3 -u '" + mountpoint + "'";
-    if (std::system(cmd.c_str()) == 0) return Status::Ok();
+    if (std::system(cmd.c_str()) == 0) return unmounted();
   }
   if (err == EBUSY) {
     return Status(Code::kBusy, mountpoint + " is busy (a process uses it; see 'fuser -m " +

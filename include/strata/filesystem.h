@@ -82,6 +82,14 @@ class Filesystem {
   // mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE,
   // FALLOC_FL_ZERO_RANGE (optionally with KEEP_SIZE). Others: NotSupported.
   virtual Status Fallocate(InodeId ino, int mode, uint64_t offset, uint64_t length) = 0;
+  // Copies up to `length` bytes of `in` at `in_offset` to `out` at
+  // `out_offset` (copy_file_range(2)); returns the count, 0 at or past the
+  // end of `in`. Whole blocks at the same offset within a block in both
+  // files are shared (the copy refers to the same chunks: no data is read,
+  // written or stored again); the rest is copied. Overlapping ranges of one
+  // file are InvalidArgument.
+  virtual Result<size_t> CopyRange(InodeId in, uint64_t in_offset, InodeId out,
+                                   uint64_t out_offset, uint64_t length) = 0;
 
   // --- Extended attributes. flags: 0, XATTR_CREATE or XATTR_REPLACE.
   virtual Status SetXattr(InodeId ino, std::string_view name, std::string_view value,

@@ -43,7 +43,7 @@ Result<bool> StoreCore::HasNoCapabilityXattrs() {
   if (known != kUnknown) return known == kNone;
   ASSIGN_OR_RETURN(catalog::ReaderLease lease, db_->Reader());
   ASSIGN_OR_RETURN(sql::Statement s, lease.conn().Prepare(
-      "SELECT 1 FROM xattrs WHERE name = 'security.capability' LIMIT 1"));
+      "SELECT 1 FROM xattrs WHERE name = CAST('security.capability' AS BLOB) LIMIT 1"));
   ASSIGN_OR_RETURN(bool some, s.Step());
   int expected = kUnknown;
   capability_xattrs_.compare_exchange_strong(expected, some ? kSome : kNone);

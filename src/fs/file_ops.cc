@@ -303,4 +303,77 @@ Status FilesystemImpl::Fallocate(InodeId ino, int mode, uint64_t offset, uint64_
   });
 }
 
+Result<size_t> FilesystemImpl::CopyRange(InodeId in, uint64_t in_offset, InodeId out,
+                                         uint64_t out_offset, uint64_t length) {
+  if (read_only()) return ReadOnly("snapshot views are read-only");
+  ASSIGN_OR_RETURN(Attr in_attr, GetAttr(in));
+  ASSIGN_OR_RETURN(Attr out_attr, GetAttr(out));
+  if (S_ISDIR(in_attr.mode) || S_ISDIR(out_attr.mode)) return IsDir("cannot copy a directory");
+  if (!S_ISREG(in_attr.mode) || !S_ISREG(out_attr.mode)) {
+    return InvalidArgument("copy_file_range needs regular files");
+  }
+  if (in_offset >= in_attr.size || length == 0) return size_t{0};
+  length = std::min(length, in_attr.size - in_offset);
+  if (out_offset > kMaxFileSize || length > kMaxFileSize - out_offset) {
+    return Status(Code::kFileTooBig, "copy past the maximum file size");
+  }
+  if (in == out && in_offset < out_offset + length && out_offset < in_offset + length) {
+    return InvalidArgument("overlapping ranges of one file");
+  }
+  // Whole output blocks whose source is a whole block too are shared.
+  uint64_t lead = 0;  // bytes before the first shared block
+  uint64_t shared = 0;
+  if (in_offset % block_size_ == out_offset % block_size_) {
+    lead = (block_size_ - out_offset % block_size_) % block_size_;
+    if (lead < length) shared = (length - lead) / block_size_;
+  }
+  if (shared == 0) {
+    RETURN_IF_ERROR(CopyBytes(in, in_offset, out, out_offset, length));
+    return static_cast<size_t>(length);
+  }
+  RETURN_IF_ERROR(CopyBytes(in, in_offset, out, out_offset, lead));
+  RETURN_IF_ERROR(FlushPending(in, catalog::Commit::kBatched));
+  RETURN_IF_ERROR(FlushPending(out, catalog::Commit::kBatched));
+  RETURN_IF_ERROR(ShareBlocks(in, (in_offset + lead) / block_size_, out,
+                              (out_offset + lead) / block_size_, shared));
+  const uint64_t done = lead + shared * block_size_;
+  RETURN_IF_ERROR(CopyBytes(in, in_offset + done, out, out_offset + done, length - done));
+  return static_cast<size_t>(length);
+}
+
+Status FilesystemImpl::CopyBytes(InodeId in, uint64_t in_offset, InodeId out,
+                                 uint64_t out_offset, uint64_t length) {
+  std::vector<uint8_t> piece(std::min<uint64_t>(length, 1 << 20));
+  while (length > 0) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(length, piece.size()));
+    ASSIGN_OR_RETURN(size_t got, Read(in, in_offset, std::span<uint8_t>(piece).first(want)));
+    if (got == 0) break;  // the source shrank meanwhile
+    ASSIGN_OR_RETURN(size_t put, Write(out, out_offset, std::span<const uint8_t>(piece).first(got)));
+    in_offset += got;
+    out_offset += put;
+    length -= got;
+  }
+  return Status::Ok();
+}
+
+Status FilesystemImpl::ShareBlocks(InodeId in, uint64_t in_first, InodeId out, uint64_t out_first,
+                                   uint64_t count) {
+  return Mutate([&](sql::Connection& conn, tree::Head head) -> Status {
+    ASSIGN_OR_RETURN(tree::InodeRow row, LoadInode(conn, head.scope(), out));
+    RETURN_IF_ERROR(CheckRegular(row));
+    ASSIGN_OR_RETURN(tree::BlockMap source,
+                     tree::GetBlocks(conn, head.scope(), in, in_first, in_first + count - 1));
+    tree::BlockMap updates;
+    for (uint64_t i = 0; i < count; ++i) {
+      auto it = source.find(in_first + i);
+      updates[out_first + i] = it == source.end() ? std::nullopt : it->second;
+    }
+    ASSIGN_OR_RETURN(int64_t delta, tree::PutBlocks(conn, head, out, updates));
+    row.nblocks = static_cast<uint64_t>(static_cast<int64_t>(row.nblocks) + delta);
+    row.size = std::max(row.size, (out_first + count) * block_size_);
+    row.mtime_ns = row.ctime_ns = core_->Now();
+    return tree::PutInode(conn, head, row);
+  });
+}
+
 }  // namespace strata::fs

@@ -60,6 +60,8 @@ class FilesystemImpl final : public Filesystem {
   Status Fsync(InodeId ino) override;
   Status FlushAll() override;
   Status Fallocate(InodeId ino, int mode, uint64_t offset, uint64_t length) override;
+  Result<size_t> CopyRange(InodeId in, uint64_t in_offset, InodeId out, uint64_t out_offset,
+                           uint64_t length) override;
 
   Status SetXattr(InodeId ino, std::string_view name, std::string_view value, int flags) override;
   Result<std::string> GetXattr(InodeId ino, std::string_view name) override;
@@ -113,6 +115,13 @@ class FilesystemImpl final : public Filesystem {
   // where whole blocks are covered. Requires the inode's buffer flushed.
   Status ZeroRange(sql::Connection& conn, tree::Head head, tree::InodeRow& row, uint64_t offset,
                    uint64_t length);
+  // Copies bytes through a buffer (Read, then Write), in pieces.
+  Status CopyBytes(InodeId in, uint64_t in_offset, InodeId out, uint64_t out_offset,
+                   uint64_t length);
+  // Points `count` whole blocks of `out` from `out_first` at the chunks of
+  // `in`'s blocks from `in_first` (holes stay holes). Buffers must be flushed.
+  Status ShareBlocks(InodeId in, uint64_t in_first, InodeId out, uint64_t out_first,
+                     uint64_t count);
   // Sets the file size, dropping or trimming blocks past it.
   Status Truncate(sql::Connection& conn, tree::Head head, tree::InodeRow& row, uint64_t size);
   // Stores one block's bytes (trimmed to the file size) and returns its chunk,

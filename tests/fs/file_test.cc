@@ -5,6 +5,8 @@
 #include <linux/fs.h>
 #include <sys/stat.h>
 
+#include <atomic>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -878,6 +880,94 @@ TEST_F(FileTest, OpeningAVersionThatIsNotFrozenIsNotFound) {
   ASSERT_OK_AND_ASSIGN(BranchInfo info, store_->GetBranch(branch_));
   EXPECT_CODE(store_->OpenFilesystem(View{branch_, info.head_version}), Code::kNotFound);
   EXPECT_CODE(store_->OpenFilesystem(View{branch_, 0}), Code::kNotFound);
+}
+
+}  // namespace
+}  // namespace strata
+
+namespace strata {
+namespace {
+
+// --- copy_file_range
+
+// Random copies between two files (aligned and unaligned offsets, holes,
+// data still buffered, ranges past either end) checked against models.
+TEST_F(SmallBlockFileTest, CopyRangeMatchesAModel) {
+  InodeId a = CreateOpen("a");
+  InodeId b = CreateOpen("b");
+  std::string ma, mb;
+  std::mt19937_64 rng(7);
+  auto uniform = [&](uint64_t lo, uint64_t hi) {
+    return std::uniform_int_distribution<uint64_t>(lo, hi)(rng);
+  };
+  auto write = [&](InodeId ino, std::string& model, uint64_t offset, const std::string& data) {
+    ASSERT_NO_FATAL_FAILURE(Write(ino, offset, data));
+    if (model.size() < offset + data.size()) model.resize(offset + data.size(), '\0');
+    model.replace(offset, data.size(), data);
+  };
+  ASSERT_NO_FATAL_FAILURE(write(a, ma, 0, Pattern(100000, 1)));
+  ASSERT_NO_FATAL_FAILURE(write(a, ma, 200000, Pattern(30000, 2)));  // a hole before it
+  ASSERT_OK(fs_->Flush(a));
+  for (int step = 0; step < 300; ++step) {
+    const bool to_b = uniform(0, 1) == 0;
+    InodeId in = to_b ? a : b, out = to_b ? b : a;
+    std::string& min = to_b ? ma : mb;
+    std::string& mout = to_b ? mb : ma;
+    uint64_t in_offset = uniform(0, 240000);
+    // Half the time at the same offset within a block, so blocks are shared.
+    uint64_t out_offset = uniform(0, 1) == 0 ? in_offset % 4096 + 4096 * uniform(0, 60)
+                                             : uniform(0, 240000);
+    uint64_t length = uniform(1, 60000);
+    ASSERT_OK_AND_ASSIGN(size_t n, fs_->CopyRange(in, in_offset, out, out_offset, length));
+    uint64_t want = in_offset >= min.size() ? 0 : std::min<uint64_t>(length, min.size() - in_offset);
+    ASSERT_EQ(n, want) << "step " << step;
+    if (n > 0) {
+      std::string piece = min.substr(in_offset, n);
+      if (mout.size() < out_offset + n) mout.resize(out_offset + n, '\0');
+      mout.replace(out_offset, n, piece);
+    }
+    if (step % 7 == 0) ASSERT_NO_FATAL_FAILURE(write(out, mout, uniform(0, 200000),
+                                                     Pattern(uniform(1, 9000), step)));
+    if (step % 11 == 0) ASSERT_OK(fs_->Flush(out));
+    ASSERT_EQ(Size(a), ma.size()) << "step " << step;
+    ASSERT_EQ(Size(b), mb.size()) << "step " << step;
+  }
+  EXPECT_EQ(Read(a, 0, ma.size() + 10), ma);
+  EXPECT_EQ(Read(b, 0, mb.size() + 10), mb);
+  ASSERT_OK(fs_->Release(a));
+  ASSERT_OK(fs_->Release(b));
+  OpenStore(StoreOptions{});
+  EXPECT_EQ(ReadAll(*fs_, a), ma);
+  EXPECT_EQ(ReadAll(*fs_, b), mb);
+  ASSERT_OK_AND_ASSIGN(auto problems, store_->CheckIntegrity());
+  for (auto& p : problems) ADD_FAILURE() << p.kind << ": " << p.detail;
+}
+
+// Aligned whole blocks are shared, not copied: no byte of them is hashed again.
+TEST_F(FileTest, CopyRangeSharesAlignedBlocksWithoutRehashing) {
+  auto hashed = std::make_shared<std::atomic<uint64_t>>(0);
+  StoreOptions options;
+  options.hash = [hashed](std::span<const uint8_t> bytes) {
+    *hashed += bytes.size();
+    return Xxh3Hash(bytes);
+  };
+  OpenStore(options);
+  const uint64_t block = store_->block_size();
+  InodeId in = CreateOpen("in");
+  const std::string data = Pattern(8 * block + 100, 3);
+  ASSERT_NO_FATAL_FAILURE(Write(in, 0, data));
+  ASSERT_OK(fs_->Flush(in));
+  InodeId out = CreateOpen("out");
+  const uint64_t before = hashed->load();
+  ASSERT_OK_AND_ASSIGN(size_t n, fs_->CopyRange(in, block, out, 3 * block, 6 * block + 50));
+  EXPECT_EQ(n, 6 * block + 50);
+  ASSERT_OK(fs_->Flush(out));
+  EXPECT_LT(hashed->load() - before, block) << "only the 50-byte tail may be hashed";
+  EXPECT_EQ(Read(out, 0, 10 * block), std::string(3 * block, '\0') + data.substr(block, n));
+  // Overlapping ranges of one file are refused; past the end copies nothing.
+  EXPECT_CODE(fs_->CopyRange(in, 0, in, 100, 1000), Code::kInvalid);
+  ASSERT_OK_AND_ASSIGN(n, fs_->CopyRange(in, data.size(), out, 0, 10));
+  EXPECT_EQ(n, 0u);
 }
 
 }  // namespace

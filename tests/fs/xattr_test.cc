@@ -107,6 +107,25 @@ TEST_F(XattrTest, XattrsOfUnknownInodeAreNotFound) {
   EXPECT_CODE(fs_->RemoveXattr(9999999, "user.k"), Code::kNotFound);
 }
 
+// The kernel asks for security.capability before every write; while the
+// store has none it is answered from memory. The answer must stay right
+// when one appears: in this process, and in a store reopened later.
+TEST_F(XattrTest, CapabilityXattrIsFoundOnceSetAndAfterReopening) {
+  const std::string cap("\x01\x00\x00\x02\x00\x04\x00\x00", 8);
+  EXPECT_CODE(fs_->GetXattr(file_, "security.capability"), Code::kNoData);
+  InodeId other = WriteFile(kRootIno, "other", "x").ino;
+  ASSERT_OK(fs_->SetXattr(other, "security.capability", cap, 0));
+  EXPECT_CODE(fs_->GetXattr(file_, "security.capability"), Code::kNoData);
+  ASSERT_OK_AND_ASSIGN(std::string got, fs_->GetXattr(other, "security.capability"));
+  EXPECT_EQ(got, cap);
+  ASSERT_OK(fs_->FlushAll());
+  OpenStore(StoreOptions{});
+  ASSERT_OK_AND_ASSIGN(got, fs_->GetXattr(other, "security.capability"));
+  EXPECT_EQ(got, cap);
+  ASSERT_OK(fs_->RemoveXattr(other, "security.capability"));
+  EXPECT_CODE(fs_->GetXattr(other, "security.capability"), Code::kNoData);
+}
+
 // --- Values and names
 
 TEST_F(XattrTest, EmptyValueIsAllowed) {

@@ -657,6 +657,27 @@ TEST_F(PosixTest, CopyFileRangeCopiesData) {
   close(in);
   close(out);
   EXPECT_TRUE(Get("to") == std::string(5, '\0') + data.substr(1000, 200000));
+  // Block-aligned: whole blocks are shared by the store; the kernel's cached
+  // pages of the target must not hide the result.
+  Put("aligned", std::string(400000, 'x'));
+  std::string cached = Get("aligned");
+  in = open(P("from").c_str(), O_RDONLY);
+  out = open(P("aligned").c_str(), O_WRONLY);
+  ASSERT_GE(in, 0);
+  ASSERT_GE(out, 0);
+  in_off = 65536;
+  out_off = 131072;
+  left = 200000;
+  while (left > 0) {
+    ssize_t n = copy_file_range(in, &in_off, out, &out_off, left, 0);
+    ASSERT_GT(n, 0) << std::strerror(errno);
+    left -= static_cast<size_t>(n);
+  }
+  close(in);
+  close(out);
+  std::string want = cached;
+  want.replace(131072, 200000, data.substr(65536, 200000));
+  EXPECT_TRUE(Get("aligned") == want);
 }
 
 TEST_F(PosixTest, UnixSocketBoundInTheMount) {

@@ -1,0 +1,166 @@
+// Db: group commit of batched changes, the WAL write-gathering VFS shim and
+// the background checkpointer, on real store files.
+#include "catalog/db.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <thread>
+
+#include "testing/temp_store.h"
+
+namespace strata::catalog {
+namespace {
+
+using ::strata::testing::TempDir;
+
+// Count of rows matching `where` in `table`, read by a plain connection of
+// its own (another process would see the same).
+int64_t CountFromOutside(const std::string& path, const std::string& table,
+                         const std::string& where = "1") {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_busy_timeout(db, 10000);
+  sqlite3_stmt* s = nullptr;
+  std::string sql = "SELECT count(*) FROM " + table + " WHERE " + where;
+  EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr), SQLITE_OK) << sql;
+  int64_t n = -1;
+  if (sqlite3_step(s) == SQLITE_ROW) n = sqlite3_column_int64(s, 0);
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+  return n;
+}
+
+// write(2)-family system calls made by this process so far.
+int64_t WriteSyscalls() {
+  std::ifstream io("/proc/self/io");
+  std::string key;
+  int64_t value = 0;
+  while (io >> key >> value) {
+    if (key == "syscw:") return value;
+  }
+  return -1;
+}
+
+class DbTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = dir_.File("store.db");
+    auto db = Db::Open(path_, false, 65536, 1);
+    ASSERT_TRUE(db.ok()) << db.status().ToString();
+    db_ = std::move(db).value();
+    ASSERT_OK(Write(Commit::kNow, "CREATE TABLE scratch (id INTEGER PRIMARY KEY, b BLOB)"));
+  }
+
+  Status Write(Commit commit, const std::string& sql) {
+    ASSIGN_OR_RETURN(WriterLease lease, db_->Writer());
+    return db_->WriteTransaction(lease, commit, 0, [&] { return lease.conn().Exec(sql); });
+  }
+
+  // Inserts `rows` rows of `bytes` random bytes each, in one transaction.
+  Status InsertBlobs(Commit commit, int rows, int bytes) {
+    return Write(commit, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+                         "WHERE i < " + std::to_string(rows) +
+                         ") INSERT INTO scratch(b) SELECT randomblob(" + std::to_string(bytes) +
+                         ") FROM n");
+  }
+
+  int64_t CountFromHere(const std::string& where) {
+    auto lease = db_->Reader();
+    EXPECT_TRUE(lease.ok());
+    if (!lease.ok()) return -1;
+    auto s = lease->conn().PrepareUncached("SELECT count(*) FROM scratch WHERE " + where);
+    EXPECT_TRUE(s.ok());
+    if (!s.ok()) return -1;
+    EXPECT_EQ(sqlite3_step(s->get()), SQLITE_ROW);
+    return sqlite3_column_int64(s->get(), 0);
+  }
+
+  TempDir dir_;
+  std::string path_;
+  std::unique_ptr<Db> db_;
+};
+
+TEST_F(DbTest, BatchedChangeIsSeenHereAtOnceAndEverywhereOnceCommitted) {
+  ASSERT_OK(Write(Commit::kBatched, "INSERT INTO scratch(id, b) VALUES (1, 'one')"));
+  EXPECT_EQ(CountFromHere("id = 1"), 1);  // this Db reads through the open batch
+  ASSERT_OK(db_->CommitOpenBatch());
+  EXPECT_EQ(CountFromOutside(path_, "scratch", "id = 1"), 1);
+}
+
+TEST_F(DbTest, BackgroundThreadCommitsTheBatch) {
+  ASSERT_OK(Write(Commit::kBatched, "INSERT INTO scratch(id, b) VALUES (2, 'two')"));
+  // Nobody commits it here: the committer thread must, within its window.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (CountFromOutside(path_, "scratch", "id = 2") != 1) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "batch never committed";
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+TEST_F(DbTest, FailedChangeRollsBackAloneAndTheBatchGoesOn) {
+  ASSERT_OK(Write(Commit::kBatched, "INSERT INTO scratch(id, b) VALUES (3, 'kept')"));
+  // Inserts a row, then fails (duplicate key): the row must go, not the batch.
+  EXPECT_FALSE(Write(Commit::kBatched, "INSERT INTO scratch(id, b) VALUES (4, 'undone'); "
+                                       "INSERT INTO scratch(id, b) VALUES (3, 'dup')")
+                   .ok());
+  ASSERT_OK(Write(Commit::kBatched, "INSERT INTO scratch(id, b) VALUES (5, 'kept too')"));
+  ASSERT_OK(db_->CommitOpenBatch());
+  EXPECT_EQ(CountFromOutside(path_, "scratch", "id IN (3, 5)"), 2);
+  EXPECT_EQ(CountFromOutside(path_, "scratch", "id = 4"), 0);
+}
+
+TEST_F(DbTest, CommitNowCarriesTheOpenBatch) {
+  ASSERT_OK(Write(Commit::kBatched, "INSERT INTO scratch(id, b) VALUES (6, 'batched')"));
+  ASSERT_OK(Write(Commit::kNow, "INSERT INTO scratch(id, b) VALUES (7, 'now')"));
+  EXPECT_EQ(CountFromOutside(path_, "scratch", "id IN (6, 7)"), 2);
+  ASSERT_OK(Write(Commit::kBatched, "INSERT INTO scratch(id, b) VALUES (8, 'batched')"));
+  ASSERT_OK(Write(Commit::kDurable, "INSERT INTO scratch(id, b) VALUES (9, 'durable')"));
+  EXPECT_EQ(CountFromOutside(path_, "scratch", "id IN (8, 9)"), 2);
+}
+
+TEST_F(DbTest, WalWritesAreGatheredIntoFewSystemCalls) {
+  // 2,000 pages of 4 KiB: SQLite alone makes two pwrite(2)s per page.
+  int64_t before = WriteSyscalls();
+  ASSERT_GE(before, 0);
+  ASSERT_OK(InsertBlobs(Commit::kNow, 2000, 4000));
+  int64_t calls = WriteSyscalls() - before;
+  EXPECT_LT(calls, 400) << "write system calls for ~8 MiB of WAL";
+  // ... and every page reached the file: another connection reads them all.
+  EXPECT_EQ(CountFromOutside(path_, "scratch", "length(b) = 4000"), 2000);
+}
+
+TEST_F(DbTest, CheckpointerCopiesTheWalBackAndKeepsItBounded) {
+  // 96 MiB in 4 MiB commits: past the 64 MiB mark the checkpointer must move
+  // the WAL into the store file (which stops growing when it is done).
+  for (int i = 0; i < 24; ++i) ASSERT_OK(InsertBlobs(Commit::kNow, 64, 64 << 10));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  uintmax_t size = 0;
+  for (;;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    uintmax_t now = std::filesystem::file_size(path_);
+    if (now >= (64u << 20) && now == size) break;
+    size = now;
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "no checkpoint";
+  }
+  // The next commits start the WAL over instead of appending to it: another
+  // 64 MiB must not make the WAL file grow past its size so far (or 64 MiB,
+  // the journal_size_limit it may have been cut back to) plus one commit.
+  const uintmax_t wal_before = std::filesystem::file_size(path_ + "-wal");
+  for (int i = 0; i < 16; ++i) ASSERT_OK(InsertBlobs(Commit::kNow, 64, 64 << 10));
+  EXPECT_LE(std::filesystem::file_size(path_ + "-wal"),
+            std::max<uintmax_t>(wal_before, 64u << 20) + (6u << 20));
+  EXPECT_EQ(CountFromOutside(path_, "scratch", "length(b) = 65536"), 40 * 64);
+  // Closing the store leaves one self-contained file.
+  db_.reset();
+  EXPECT_FALSE(std::filesystem::exists(path_ + "-wal"));
+  EXPECT_EQ(CountFromOutside(path_, "scratch", "length(b) = 65536"), 40 * 64);
+}
+
+}  // namespace
+}  // namespace strata::catalog
