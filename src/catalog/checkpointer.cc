@@ -27,8 +27,10 @@ void Checkpointer::Committed(int wal_frames) {
   bool wake;
   {
     std::scoped_lock lock(mu_);
+    // Wake the thread only when a threshold is crossed, not on every commit.
+    wake = wal_frames >= kMaxFrames || (wal_frames_ < kIdleFrames && wal_frames >= kIdleFrames);
     wal_frames_ = wal_frames;
-    wake = wal_frames >= kCheckpointFrames;
+    last_commit_ = std::chrono::steady_clock::now();
   }
   if (wake) wake_.notify_one();
 }
@@ -38,8 +40,15 @@ void Checkpointer::Run() {
   (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);
   std::unique_lock lock(mu_);
   for (;;) {
-    wake_.wait(lock, [&] { return stop_ || wal_frames_ >= kCheckpointFrames; });
+    wake_.wait(lock, [&] { return stop_ || wal_frames_ >= kIdleFrames; });
     if (stop_) return;
+    if (wal_frames_ < kMaxFrames) {
+      auto due = last_commit_ + kIdleDelay;
+      if (std::chrono::steady_clock::now() < due) {
+        wake_.wait_until(lock, due);
+        continue;  // look again: a commit may have moved the pause
+      }
+    }
     wal_frames_ = 0;  // the next commit reports the size anew
     lock.unlock();
     // Errors (a busy reader, a full disk) are not fatal here: the WAL keeps

@@ -4,19 +4,23 @@
 // SQLite's default runs a checkpoint inside whichever commit leaves more
 // than 1,000 pages in the WAL: that commit then reads every page back,
 // writes it into the database and syncs both files before returning. Here
-// the writer connection reports each commit's WAL size (Committed), and once
-// the WAL passes kCheckpointFrames a thread with its own connection copies
-// it back in two steps: a PASSIVE checkpoint moves the bulk while writers
-// and readers carry on, then a RESTART checkpoint waits for the writer lock
-// between two commits, copies the few frames committed meanwhile and makes
-// the next commit start the WAL from the beginning. (A passive checkpoint
-// alone never lets a busy writer restart the WAL, which would then grow
-// without bound.) The WAL stays near kCheckpointFrames, and the file is cut
-// back by journal_size_limit. The thread runs at a lower CPU priority than
-// the request threads.
+// the writer connection reports each commit's WAL size (Committed), and a
+// thread with its own connection copies the WAL back when the writer pauses:
+// once the WAL holds kIdleFrames and no commit came for kIdleDelay, or at
+// once when it reaches kMaxFrames. Each round is a PASSIVE checkpoint, which
+// moves the bulk while writers and readers carry on, then a RESTART one,
+// which waits for the writer lock between two commits, copies the few frames
+// committed meanwhile and makes the next commit start the WAL from the
+// beginning. (A passive checkpoint alone never lets a busy writer restart the
+// WAL, which would then grow without bound.) So a burst of writes is written
+// once while it lasts and copied into the store when it is over; a writer
+// that never pauses is slowed to the checkpoint's pace past kMaxFrames.
+// journal_size_limit cuts the WAL file back after a restart. The thread
+// runs at a lower CPU priority than the request threads.
 #ifndef STRATA_CATALOG_CHECKPOINTER_H_
 #define STRATA_CATALOG_CHECKPOINTER_H_
 
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -30,7 +34,9 @@ namespace strata::catalog {
 
 class Checkpointer {
  public:
-  static constexpr int kCheckpointFrames = 16384;  // 64 MiB of 4 KiB pages
+  static constexpr int kIdleFrames = 1024;       // 4 MiB of 4 KiB pages
+  static constexpr int kMaxFrames = 262144;      // 1 GiB
+  static constexpr std::chrono::milliseconds kIdleDelay{200};
 
   // Opens its own connection to `path` and starts the thread.
   static Result<std::unique_ptr<Checkpointer>> Start(const std::string& path);
@@ -48,6 +54,7 @@ class Checkpointer {
   std::mutex mu_;
   std::condition_variable wake_;
   int wal_frames_ = 0;  // guarded by mu_; latest reported size
+  std::chrono::steady_clock::time_point last_commit_;  // guarded by mu_
   bool stop_ = false;   // guarded by mu_
   std::thread thread_;
 };

@@ -69,13 +69,19 @@ Encoded ChunkStore::Encode(std::span<const uint8_t> bytes) const {
 void ChunkStore::Compress(std::span<const uint8_t> bytes, Encoded* out) const {
   Encoded& e = *out;
   e.size = bytes.size();
-  e.compressed.resize(ZSTD_compressBound(bytes.size()));
-  size_t n = ZSTD_compressCCtx(ThreadCctx(), e.compressed.data(), e.compressed.size(),
-                               bytes.data(), bytes.size(), level_);
+  // Compress into a per-thread scratch buffer, kept between calls, and copy
+  // out only a result that is smaller: no zero-filled allocation per chunk,
+  // nothing copied for data that does not compress.
+  thread_local Bytes scratch;
+  const size_t bound = ZSTD_compressBound(bytes.size());
+  if (scratch.size() < bound) scratch.resize(bound);
+  size_t n = ZSTD_compressCCtx(ThreadCctx(), scratch.data(), scratch.size(), bytes.data(),
+                               bytes.size(), level_);
   if (!ZSTD_isError(n) && n < bytes.size()) {
     e.codec = Codec::kZstd;
-    e.compressed.resize(n);
+    e.compressed.assign(scratch.begin(), scratch.begin() + static_cast<ptrdiff_t>(n));
   } else {
+    e.codec = Codec::kRaw;
     e.compressed.clear();
   }
 }

@@ -7,8 +7,12 @@ namespace strata::fs {
 
 void DirtyBlock::Apply(uint32_t offset, std::span<const uint8_t> bytes) {
   // Grown on demand: a small file holds only what was written, not a block.
-  if (data.size() < offset + bytes.size()) data.resize(offset + bytes.size());
-  std::memcpy(data.data() + offset, bytes.data(), bytes.size());
+  // Appending copies straight in (no zero fill first: sequential writes of
+  // whole blocks are the common case for large files).
+  if (offset > data.size()) data.resize(offset);
+  const size_t overlap = std::min(bytes.size(), data.size() - offset);
+  std::memcpy(data.data() + offset, bytes.data(), overlap);
+  data.insert(data.end(), bytes.begin() + static_cast<ptrdiff_t>(overlap), bytes.end());
   uint32_t start = offset;
   uint32_t end = offset + static_cast<uint32_t>(bytes.size());
   // Merge with every extent that overlaps or touches [start, end).
