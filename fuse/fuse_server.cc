@@ -96,13 +96,71 @@ Status FuseServer::Run() {
   return Status::Ok();
 }
 
+namespace {
+
+// A handle of the inode `ino` on a FUSE mount, in the kernel's encoding
+// (fs/fuse/inode.c, fuse_encode_fh: type 0x81, node id high and low words,
+// generation), for open_by_handle_at(2).
+struct FuseHandle {
+  struct file_handle header;
+  uint32_t words[3];
+};
+
+FuseHandle HandleOf(InodeId ino) {
+  FuseHandle h{};
+  h.header.handle_bytes = sizeof(h.words);
+  h.header.handle_type = 0x81;
+  h.words[0] = static_cast<uint32_t>(ino >> 32);
+  h.words[1] = static_cast<uint32_t>(ino);
+  h.words[2] = kGeneration;
+  return h;
+}
+
+}  // namespace
+
 Status FuseServer::DrainKernelCache() {
-  int fd = open(mountpoint_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return IoError("cannot open " + mountpoint_ + ": " + std::strerror(errno));
-  int rc = syncfs(fd);
-  int err = errno;
-  close(fd);
-  if (rc != 0) return IoError("syncfs " + mountpoint_ + ": " + std::strerror(err));
+  int mount_fd = open(mountpoint_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (mount_fd < 0) return IoError("cannot open " + mountpoint_ + ": " + std::strerror(errno));
+  auto close_mount = [&] { close(mount_fd); };
+  if (syncfs(mount_fd) != 0) {
+    int err = errno;
+    close_mount();
+    return IoError("syncfs " + mountpoint_ + ": " + std::strerror(err));
+  }
+  // syncfs starts the write-back of every dirty page, but on current kernels
+  // it does not wait for a FUSE server to answer the WRITEs it sent (so that
+  // a stuck server cannot hang sync(2)), and a file still being written can
+  // have a later page sent before an earlier one. So each open file (only
+  // those can have dirty pages: the kernel writes a file back before it
+  // sends FLUSH on close) is fsync'ed through a handle: fsync holds the
+  // inode's lock, so the pages it writes and waits for are one cut of the
+  // file's writes, never a later page without an earlier one.
+  for (InodeId ino : state_->fs->OpenInodes()) {
+    FuseHandle handle = HandleOf(ino);
+    int fd = open_by_handle_at(mount_fd, &handle.header, O_RDONLY | O_CLOEXEC | O_NOATIME);
+    if (fd < 0 && errno == EPERM) {
+      fd = open_by_handle_at(mount_fd, &handle.header, O_RDONLY | O_CLOEXEC);
+    }
+    if (fd >= 0) {
+      int rc = fsync(fd);
+      int err = errno;
+      close(fd);
+      if (rc != 0) {
+        close_mount();
+        return IoError("fsync of inode " + std::to_string(ino) + ": " + std::strerror(err));
+      }
+      continue;
+    }
+    // No handle (not root, or gone meanwhile): invalidating the inode's pages
+    // at least waits for those under write-back and writes the dirty ones.
+    int r = fuse_lowlevel_notify_inval_inode(session_, ino, 0, 0);
+    if (r != 0 && r != -ENOENT) {
+      close_mount();
+      return IoError("cannot drain the kernel's cache of inode " + std::to_string(ino) + ": " +
+                     std::strerror(-r));
+    }
+  }
+  close_mount();
   return Status::Ok();
 }
 

@@ -44,8 +44,9 @@ class FuseServer {
   void Exit();
   // SIGINT/SIGTERM/SIGHUP end Run; call before Run from the serving process.
   Status InstallSignalHandlers();
-  // Makes the kernel send every write still in its page cache for this mount
-  // (syncfs). Call while Run serves requests on other threads.
+  // Makes the kernel send every write still in its page cache for this mount,
+  // and returns once the daemon has received them all. Call while Run serves
+  // requests on other threads.
   Status DrainKernelCache();
 
  private:

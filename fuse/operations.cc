@@ -58,7 +58,7 @@ fuse_entry_param ToEntry(fuse_req_t req, const Attr& a) {
   fuse_entry_param e;
   std::memset(&e, 0, sizeof(e));
   e.ino = a.ino;
-  e.generation = 1;  // inode numbers are never reused
+  e.generation = kGeneration;
   e.attr = ToStat(a);
   e.attr_timeout = State(req).timeout;
   e.entry_timeout = State(req).timeout;

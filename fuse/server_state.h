@@ -5,9 +5,15 @@
 #define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 14)
 #include <fuse_lowlevel.h>
 
+#include <cstdint>
+
 #include "strata/filesystem.h"
 
 namespace strata::fuse {
+
+// The generation of every inode we report: inode numbers are never reused.
+// (Also part of the file handles DrainKernelCache builds.)
+constexpr uint32_t kGeneration = 1;
 
 struct ServerState {
   Filesystem* fs = nullptr;

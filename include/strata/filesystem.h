@@ -75,6 +75,8 @@ class Filesystem {
   // background thread, within milliseconds; a failure leaves the data
   // buffered and is reported by the next Fsync. For close(2).
   virtual void FlushLater(InodeId ino) = 0;
+  // The inodes open now (each once), in no particular order.
+  virtual std::vector<InodeId> OpenInodes() = 0;
   // Commits this inode's buffered writes durably.
   virtual Status Fsync(InodeId ino) = 0;
   // Commits every buffered write of this filesystem (not necessarily durably).

@@ -119,7 +119,7 @@ Result<ChunkId> ChunkStore::Put(sql::Connection& writer, std::span<const uint8_t
   insert.BindBlob(1, key)
       .Bind(2, static_cast<int64_t>(bytes.size()))
       .Bind(3, static_cast<int>(encoded->codec))
-      .BindBlob(4, use_zstd ? std::span<const uint8_t>(encoded->compressed) : bytes);
+      .BindBlobNoCopy(4, use_zstd ? std::span<const uint8_t>(encoded->compressed) : bytes);
   RETURN_IF_ERROR(insert.Run());
   return writer.LastInsertRowId();
 }

@@ -160,6 +160,14 @@ Result<size_t> FilesystemImpl::Write(InodeId ino, uint64_t offset, std::span<con
 }
 
 Status FilesystemImpl::Flush(InodeId ino) { return FlushPending(ino, catalog::Commit::kNow); }
+std::vector<InodeId> FilesystemImpl::OpenInodes() {
+  std::scoped_lock lock(open_mu_);
+  std::vector<InodeId> out;
+  out.reserve(open_files_.size());
+  for (const auto& [ino, file] : open_files_) out.push_back(ino);
+  return out;
+}
+
 void FilesystemImpl::FlushLater(InodeId ino) {
   if (!read_only() && buffer_.HasPending(ino)) flush_queue_.Add(ino);
 }

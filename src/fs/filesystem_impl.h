@@ -57,6 +57,7 @@ class FilesystemImpl final : public Filesystem {
   Result<size_t> Write(InodeId ino, uint64_t offset, std::span<const uint8_t> data) override;
   Status Flush(InodeId ino) override;
   void FlushLater(InodeId ino) override;
+  std::vector<InodeId> OpenInodes() override;
   Status Fsync(InodeId ino) override;
   Status FlushAll() override;
   Status Fallocate(InodeId ino, int mode, uint64_t offset, uint64_t length) override;

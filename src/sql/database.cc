@@ -71,6 +71,12 @@ Statement& Statement::BindBlob(int index, std::span<const uint8_t> value) {
   return *this;
 }
 
+Statement& Statement::BindBlobNoCopy(int index, std::span<const uint8_t> value) {
+  if (value.empty()) return BindBlob(index, value);
+  sqlite3_bind_blob(stmt_, index, value.data(), static_cast<int>(value.size()), SQLITE_STATIC);
+  return *this;
+}
+
 Statement& Statement::BindNull(int index) {
   sqlite3_bind_null(stmt_, index);
   return *this;

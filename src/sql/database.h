@@ -42,6 +42,9 @@ class Statement {
   Statement& Bind(int index, unsigned value) { return Bind(index, static_cast<int64_t>(value)); }
   Statement& BindText(int index, std::string_view value);
   Statement& BindBlob(int index, std::span<const uint8_t> value);
+  // Without a copy: `value` must outlive every step until the statement is
+  // reset (Run resets it; a Statement going out of scope does too).
+  Statement& BindBlobNoCopy(int index, std::span<const uint8_t> value);
   Statement& BindNull(int index);
   // A double or a bool would be a silent conversion: refuse them.
   Statement& Bind(int, double) = delete;
