@@ -171,8 +171,11 @@ Status Db::WriteTransaction(WriterLease& lease, Commit commit, int64_t now_ns,
       Status undo = conn.Exec("ROLLBACK TO change");
       if (undo.ok()) undo = conn.Exec("RELEASE change");
       if (!undo.ok()) {
+        // SQLite rolled the whole transaction back (disk full, I/O error):
+        // the changes acknowledged before are gone too. Tell the next fsync.
         (void)conn.Exec("ROLLBACK");
         batch_open_.store(false, std::memory_order_release);
+        if (lost_batch_.ok()) lost_batch_ = s.WithContext("a batch of changes was lost");
       }
       return s;
     }

@@ -155,11 +155,24 @@ Result<size_t> FilesystemImpl::Write(InodeId ino, uint64_t offset, std::span<con
     }));
   }
   uint64_t buffered = buffer_.Write(ino, offset, data, core_->Now());
-  if (buffered > core_->write_buffer_limit()) RETURN_IF_ERROR(FlushPending(std::nullopt, catalog::Commit::kNow));
+  // A full buffer is written out by the background thread while requests
+  // keep filling it (two cores: one takes data in, one stores it); past
+  // twice the limit, writers wait for a flush of their own.
+  if (buffered > core_->write_buffer_limit()) flush_queue_.Add(kFlushEverything);
+  if (buffered > 2 * core_->write_buffer_limit()) {
+    RETURN_IF_ERROR(FlushPending(std::nullopt, catalog::Commit::kNow));
+  }
   return data.size();
 }
 
 Status FilesystemImpl::Flush(InodeId ino) { return FlushPending(ino, catalog::Commit::kNow); }
+Status FilesystemImpl::Fsync(InodeId ino) { return FlushPending(ino, catalog::Commit::kDurable); }
+Status FilesystemImpl::FlushAll() { return FlushPending(std::nullopt, catalog::Commit::kNow); }
+
+void FilesystemImpl::FlushLater(InodeId ino) {
+  if (!read_only() && buffer_.HasPending(ino)) flush_queue_.Add(ino);
+}
+
 std::vector<InodeId> FilesystemImpl::OpenInodes() {
   std::scoped_lock lock(open_mu_);
   std::vector<InodeId> out;
@@ -167,12 +180,6 @@ std::vector<InodeId> FilesystemImpl::OpenInodes() {
   for (const auto& [ino, file] : open_files_) out.push_back(ino);
   return out;
 }
-
-void FilesystemImpl::FlushLater(InodeId ino) {
-  if (!read_only() && buffer_.HasPending(ino)) flush_queue_.Add(ino);
-}
-Status FilesystemImpl::Fsync(InodeId ino) { return FlushPending(ino, catalog::Commit::kDurable); }
-Status FilesystemImpl::FlushAll() { return FlushPending(std::nullopt, catalog::Commit::kNow); }
 
 FilesystemImpl::EncodedBlocks FilesystemImpl::EncodeWrittenBlocks(InodeId ino) {
   EncodedBlocks out;
@@ -328,22 +335,21 @@ Result<size_t> FilesystemImpl::CopyRange(InodeId in, uint64_t in_offset, InodeId
   if (in == out && in_offset < out_offset + length && out_offset < in_offset + length) {
     return InvalidArgument("overlapping ranges of one file");
   }
-  // Whole output blocks whose source is a whole block too are shared.
-  uint64_t lead = 0;  // bytes before the first shared block
+  // Whole output blocks whose source is a whole block too are shared; the
+  // bytes before (lead) and after them are copied.
+  uint64_t lead = length;
   uint64_t shared = 0;
   if (in_offset % block_size_ == out_offset % block_size_) {
-    lead = (block_size_ - out_offset % block_size_) % block_size_;
-    if (lead < length) shared = (length - lead) / block_size_;
-  }
-  if (shared == 0) {
-    RETURN_IF_ERROR(CopyBytes(in, in_offset, out, out_offset, length));
-    return static_cast<size_t>(length);
+    lead = std::min(length, (block_size_ - out_offset % block_size_) % block_size_);
+    shared = (length - lead) / block_size_;
   }
   RETURN_IF_ERROR(CopyBytes(in, in_offset, out, out_offset, lead));
-  RETURN_IF_ERROR(FlushPending(in, catalog::Commit::kBatched));
-  RETURN_IF_ERROR(FlushPending(out, catalog::Commit::kBatched));
-  RETURN_IF_ERROR(ShareBlocks(in, (in_offset + lead) / block_size_, out,
-                              (out_offset + lead) / block_size_, shared));
+  if (shared > 0) {
+    RETURN_IF_ERROR(FlushPending(in, catalog::Commit::kBatched));
+    RETURN_IF_ERROR(FlushPending(out, catalog::Commit::kBatched));
+    RETURN_IF_ERROR(ShareBlocks(in, (in_offset + lead) / block_size_, out,
+                                (out_offset + lead) / block_size_, shared));
+  }
   const uint64_t done = lead + shared * block_size_;
   RETURN_IF_ERROR(CopyBytes(in, in_offset + done, out, out_offset + done, length - done));
   return static_cast<size_t>(length);

@@ -54,7 +54,13 @@ FilesystemImpl::FilesystemImpl(std::shared_ptr<StoreCore> core, View view)
       view_(view),
       block_size_(core_->block_size()),
       buffer_(block_size_),
-      flush_queue_([this](InodeId ino) { (void)FlushPending(ino, catalog::Commit::kBatched); }) {}
+      flush_queue_([this](InodeId ino) {
+        if (ino == kFlushEverything) {
+          (void)FlushPending(std::nullopt, catalog::Commit::kNow);
+        } else {
+          (void)FlushPending(ino, catalog::Commit::kBatched);
+        }
+      }) {}
 
 FilesystemImpl::~FilesystemImpl() {
   if (read_only()) return;

@@ -159,6 +159,8 @@ class FilesystemImpl final : public Filesystem {
   };
   std::map<InodeId, OpenFile> open_files_;  // guarded by open_mu_
   // Declared last: its thread calls into everything above, so it stops first.
+  // kFlushEverything (never an inode number) queues a flush of every inode.
+  static constexpr InodeId kFlushEverything = 0;
   FlushQueue flush_queue_;
 };
 

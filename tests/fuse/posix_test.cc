@@ -643,39 +643,29 @@ TEST_F(PosixTest, CopyFileRangeCopiesData) {
   std::string data(300000, '\0');
   for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 13 + 1);
   Put("from", data);
-  int in = open(P("from").c_str(), O_RDONLY);
-  int out = open(P("to").c_str(), O_CREAT | O_WRONLY, 0644);
-  ASSERT_GE(in, 0);
-  ASSERT_GE(out, 0);
-  loff_t in_off = 1000, out_off = 5;
-  size_t left = 200000;
-  while (left > 0) {
-    ssize_t n = copy_file_range(in, &in_off, out, &out_off, left, 0);
-    ASSERT_GT(n, 0) << std::strerror(errno);
-    left -= static_cast<size_t>(n);
-  }
-  close(in);
-  close(out);
+  // Copies `length` bytes of "from" into `to` (created if missing), in as
+  // many calls as it takes.
+  auto copy = [&](const std::string& to, loff_t in_off, loff_t out_off, size_t length) {
+    int in = open(P("from").c_str(), O_RDONLY);
+    int out = open(P(to).c_str(), O_CREAT | O_WRONLY, 0644);
+    ASSERT_GE(in, 0);
+    ASSERT_GE(out, 0);
+    while (length > 0) {
+      ssize_t n = copy_file_range(in, &in_off, out, &out_off, length, 0);
+      ASSERT_GT(n, 0) << std::strerror(errno);
+      length -= static_cast<size_t>(n);
+    }
+    close(in);
+    close(out);
+  };
+  // Unaligned: copied through a buffer.
+  copy("to", 1000, 5, 200000);
   EXPECT_TRUE(Get("to") == std::string(5, '\0') + data.substr(1000, 200000));
   // Block-aligned: whole blocks are shared by the store; the kernel's cached
   // pages of the target must not hide the result.
   Put("aligned", std::string(400000, 'x'));
-  std::string cached = Get("aligned");
-  in = open(P("from").c_str(), O_RDONLY);
-  out = open(P("aligned").c_str(), O_WRONLY);
-  ASSERT_GE(in, 0);
-  ASSERT_GE(out, 0);
-  in_off = 65536;
-  out_off = 131072;
-  left = 200000;
-  while (left > 0) {
-    ssize_t n = copy_file_range(in, &in_off, out, &out_off, left, 0);
-    ASSERT_GT(n, 0) << std::strerror(errno);
-    left -= static_cast<size_t>(n);
-  }
-  close(in);
-  close(out);
-  std::string want = cached;
+  std::string want = Get("aligned");
+  copy("aligned", 65536, 131072, 200000);
   want.replace(131072, 200000, data.substr(65536, 200000));
   EXPECT_TRUE(Get("aligned") == want);
 }
