@@ -26,6 +26,9 @@ struct WalBuffer {
   size_t len = 0;
   // Set by a commit frame's header: write through after its page.
   bool commit_frame_pending = false;
+  // End of the furthest byte written in this generation of the log (the WAL
+  // starts over from offset 0 after a checkpoint).
+  sqlite3_int64 high_water = 0;
 };
 
 // Our file object; the default VFS's file object follows it in memory.
@@ -64,13 +67,24 @@ bool IsCommitFrameHeader(const void* p, int n) {
 }
 
 // Buffers the write when it extends or overwrites the pending extent.
+// Rewrites of frames already written out (SQLite rewrites frame headers to
+// fix checksums after a commit that overwrote its own frames) go straight
+// through: nothing may stay buffered behind a published commit.
 int BufferedWrite(ShimFile* f, const void* p, int n, sqlite3_int64 off) {
   WalBuffer* b = f->wal;
   const bool write_through_after = b->commit_frame_pending;
   b->commit_frame_pending = IsCommitFrameHeader(p, n);
   const size_t size = static_cast<size_t>(n);
   const sqlite3_int64 end = b->start + static_cast<sqlite3_int64>(b->len);
-  if (b->len > 0 && off >= b->start && off + n <= end) {
+  const bool in_extent = b->len > 0 && off >= b->start && off + n <= end;
+  if (off == 0) b->high_water = 0;  // a new log header: the WAL starts over
+  if (!in_extent && off + n <= b->high_water) {
+    int rc = Flush(f);
+    if (rc != SQLITE_OK) return rc;
+    return f->real()->pMethods->xWrite(f->real(), p, n, off);
+  }
+  b->high_water = std::max(b->high_water, off + n);
+  if (in_extent) {
     std::memcpy(b->data.get() + (off - b->start), p, size);
   } else if (b->len > 0 && off == end && b->len + size <= kBufferBytes) {
     std::memcpy(b->data.get() + b->len, p, size);
@@ -113,7 +127,9 @@ int Write(sqlite3_file* f, const void* p, int n, sqlite3_int64 off) {
 }
 
 int Truncate(sqlite3_file* f, sqlite3_int64 size) {
-  int rc = Flush(Shim(f));
+  ShimFile* s = Shim(f);
+  if (s->wal != nullptr) s->wal->high_water = std::min(s->wal->high_water, size);
+  int rc = Flush(s);
   return rc != SQLITE_OK ? rc : Real(f)->pMethods->xTruncate(Real(f), size);
 }
 

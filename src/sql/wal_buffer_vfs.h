@@ -13,8 +13,10 @@
 // written (recognised by its header's non-zero "database size" field), so
 // that write returns any I/O error (ENOSPC, EIO) to the committing statement
 // and every committed frame is in the file before any reader can look for
-// it. Reads, syncs, truncation, size queries and close of the WAL also write
-// the buffer through first. Main database and journal files pass straight
+// it. Writes over frames already in the file (SQLite rewrites frame headers
+// after such a commit to fix their checksums) go straight through. Reads,
+// syncs, truncation, size queries and close of the WAL also write the buffer
+// through first. Main database and journal files pass straight
 // through.
 #ifndef STRATA_SQL_WAL_BUFFER_VFS_H_
 #define STRATA_SQL_WAL_BUFFER_VFS_H_
