@@ -229,9 +229,18 @@ inline uint64_t ProcessWriteBytes() {
 
 constexpr double kMiB = 1024.0 * 1024.0;
 
-// Runs the registered benchmarks with repetitions of different benchmarks
-// interleaved (noise then spreads evenly), unless the command line already
-// chooses. Returns false on unrecognized arguments.
+// Runs the registered benchmarks as the command line says. Returns false on
+// unrecognized arguments.
+inline bool RunBenchmarks(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return false;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return true;
+}
+
+// RunBenchmarks with repetitions of different benchmarks interleaved (noise
+// then spreads evenly), unless the command line already chooses.
 inline bool RunInterleaved(int argc, char** argv) {
   std::vector<char*> args(argv, argv + argc);
   std::string interleave = "--benchmark_enable_random_interleaving=true";
@@ -240,12 +249,7 @@ inline bool RunInterleaved(int argc, char** argv) {
     given |= std::string(argv[i]).rfind("--benchmark_enable_random_interleaving", 0) == 0;
   }
   if (!given) args.insert(args.begin() + 1, interleave.data());
-  int n = static_cast<int>(args.size());
-  benchmark::Initialize(&n, args.data());
-  if (benchmark::ReportUnrecognizedArguments(n, args.data())) return false;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return true;
+  return RunBenchmarks(static_cast<int>(args.size()), args.data());
 }
 
 }  // namespace strata::bench

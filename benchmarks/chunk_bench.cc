@@ -209,10 +209,7 @@ BENCHMARK(BM_ChunkGet)->Apply(KindArgs)->MinTime(1.0)->UseRealTime()->Repetition
 }  // namespace strata::bench
 
 int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
+  if (!strata::bench::RunBenchmarks(argc, argv)) return 1;
   delete strata::bench::g_env;  // closes the store and removes its directory
   return 0;
 }

@@ -157,10 +157,7 @@ void PrintSummary() {
 }  // namespace strata::bench
 
 int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
+  if (!strata::bench::RunBenchmarks(argc, argv)) return 1;
   strata::bench::PrintSummary();
   return 0;
 }

@@ -226,10 +226,7 @@ BENCHMARK(BM_SmallFiles)->Iterations(1)->Repetitions(5)->UseManualTime()
 }  // namespace strata::bench
 
 int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
+  if (!strata::bench::RunBenchmarks(argc, argv)) return 1;
   strata::bench::g_written.reset();
   return 0;
 }

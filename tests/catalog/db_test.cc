@@ -12,28 +12,20 @@
 #include <string>
 #include <thread>
 
+#include "testing/raw_db.h"
 #include "testing/temp_store.h"
 
 namespace strata::catalog {
 namespace {
 
+using ::strata::testing::RawDb;
 using ::strata::testing::TempDir;
 
 // Count of rows matching `where` in `table`, read by a plain connection of
 // its own (another process would see the same).
 int64_t CountFromOutside(const std::string& path, const std::string& table,
                          const std::string& where = "1") {
-  sqlite3* db = nullptr;
-  EXPECT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
-  sqlite3_busy_timeout(db, 10000);
-  sqlite3_stmt* s = nullptr;
-  std::string sql = "SELECT count(*) FROM " + table + " WHERE " + where;
-  EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr), SQLITE_OK) << sql;
-  int64_t n = -1;
-  if (sqlite3_step(s) == SQLITE_ROW) n = sqlite3_column_int64(s, 0);
-  sqlite3_finalize(s);
-  sqlite3_close(db);
-  return n;
+  return RawDb(path).Int("SELECT count(*) FROM " + table + " WHERE " + where);
 }
 
 // write(2)-family system calls made by this process so far.

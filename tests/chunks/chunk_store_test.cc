@@ -15,11 +15,13 @@
 
 #include "catalog/schema.h"
 #include "sql/database.h"
+#include "testing/raw_db.h"
 #include "testing/temp_store.h"
 
 namespace strata::chunks {
 namespace {
 
+using ::strata::testing::RawDb;
 using ::strata::testing::StoreTest;
 using ::strata::testing::TempDir;
 
@@ -48,35 +50,6 @@ ChunkHash ConstantHash(std::span<const uint8_t>) {
   h.fill(0xAB);
   return h;
 }
-
-// A plain sqlite3 connection for inspecting or damaging the store behind the
-// library's back (like another process would).
-class RawDb {
- public:
-  explicit RawDb(const std::string& path) {
-    EXPECT_EQ(sqlite3_open(path.c_str(), &db_), SQLITE_OK);
-    sqlite3_busy_timeout(db_, 10000);
-  }
-  ~RawDb() { sqlite3_close(db_); }
-  void Exec(const std::string& sql) {
-    char* err = nullptr;
-    int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err);
-    EXPECT_EQ(rc, SQLITE_OK) << sql << ": " << (err ? err : "");
-    sqlite3_free(err);
-  }
-  // The first column of the first row as an integer (-1 when no row).
-  int64_t Int(const std::string& sql) {
-    sqlite3_stmt* s = nullptr;
-    EXPECT_EQ(sqlite3_prepare_v2(db_, sql.c_str(), -1, &s, nullptr), SQLITE_OK) << sql;
-    int64_t v = -1;
-    if (sqlite3_step(s) == SQLITE_ROW) v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    return v;
-  }
-
- private:
-  sqlite3* db_ = nullptr;
-};
 
 // A ChunkStore over a schema'd database, used directly.
 class ChunkStoreTest : public ::testing::Test {
