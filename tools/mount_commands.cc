@@ -1,5 +1,6 @@
 // mount, umount: serve a session through FUSE.
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
@@ -63,6 +64,11 @@ class PeriodicFlusher {
 // Mounts and serves until unmounted. `ready` is called once the mount is up
 // (or with the error that prevented it).
 Status Serve(Globals& g, const MountArgs& a, const std::function<void(const Status&)>& ready) {
+  // The daemon frees and allocates buffers at the rate data arrives. By
+  // default glibc gives a heap's free top back to the kernel past 128 KiB,
+  // and the next allocations fault in and zero the same pages again (about
+  // 10% of the daemon's CPU in a sequential write). Keep up to 64 MiB.
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
   auto run = [&]() -> Status {
     ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
     ASSIGN_OR_RETURN(SessionInfo session, store->GetSession(a.session));

@@ -30,9 +30,15 @@ void Checkpointer::Committed(int wal_frames) {
     // Wake the thread only when a threshold is crossed, not on every commit.
     wake = wal_frames >= kMaxFrames || (wal_frames_ < kIdleFrames && wal_frames >= kIdleFrames);
     wal_frames_ = wal_frames;
-    last_commit_ = std::chrono::steady_clock::now();
+    last_write_ = std::chrono::steady_clock::now();
   }
   if (wake) wake_.notify_one();
+}
+
+void Checkpointer::WriterBusy(bool busy) {
+  std::scoped_lock lock(mu_);
+  writer_busy_ = busy;
+  last_write_ = std::chrono::steady_clock::now();
 }
 
 void Checkpointer::Run() {
@@ -43,10 +49,11 @@ void Checkpointer::Run() {
     wake_.wait(lock, [&] { return stop_ || wal_frames_ >= kIdleFrames; });
     if (stop_) return;
     if (wal_frames_ < kMaxFrames) {
-      auto due = last_commit_ + kIdleDelay;
-      if (std::chrono::steady_clock::now() < due) {
+      auto now = std::chrono::steady_clock::now();
+      auto due = (writer_busy_ ? now : last_write_) + kIdleDelay;
+      if (now < due) {
         wake_.wait_until(lock, due);
-        continue;  // look again: a commit may have moved the pause
+        continue;  // look again: the writer may have been busy meanwhile
       }
     }
     wal_frames_ = 0;  // the next commit reports the size anew

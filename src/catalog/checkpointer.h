@@ -6,8 +6,9 @@
 // writes it into the database and syncs both files before returning. Here
 // the writer connection reports each commit's WAL size (Committed), and a
 // thread with its own connection copies the WAL back when the writer pauses:
-// once the WAL holds kIdleFrames and no commit came for kIdleDelay, or at
-// once when it reaches kMaxFrames. Each round is a PASSIVE checkpoint, which
+// once the WAL holds kIdleFrames and the writer has been idle for kIdleDelay
+// (nobody held it: a flush of many megabytes between two commits is not a
+// pause), or at once when it reaches kMaxFrames. Each round is a PASSIVE checkpoint, which
 // moves the bulk while writers and readers carry on, then a RESTART one,
 // which waits for the writer lock between two commits, copies the few frames
 // committed meanwhile and makes the next commit start the WAL from the
@@ -45,6 +46,8 @@ class Checkpointer {
 
   // Called after every commit with the number of frames in the WAL.
   void Committed(int wal_frames);
+  // Called when the writer connection is taken (true) and given back (false).
+  void WriterBusy(bool busy);
 
  private:
   explicit Checkpointer(std::unique_ptr<sql::Connection> conn) : conn_(std::move(conn)) {}
@@ -54,7 +57,8 @@ class Checkpointer {
   std::mutex mu_;
   std::condition_variable wake_;
   int wal_frames_ = 0;  // guarded by mu_; latest reported size
-  std::chrono::steady_clock::time_point last_commit_;  // guarded by mu_
+  std::chrono::steady_clock::time_point last_write_;  // guarded by mu_; last commit or release
+  bool writer_busy_ = false;  // guarded by mu_
   bool stop_ = false;   // guarded by mu_
   std::thread thread_;
 };

@@ -155,10 +155,17 @@ Result<size_t> FilesystemImpl::Write(InodeId ino, uint64_t offset, std::span<con
     }));
   }
   uint64_t buffered = buffer_.Write(ino, offset, data, core_->Now());
-  // A full buffer is written out by the background thread while requests
-  // keep filling it (two cores: one takes data in, one stores it); past
-  // twice the limit, writers wait for a flush of their own.
-  if (buffered > core_->write_buffer_limit()) flush_queue_.Add(kFlushEverything);
+  // Blocks this write completed are hashed and compressed here, on the
+  // request's thread, while the flush thread stores earlier ones.
+  const uint64_t end = offset + data.size();
+  if (end / block_size_ > offset / block_size_) {
+    EncodeWholeBlocks(ino, offset / block_size_, end / block_size_ - 1);
+  }
+  // From a quarter of the limit on, the background thread writes the buffer
+  // out while requests keep filling it (two cores: one takes data in, one
+  // stores it; starting early keeps the thread busy from the first megabytes
+  // to the last). Past twice the limit, writers wait for a flush of their own.
+  if (buffered > core_->write_buffer_limit() / 4) flush_queue_.Add(kFlushEverything);
   if (buffered > 2 * core_->write_buffer_limit()) {
     RETURN_IF_ERROR(FlushPending(std::nullopt, catalog::Commit::kNow));
   }
@@ -181,23 +188,16 @@ std::vector<InodeId> FilesystemImpl::OpenInodes() {
   return out;
 }
 
-FilesystemImpl::EncodedBlocks FilesystemImpl::EncodeWrittenBlocks(InodeId ino) {
-  EncodedBlocks out;
-  PendingView view = buffer_.View(ino, 0, std::numeric_limits<uint64_t>::max());
-  for (const BlockOverlay& layer : view.layers) {
-    for (const auto& [idx, block] : layer) {
-      if (!block->Covers(static_cast<uint32_t>(block->data.size())) || AllZero(block->data)) {
-        continue;
-      }
-      out.emplace(block.get(), std::make_pair(block, core_->chunks().Encode(block->data)));
-    }
+void FilesystemImpl::EncodeWholeBlocks(InodeId ino, uint64_t first, uint64_t last) {
+  for (const auto& [idx, block] : buffer_.UnencodedWholeBlocks(ino, first, last)) {
+    if (AllZero(block->data)) continue;  // stored as a hole, not a chunk
+    auto encoded = std::make_shared<const chunks::Encoded>(core_->chunks().Encode(block->data));
+    buffer_.SetEncoded(ino, idx, block.get(), std::move(encoded));
   }
-  return out;
 }
 
 Status FilesystemImpl::WriteItems(sql::Connection& conn, tree::Head head,
-                                  const std::vector<FlushItem>& items,
-                                  const EncodedBlocks* encoded) {
+                                  const std::vector<FlushItem>& items) {
   std::vector<uint8_t> base;
   for (const FlushItem& item : items) {
     ASSIGN_OR_RETURN(auto found, tree::GetInode(conn, head.scope(), item.ino));
@@ -213,10 +213,7 @@ Status FilesystemImpl::WriteItems(sql::Connection& conn, tree::Head head,
       const chunks::Encoded* ready = nullptr;
       if (block->Covers(valid)) {
         content = std::span<const uint8_t>(block->data).first(valid);
-        if (encoded != nullptr) {
-          auto it = encoded->find(block.get());
-          if (it != encoded->end() && it->second.second.size == valid) ready = &it->second.second;
-        }
+        if (block->encoded != nullptr && block->encoded->size == valid) ready = block->encoded.get();
       } else {
         RETURN_IF_ERROR(LoadBlock(conn, head.scope(), item.ino, idx, &base));
         block->OverlayOnto(base);

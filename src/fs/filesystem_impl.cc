@@ -96,17 +96,17 @@ Status FilesystemImpl::FlushPending(std::optional<InodeId> ino, catalog::Commit 
   }
   // The costly part of one file's flush (hashing, compression) runs before
   // taking the writer lock, which requests reading through the writer
-  // connection wait for. (A whole-buffer flush encodes under the lock: its
-  // encoded copy would double the memory it holds.)
-  EncodedBlocks encoded;
-  if (ino.has_value()) encoded = EncodeWrittenBlocks(*ino);
+  // connection wait for. (Writes have encoded the blocks they completed;
+  // this catches the rest. A whole-buffer flush encodes the rest under the
+  // lock.)
+  if (ino.has_value()) EncodeWholeBlocks(*ino, 0, std::numeric_limits<uint64_t>::max());
   ASSIGN_OR_RETURN(catalog::WriterLease lease, core_->db().Writer());
   sql::Connection& conn = lease.conn();
   std::vector<FlushItem> items = buffer_.TakeForFlush(ino);
   if (items.empty() && commit == catalog::Commit::kBatched) return Status::Ok();
   Status s = core_->db().WriteTransaction(lease, commit, core_->Now(), [&]() -> Status {
     ASSIGN_OR_RETURN(Version head, catalog::HeadVersion(conn, view_.branch));
-    return WriteItems(conn, tree::Head{view_.branch, head}, items, &encoded);
+    return WriteItems(conn, tree::Head{view_.branch, head}, items);
   });
   if (s.ok()) {
     buffer_.Complete(items);

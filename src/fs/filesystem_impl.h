@@ -77,12 +77,7 @@ class FilesystemImpl final : public Filesystem {
   std::vector<FlushItem> TakePending(std::optional<InodeId> ino) {
     return buffer_.TakeForFlush(ino);
   }
-  // Blocks hashed and compressed ahead of a flush, keyed by the buffer's
-  // block (held, so the key stays unique while the map lives).
-  using EncodedBlocks =
-      std::map<const DirtyBlock*, std::pair<std::shared_ptr<const DirtyBlock>, chunks::Encoded>>;
-  Status WriteItems(sql::Connection& conn, tree::Head head, const std::vector<FlushItem>& items,
-                    const EncodedBlocks* encoded = nullptr);
+  Status WriteItems(sql::Connection& conn, tree::Head head, const std::vector<FlushItem>& items);
   WriteBuffer& buffer() { return buffer_; }
 
  private:
@@ -130,9 +125,10 @@ class FilesystemImpl final : public Filesystem {
   Result<std::optional<chunks::ChunkId>> StoreBlock(sql::Connection& conn,
                                                     std::span<const uint8_t> bytes,
                                                     const chunks::Encoded* encoded = nullptr);
-  // Encodes the pending blocks of `ino` that were written whole from their
-  // start (a new file's, typically), without any lock but the buffer's.
-  EncodedBlocks EncodeWrittenBlocks(InodeId ino);
+  // Hashes and compresses the pending whole blocks of `ino` among
+  // first..last, without any lock but the buffer's, so that the flush that
+  // stores them (under the writer lock) does not have to.
+  void EncodeWholeBlocks(InodeId ino, uint64_t first, uint64_t last);
   // The stored bytes of block idx (zeros where there is a hole), block_size long.
   Status LoadBlock(sql::Connection& conn, tree::Scope scope, InodeId ino, uint64_t idx,
                    std::vector<uint8_t>* out);

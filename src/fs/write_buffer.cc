@@ -9,6 +9,7 @@ void DirtyBlock::Apply(uint32_t offset, std::span<const uint8_t> bytes) {
   // Grown on demand: a small file holds only what was written, not a block.
   // Appending copies straight in (no zero fill first: sequential writes of
   // whole blocks are the common case for large files).
+  encoded.reset();
   if (offset > data.size()) data.resize(offset);
   const size_t overlap = std::min(bytes.size(), data.size() - offset);
   std::memcpy(data.data() + offset, bytes.data(), overlap);
@@ -97,6 +98,31 @@ PendingView WriteBuffer::View(InodeId ino, uint64_t first, uint64_t last) const 
 bool WriteBuffer::HasPending(InodeId ino) const {
   std::scoped_lock lock(mu_);
   return files_.count(ino) != 0;
+}
+
+BlockOverlay WriteBuffer::UnencodedWholeBlocks(InodeId ino, uint64_t first,
+                                               uint64_t last) const {
+  BlockOverlay out;
+  std::scoped_lock lock(mu_);
+  auto it = files_.find(ino);
+  if (it == files_.end()) return out;
+  const auto& dirty = it->second.dirty;
+  for (auto b = dirty.lower_bound(first); b != dirty.end() && b->first <= last; ++b) {
+    if (b->second->encoded == nullptr && b->second->data.size() == block_size_ &&
+        b->second->Covers(block_size_)) {
+      out.emplace(b->first, b->second);
+    }
+  }
+  return out;
+}
+
+void WriteBuffer::SetEncoded(InodeId ino, uint64_t idx, const DirtyBlock* block,
+                             std::shared_ptr<const chunks::Encoded> encoded) {
+  std::scoped_lock lock(mu_);
+  auto it = files_.find(ino);
+  if (it == files_.end()) return;
+  auto b = it->second.dirty.find(idx);
+  if (b != it->second.dirty.end() && b->second.get() == block) b->second->encoded = std::move(encoded);
 }
 
 std::vector<FlushItem> WriteBuffer::TakeForFlush(std::optional<InodeId> ino) {

@@ -20,6 +20,7 @@
 #include <span>
 #include <vector>
 
+#include "chunks/chunk_store.h"
 #include "strata/types.h"
 
 namespace strata::fs {
@@ -30,6 +31,10 @@ namespace strata::fs {
 struct DirtyBlock {
   std::vector<uint8_t> data;
   std::map<uint32_t, uint32_t> extents;
+  // `data` hashed and compressed, once it is a whole block (see
+  // WriteBuffer::SetEncoded); Apply drops it. For incompressible data this
+  // holds a second copy of the block until it is flushed.
+  std::shared_ptr<const chunks::Encoded> encoded;
 
   void Apply(uint32_t offset, std::span<const uint8_t> bytes);
   // Copies the written bytes over `out` (a whole block's worth).
@@ -67,6 +72,13 @@ class WriteBuffer {
   // The overlay for blocks first..last of `ino` (empty if nothing pending).
   PendingView View(InodeId ino, uint64_t first, uint64_t last) const;
   bool HasPending(InodeId ino) const;
+  // The dirty (not yet taken) blocks of `ino` among first..last that hold a
+  // whole block and have no encoding yet.
+  BlockOverlay UnencodedWholeBlocks(InodeId ino, uint64_t first, uint64_t last) const;
+  // Attaches the encoding of `block` (one of UnencodedWholeBlocks), unless
+  // the block was written again or taken for a flush meanwhile.
+  void SetEncoded(InodeId ino, uint64_t idx, const DirtyBlock* block,
+                  std::shared_ptr<const chunks::Encoded> encoded);
 
   // Takes the dirty blocks of `ino` (or of every inode when nullopt). Taken
   // blocks stay visible until Complete or Abort.

@@ -2,26 +2,145 @@
 
 #include <sqlite3.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <new>
+#include <system_error>
+#include <thread>
+#include <utility>
 
 namespace strata::sql {
 
 namespace {
 
-constexpr size_t kBufferBytes = 2 << 20;
+constexpr size_t kBufferBytes = 4 << 20;
 constexpr int kFrameHeaderBytes = 24;
 // The unix VFS writes at most 128 KiB - 1 per call (it masks the length), so
-// the buffer goes out in pieces no larger than a maximal page.
+// buffered writes go out in pieces no larger than a maximal page.
 constexpr size_t kMaxWriteBytes = 64 << 10;
+// When the buffer fills up (a transaction of more than kBufferBytes), its
+// block-aligned part goes out with O_DIRECT, on a background thread, while
+// SQLite fills the other buffer: the bytes go from the buffer to the device
+// without being copied into the page cache, which for a large write costs
+// more CPU than everything SQLite does. Smaller transactions stay buffered,
+// so that the pages readers look up next are in the page cache.
+constexpr size_t kDirectAlign = 4096;
+std::atomic<bool> g_direct_io{true};
 
-// Pending WAL bytes: one contiguous extent [start, start + len).
+struct FreeDeleter {
+  void operator()(char* p) const { std::free(p); }
+};
+using AlignedBuffer = std::unique_ptr<char, FreeDeleter>;
+
+// pwrite(2) of all n bytes; returns 0 or the errno of the failure.
+int PwriteAll(int fd, const char* p, size_t n, off_t off) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t w = pwrite(fd, p + done, n - done, off + static_cast<off_t>(done));
+    if (w > 0) {
+      done += static_cast<size_t>(w);
+    } else if (w < 0 && errno != EINTR) {
+      return errno;
+    } else if (w == 0) {
+      return EIO;
+    }
+  }
+  return 0;
+}
+
+// Runs one write at a time on a thread of its own (started on first use), so
+// that the device takes in one buffer while SQLite fills the next.
+class BackgroundWriter {
+ public:
+  BackgroundWriter() = default;
+  BackgroundWriter(const BackgroundWriter&) = delete;
+  BackgroundWriter& operator=(const BackgroundWriter&) = delete;
+  ~BackgroundWriter() {
+    if (!thread_.joinable()) return;
+    {
+      std::scoped_lock lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+  // Starts writing; the caller keeps p alive and unchanged until Wait().
+  // Returns false if no thread could be started (the caller writes itself).
+  bool Start(int fd, const char* p, size_t n, off_t off) {
+    if (!thread_.joinable()) {
+      try {
+        thread_ = std::thread([this] { Run(); });
+      } catch (const std::system_error&) {
+        return false;
+      }
+    }
+    {
+      std::scoped_lock lock(mu_);
+      job_ = Job{fd, p, n, off};
+      busy_ = true;
+    }
+    cv_.notify_all();
+    return true;
+  }
+
+  // Waits for the write started last; returns 0 or its errno.
+  int Wait() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return !busy_; });
+    return std::exchange(error_, 0);
+  }
+
+ private:
+  struct Job {
+    int fd;
+    const char* p;
+    size_t n;
+    off_t off;
+  };
+
+  void Run() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return stop_ || busy_; });
+      if (!busy_) return;  // stopping, nothing in flight
+      Job job = job_;
+      lock.unlock();
+      int error = PwriteAll(job.fd, job.p, job.n, job.off);
+      lock.lock();
+      error_ = error;
+      busy_ = false;
+      cv_.notify_all();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  Job job_{};          // guarded by mu_
+  bool busy_ = false;  // guarded by mu_
+  bool stop_ = false;  // guarded by mu_
+  int error_ = 0;      // guarded by mu_
+  std::thread thread_;
+};
+
+// Pending WAL bytes: one contiguous extent [start, start + len), held at
+// data() = buffers[cur] + base where base = start % kDirectAlign, so that a
+// file offset and its byte in memory share their alignment (O_DIRECT needs
+// both aligned). A direct write in flight holds the other buffer.
 struct WalBuffer {
-  std::unique_ptr<char[]> data;  // allocated on first write, never zeroed
+  AlignedBuffer buffers[2];  // allocated on first use, never zeroed
+  int cur = 0;
+  size_t base = 0;
   sqlite3_int64 start = 0;
   size_t len = 0;
   // Set by a commit frame's header: write through after its page.
@@ -29,7 +148,24 @@ struct WalBuffer {
   // End of the furthest byte written in this generation of the log (the WAL
   // starts over from offset 0 after a checkpoint).
   sqlite3_int64 high_water = 0;
+  // The same file opened with O_DIRECT, or -1 when the file system refuses it.
+  int direct_fd = -1;
+  // The direct write in flight, if n > 0.
+  struct {
+    const char* p = nullptr;
+    size_t n = 0;
+    sqlite3_int64 off = 0;
+  } in_flight;
+  BackgroundWriter writer;  // destroyed (joined) before direct_fd is closed
+
+  char* data() { return buffers[cur].get() + base; }
+  sqlite3_int64 end() const { return start + static_cast<sqlite3_int64>(len); }
+  ~WalBuffer() {
+    (void)writer.Wait();
+    if (direct_fd >= 0) close(direct_fd);
+  }
 };
+constexpr size_t kCapacity = kBufferBytes + kDirectAlign;
 
 // Our file object; the default VFS's file object follows it in memory.
 struct ShimFile {
@@ -43,19 +179,88 @@ sqlite3_vfs* Root(sqlite3_vfs* vfs) { return static_cast<sqlite3_vfs*>(vfs->pApp
 ShimFile* Shim(sqlite3_file* f) { return reinterpret_cast<ShimFile*>(f); }
 sqlite3_file* Real(sqlite3_file* f) { return Shim(f)->real(); }
 
+AlignedBuffer NewBuffer() {
+  return AlignedBuffer(static_cast<char*>(std::aligned_alloc(kDirectAlign, kCapacity)));
+}
+
+// Writes n buffered bytes from p at off through the real file.
+int WriteBuffered(ShimFile* f, const char* p, size_t n, sqlite3_int64 off) {
+  sqlite3_file* real = f->real();
+  int rc = SQLITE_OK;
+  for (size_t done = 0; done < n && rc == SQLITE_OK; done += kMaxWriteBytes) {
+    size_t piece = std::min(kMaxWriteBytes, n - done);
+    rc = real->pMethods->xWrite(real, p + done, static_cast<int>(piece),
+                                off + static_cast<sqlite3_int64>(done));
+  }
+  return rc;
+}
+
+int WriteErrorCode(int error) { return error == ENOSPC ? SQLITE_FULL : SQLITE_IOERR_WRITE; }
+
+// Waits for the direct write in flight. A file system that refuses direct
+// I/O (EINVAL) turns it off for this file, and the bytes go buffered.
+int FinishDirect(ShimFile* f) {
+  WalBuffer* b = f->wal;
+  if (b->in_flight.n == 0) return SQLITE_OK;
+  int error = b->writer.Wait();
+  auto job = std::exchange(b->in_flight, {});
+  if (error == 0) return SQLITE_OK;
+  if (error != EINVAL) return WriteErrorCode(error);
+  close(b->direct_fd);
+  b->direct_fd = -1;
+  return WriteBuffered(f, job.p, job.n, job.off);
+}
+
+// Starts the direct write of the extent's whole blocks, after writing the
+// partial block before them through the page cache; the partial block after
+// them moves to the other buffer and stays pending.
+int StartDirect(ShimFile* f) {
+  WalBuffer* b = f->wal;
+  int rc = FinishDirect(f);  // frees the other buffer
+  if (rc != SQLITE_OK || b->direct_fd < 0) return rc;
+  AlignedBuffer& next = b->buffers[1 - b->cur];
+  if (next == nullptr) next = NewBuffer();
+  if (next == nullptr) return SQLITE_NOMEM;
+  const size_t head = (kDirectAlign - b->base) % kDirectAlign;  // up to the first aligned offset
+  const size_t body = (b->len - head) / kDirectAlign * kDirectAlign;
+  const size_t tail = b->len - head - body;
+  rc = WriteBuffered(f, b->data(), head, b->start);
+  if (rc != SQLITE_OK) return rc;
+  const sqlite3_int64 body_off = b->start + static_cast<sqlite3_int64>(head);
+  if (b->writer.Start(b->direct_fd, b->data() + head, body, body_off)) {
+    b->in_flight = {b->data() + head, body, body_off};
+  } else {  // no thread: this file stays buffered
+    close(b->direct_fd);
+    b->direct_fd = -1;
+    rc = WriteBuffered(f, b->data() + head, body, body_off);
+    if (rc != SQLITE_OK) return rc;
+  }
+  std::memcpy(next.get(), b->data() + head + body, tail);
+  b->cur = 1 - b->cur;
+  b->base = 0;
+  b->start = body_off + static_cast<sqlite3_int64>(body);
+  b->len = tail;
+  return SQLITE_OK;
+}
+
+enum class FlushMode {
+  kAll,           // everything is in the file on return
+  kAlignedPrefix  // the buffer is full: start writing most of it, keep appending
+};
+
 // Writes the pending extent to the file. On failure the extent is dropped:
 // it holds only frames of the transaction now failing (committed frames are
 // always written through), which SQLite discards when it rolls back.
-int Flush(ShimFile* f) {
+int Flush(ShimFile* f, FlushMode mode = FlushMode::kAll) {
   WalBuffer* b = f->wal;
-  if (b == nullptr || b->len == 0) return SQLITE_OK;
-  sqlite3_file* real = f->real();
-  int rc = SQLITE_OK;
-  for (size_t done = 0; done < b->len && rc == SQLITE_OK; done += kMaxWriteBytes) {
-    size_t n = std::min(kMaxWriteBytes, b->len - done);
-    rc = real->pMethods->xWrite(real, b->data.get() + done, static_cast<int>(n),
-                                b->start + static_cast<sqlite3_int64>(done));
+  if (b == nullptr) return SQLITE_OK;
+  if (mode == FlushMode::kAlignedPrefix && b->direct_fd >= 0) {
+    int rc = StartDirect(f);
+    if (rc != SQLITE_OK) b->len = 0;
+    return rc;
   }
+  int rc = FinishDirect(f);
+  if (rc == SQLITE_OK && b->len > 0) rc = WriteBuffered(f, b->data(), b->len, b->start);
   b->len = 0;
   return rc;
 }
@@ -75,8 +280,7 @@ int BufferedWrite(ShimFile* f, const void* p, int n, sqlite3_int64 off) {
   const bool write_through_after = b->commit_frame_pending;
   b->commit_frame_pending = IsCommitFrameHeader(p, n);
   const size_t size = static_cast<size_t>(n);
-  const sqlite3_int64 end = b->start + static_cast<sqlite3_int64>(b->len);
-  const bool in_extent = b->len > 0 && off >= b->start && off + n <= end;
+  const bool in_extent = b->len > 0 && off >= b->start && off + n <= b->end();
   if (off == 0) b->high_water = 0;  // a new log header: the WAL starts over
   if (!in_extent && off + n <= b->high_water) {
     int rc = Flush(f);
@@ -85,16 +289,25 @@ int BufferedWrite(ShimFile* f, const void* p, int n, sqlite3_int64 off) {
   }
   b->high_water = std::max(b->high_water, off + n);
   if (in_extent) {
-    std::memcpy(b->data.get() + (off - b->start), p, size);
-  } else if (b->len > 0 && off == end && b->len + size <= kBufferBytes) {
-    std::memcpy(b->data.get() + b->len, p, size);
+    std::memcpy(b->data() + (off - b->start), p, size);
+    return write_through_after ? Flush(f) : SQLITE_OK;
+  }
+  if (b->len > 0 && off == b->end() && b->base + b->len + size > kCapacity) {
+    int rc = Flush(f, FlushMode::kAlignedPrefix);  // may keep a partial block to append to
+    if (rc != SQLITE_OK) return rc;
+  }
+  if (b->len > 0 && off == b->end() && b->base + b->len + size <= kCapacity) {
+    std::memcpy(b->data() + b->len, p, size);
     b->len += size;
   } else {
     int rc = Flush(f);
     if (rc != SQLITE_OK) return rc;
     if (size > kMaxWriteBytes) return f->real()->pMethods->xWrite(f->real(), p, n, off);
-    if (b->data == nullptr) b->data.reset(new char[kBufferBytes]);
-    std::memcpy(b->data.get(), p, size);
+    AlignedBuffer& mem = b->buffers[b->cur];
+    if (mem == nullptr) mem = NewBuffer();
+    if (mem == nullptr) return SQLITE_NOMEM;
+    b->base = static_cast<size_t>(off) % kDirectAlign;
+    std::memcpy(b->data(), p, size);
     b->start = off;
     b->len = size;
   }
@@ -110,11 +323,20 @@ int Close(sqlite3_file* f) {
   return flushed != SQLITE_OK ? flushed : rc;
 }
 
+// Reads inside the pending extent are answered from it; reads that overlap
+// it only in part write it out first; any other waits for a direct write in
+// flight.
 int Read(sqlite3_file* f, void* p, int n, sqlite3_int64 off) {
   ShimFile* s = Shim(f);
-  if (s->wal != nullptr && s->wal->len > 0 && off < s->wal->start + sqlite3_int64(s->wal->len) &&
-      off + n > s->wal->start) {
-    int rc = Flush(s);
+  WalBuffer* b = s->wal;
+  if (b != nullptr) {
+    if (b->len > 0 && off >= b->start && off + n <= b->end()) {
+      std::memcpy(p, b->data() + (off - b->start), static_cast<size_t>(n));
+      return SQLITE_OK;
+    }
+    // A direct write in flight may hold the bytes asked for.
+    const bool overlaps = b->len > 0 && off < b->end() && off + n > b->start;
+    int rc = overlaps ? Flush(s) : FinishDirect(s);
     if (rc != SQLITE_OK) return rc;
   }
   return Real(f)->pMethods->xRead(Real(f), p, n, off);
@@ -212,7 +434,12 @@ int Open(sqlite3_vfs* vfs, sqlite3_filename name, sqlite3_file* f, int flags, in
   if (real_methods == nullptr) return rc;  // SQLite will not call xClose
   int version = real_methods->iVersion < 1 ? 1 : (real_methods->iVersion > 3 ? 3 : real_methods->iVersion);
   s->base.pMethods = &kMethods[version - 1];
-  if (rc == SQLITE_OK && (flags & SQLITE_OPEN_WAL) != 0) s->wal = new (std::nothrow) WalBuffer;
+  if (rc == SQLITE_OK && (flags & SQLITE_OPEN_WAL) != 0) {
+    s->wal = new (std::nothrow) WalBuffer;
+    if (s->wal != nullptr && name != nullptr && g_direct_io.load(std::memory_order_relaxed)) {
+      s->wal->direct_fd = open(name, O_WRONLY | O_DIRECT | O_CLOEXEC);
+    }
+  }
   return rc;
 }
 
@@ -266,6 +493,8 @@ void Register() {
 }
 
 }  // namespace
+
+void SetWalDirectIo(bool enabled) { g_direct_io.store(enabled, std::memory_order_relaxed); }
 
 const char* WalBufferVfsName() {
   static std::once_flag once;

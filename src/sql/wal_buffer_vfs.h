@@ -18,6 +18,11 @@
 // syncs, truncation, size queries and close of the WAL also write the buffer
 // through first. Main database and journal files pass straight
 // through.
+//
+// Large flushes (the bulk of a big transaction) write their block-aligned
+// middle with O_DIRECT from the buffer, which is kept aligned with the file
+// for that purpose; the partial blocks at either end go through the page
+// cache. Where the file system refuses O_DIRECT, everything is buffered.
 #ifndef STRATA_SQL_WAL_BUFFER_VFS_H_
 #define STRATA_SQL_WAL_BUFFER_VFS_H_
 
@@ -27,6 +32,11 @@ namespace strata::sql {
 // Thread-safe. Returns nullptr if registration failed, which callers treat
 // as "use the default VFS".
 const char* WalBufferVfsName();
+
+// Whether WAL files opened from now on may use O_DIRECT for large flushes
+// (the default). Turning it off gives the buffered path that file systems
+// without direct I/O take; tests run both.
+void SetWalDirectIo(bool enabled);
 
 }  // namespace strata::sql
 
