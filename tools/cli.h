@@ -87,6 +87,7 @@ void AddFileCommands(CLI::App& app, Globals& g);
 void AddMaintenanceCommands(CLI::App& app, Globals& g);
 void AddDemoCommand(CLI::App& app, Globals& g);
 void AddMountCommands(CLI::App& app, Globals& g);
+void AddStateCommands(CLI::App& app, Globals& g);
 
 }  // namespace strata::cli
 

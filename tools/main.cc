@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   strata::cli::AddMaintenanceCommands(app, g);
   strata::cli::AddDemoCommand(app, g);
   strata::cli::AddMountCommands(app, g);
+  strata::cli::AddStateCommands(app, g);
   // Global options are accepted after the subcommand too.
   for (auto& [sub, action] : g.actions) sub->fallthrough();
 
@@ -30,7 +31,11 @@ int main(int argc, char** argv) {
     if (!sub->parsed()) continue;
     strata::Status s = action();
     if (!s.ok()) {
-      std::cerr << "strata " << sub->get_name() << ": " << s.message() << "\n";
+      std::string name = sub->get_name();
+      for (CLI::App* p = sub->get_parent(); p != nullptr && p != &app; p = p->get_parent()) {
+        name = p->get_name() + " " + name;
+      }
+      std::cerr << "strata " << name << ": " << s.message() << "\n";
       return 1;
     }
     return 0;

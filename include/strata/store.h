@@ -94,6 +94,21 @@ class Store {
   // Cost grows with the number of changed rows, not with the tree size.
   virtual Result<std::vector<Change>> Diff(View from, View to) = 0;
 
+  // --- Key-value state: JSON values under string keys (non-empty UTF-8, up
+  // to 1,024 bytes), versioned with the branch like its files: a fork
+  // carries its fork point's state, a snapshot freezes it, a restore
+  // rewinds it.
+  // The value of `key` at `view`; NotFound when there is none.
+  virtual Result<std::string> KvGet(View view, std::string_view key) = 0;
+  // The keys starting with `prefix` at `view`, in byte order.
+  virtual Result<std::vector<KvEntry>> KvList(View view, std::string_view prefix = "") = 0;
+  // Applies every change at the head of `branch`, all or none: an invalid key
+  // or value, or the removal of a key that is not there, fails the whole
+  // update and changes nothing. Values are stored as minified JSON. Commits
+  // like the filesystem's namespace changes: visible at once in this
+  // process, committed within 10 ms, durable at the next Sync.
+  virtual Status KvUpdate(BranchId branch, const std::vector<KvChange>& changes) = 0;
+
   // --- Filesystems.
   // A filesystem over a branch's head (writable) or a past version (read-only).
   virtual Result<std::unique_ptr<Filesystem>> OpenFilesystem(View view) = 0;

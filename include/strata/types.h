@@ -104,6 +104,19 @@ struct SnapshotInfo {
   int64_t created_ns = 0;
 };
 
+// One key of a session's key-value state; `value` is JSON text.
+struct KvEntry {
+  std::string key;
+  std::string value;
+};
+
+// One change of an atomic key-value update: sets `key` to the JSON text
+// `value`, or removes it when `value` is nullopt.
+struct KvChange {
+  std::string key;
+  std::optional<std::string> value;
+};
+
 struct BranchInfo {
   BranchId id = 0;
   std::optional<BranchId> parent;

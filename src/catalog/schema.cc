@@ -128,8 +128,19 @@ CREATE TABLE orphans (
 ) WITHOUT ROWID;
 )sql";
 
-// migrations[i] upgrades schema version i+1 to i+2. Empty while there is one version.
-const std::vector<const char*> kMigrations = {};
+// Version 2: the key-value state of sessions, versioned like the tree.
+constexpr const char* kMigrationV2 = R"sql(
+CREATE TABLE kv (
+  branch INTEGER NOT NULL,
+  key    TEXT NOT NULL,
+  vfrom  INTEGER NOT NULL,
+  value  TEXT,
+  PRIMARY KEY (branch, key, vfrom)
+) WITHOUT ROWID;
+)sql";
+
+// kMigrations[i] upgrades schema version i+1 to i+2.
+const std::vector<const char*> kMigrations = {kMigrationV2};
 
 Result<int64_t> PragmaInt(sql::Connection& conn, const char* pragma) {
   ASSIGN_OR_RETURN(sql::Statement stmt, conn.Prepare(pragma));

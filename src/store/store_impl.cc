@@ -7,12 +7,41 @@
 #include "fs/diff.h"
 #include "fs/filesystem_impl.h"
 #include "fs/integrity.h"
+#include "tree/kv.h"
 #include "strata/filesystem.h"
 #include "strata/store.h"
 
 namespace strata {
 
 namespace {
+
+// Whether `s` is well-formed UTF-8 (no overlong forms, surrogates or code
+// points past U+10FFFF), so that keys print and serialize as JSON strings.
+bool IsUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    uint32_t cp = n == 1 ? c : c & (0x7F >> n);
+    for (size_t k = 1; k < n; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc >> 6) != 0x2) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += n;
+  }
+  return true;
+}
+
+Status ValidateKvKey(std::string_view key) {
+  if (key.empty()) return InvalidArgument("a key must not be empty");
+  if (key.size() > 1024) return InvalidArgument("a key is limited to 1,024 bytes");
+  if (!IsUtf8(key)) return InvalidArgument("a key must be UTF-8 text");
+  return Status::Ok();
+}
 
 class StoreImpl final : public Store {
  public:
@@ -131,6 +160,44 @@ class StoreImpl final : public Store {
       }
     }
     return Read([&](sql::Connection& c) { return fs::ComputeDiff(c, from, to); });
+  }
+
+  Result<std::string> KvGet(View view, std::string_view key) override {
+    ASSIGN_OR_RETURN(std::optional<std::string> value, Read([&](sql::Connection& c) {
+                       return tree::GetKv(c, tree::Scope{view.branch, view.version}, key);
+                     }));
+    if (!value.has_value()) return NotFound("no key '" + std::string(key) + "'");
+    return std::move(*value);
+  }
+
+  Result<std::vector<KvEntry>> KvList(View view, std::string_view prefix) override {
+    ASSIGN_OR_RETURN(auto rows, Read([&](sql::Connection& c) {
+                       return tree::ListKv(c, tree::Scope{view.branch, view.version}, prefix);
+                     }));
+    std::vector<KvEntry> out;
+    out.reserve(rows.size());
+    for (auto& [key, value] : rows) out.push_back(KvEntry{std::move(key), std::move(value)});
+    return out;
+  }
+
+  Status KvUpdate(BranchId branch, const std::vector<KvChange>& changes) override {
+    for (const KvChange& c : changes) RETURN_IF_ERROR(ValidateKvKey(c.key));
+    ASSIGN_OR_RETURN(catalog::WriterLease lease, core_->db().Writer());
+    sql::Connection& conn = lease.conn();
+    return core_->db().WriteTransaction(lease, catalog::Commit::kBatched, 0, [&]() -> Status {
+      ASSIGN_OR_RETURN(Version head, catalog::HeadVersion(conn, branch));
+      const tree::Head at{branch, head};
+      for (const KvChange& c : changes) {
+        if (!c.value.has_value()) {
+          RETURN_IF_ERROR(tree::DeleteKv(conn, at, c.key));
+          continue;
+        }
+        auto json = tree::NormalizeJson(conn, *c.value);
+        if (!json.ok()) return json.status().WithContext("key '" + c.key + "'");
+        RETURN_IF_ERROR(tree::PutKv(conn, at, c.key, *json));
+      }
+      return Status::Ok();
+    });
   }
 
   Result<std::unique_ptr<Filesystem>> OpenFilesystem(View view) override {

@@ -5,20 +5,13 @@
 #include <span>
 #include <unordered_set>
 
+#include "tree/versioned.h"
+
 namespace strata::tree {
 
 namespace {
 
-// Joins the rows `r` of a versioned table to the ancestry of the scope's
-// branch (?1), keeping those visible at the scope's limit (?2 for the branch
-// itself, the fork point for each ancestor). `key` constrains r's key columns.
-// The planner seeks each ancestor's own range of the table's primary key; the
-// unary + keeps it from using the (branch, vfrom) index meant for Diff, which
-// would scan every row of the branch.
-#define VISIBLE(table, key)                                                   \
-  " FROM ancestry a JOIN " table " r ON r.branch = a.ancestor AND " key       \
-  " AND +r.vfrom <= CASE WHEN a.depth = 0 THEN ?2 ELSE a.vlimit END"          \
-  " WHERE a.branch = ?1 "
+#define VISIBLE STRATA_VISIBLE
 
 constexpr const char* kGetInode =
     "SELECT r.deleted, r.mode, r.nlink, r.uid, r.gid, r.rdev, r.size, r.atime_ns, r.mtime_ns,"
@@ -86,29 +79,10 @@ std::string BlobText(const sql::Statement& s, int column) {
   return std::string(reinterpret_cast<const char*>(b.data()), b.size());
 }
 
-sql::Statement& BindScope(sql::Statement& s, Scope scope) {
-  return s.Bind(1, scope.branch).Bind(2, scope.limit);
-}
-
-// Walks rows sorted by (key, depth, vfrom DESC) and calls `visit` with the
-// first row of each key: the one visible at the scope.
-template <typename KeyFn, typename Visit>
-Status ForEachWinner(sql::Statement& s, KeyFn key_of, Visit visit) {
-  bool have_prev = false;
-  decltype(key_of(s)) prev{};
-  for (;;) {
-    ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) return Status::Ok();
-    auto key = key_of(s);
-    if (have_prev && key == prev) continue;
-    have_prev = true;
-    prev = key;
-    ASSIGN_OR_RETURN(bool more, visit(s));
-    if (!more) return Status::Ok();
-  }
-}
-
 }  // namespace
+
+using internal::BindScope;
+using internal::ForEachWinner;
 
 // --- inodes
 

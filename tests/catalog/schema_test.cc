@@ -119,11 +119,11 @@ TEST_F(SchemaTest, OpenOnFreshPathCreatesSchema) {
   ASSERT_TRUE(std::filesystem::exists(path_));
   EXPECT_EQ(RawInt(path_, "PRAGMA application_id"), 0x53545241);
   EXPECT_EQ(RawInt(path_, "PRAGMA application_id"), kApplicationId);
-  EXPECT_EQ(RawInt(path_, "PRAGMA user_version"), 1);
+  EXPECT_EQ(RawInt(path_, "PRAGMA user_version"), kSchemaVersion);
   EXPECT_EQ(RawText(path_, "PRAGMA journal_mode"), "wal");
   EXPECT_EQ(RawInt(path_, "SELECT value FROM meta WHERE key = 'block_size'"), 65536);
   for (const char* table : {"meta", "branches", "ancestry", "sessions", "snapshots", "chunks",
-                            "inodes", "dentries", "blocks", "xattrs", "orphans"}) {
+                            "inodes", "dentries", "blocks", "xattrs", "orphans", "kv"}) {
     EXPECT_EQ(RawInt(path_, std::string("SELECT count(*) FROM sqlite_schema WHERE type = "
                                         "'table' AND name = '") + table + "'"),
               1)
@@ -339,7 +339,7 @@ TEST_F(SchemaTest, EmptyFileIsInitialisedAsNewStore) {
     ASSERT_OK(store->CreateSession("main").status());
   }
   EXPECT_EQ(RawInt(path_, "PRAGMA application_id"), kApplicationId);
-  EXPECT_EQ(RawInt(path_, "PRAGMA user_version"), 1);
+  EXPECT_EQ(RawInt(path_, "PRAGMA user_version"), kSchemaVersion);
   EXPECT_EQ(RawInt(path_, "SELECT count(*) FROM sessions"), 1);
 }
 

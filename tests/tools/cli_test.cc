@@ -173,3 +173,76 @@ TEST_F(CliTest, FsckReportsCleanStoreAndGcFreesOverwrittenData) {
 
 }  // namespace
 }  // namespace strata
+
+namespace strata {
+namespace {
+
+class CliKvTest : public CliTest {};
+
+TEST_F(CliKvTest, SetGetListRemoveUpdateAcrossSnapshotsAndForks) {
+  ASSERT_EQ(Strata("init s").exit_code, 0);
+  CliRun set = Strata(R"(kv s set plan '{"steps": [1, 2]}' turns 3)");
+  ASSERT_EQ(set.exit_code, 0) << set.err;
+  EXPECT_EQ(Strata("kv s get plan").out, "{\"steps\":[1,2]}\n");
+  CliRun from_stdin = Strata("kv s set note", "\"from stdin\"\n");
+  ASSERT_EQ(from_stdin.exit_code, 0) << from_stdin.err;
+  EXPECT_EQ(Strata("kv s get note").out, "\"from stdin\"\n");
+
+  CliRun list = Strata("--json kv s list");
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  auto entries = nlohmann::json::parse(list.out);
+  ASSERT_EQ(entries.size(), 3u);
+  EXPECT_EQ(entries[0]["key"], "note");
+  EXPECT_EQ(entries[1]["value"]["steps"][1], 2);
+  EXPECT_EQ(entries[2]["value"], 3);
+  CliRun table = Strata("kv s list --prefix t");
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_EQ(table.out, "KEY    VALUE\nturns  3\n");
+
+  ASSERT_EQ(Strata("snapshot s v1").exit_code, 0);
+  CliRun update = Strata(R"(kv s update '{"turns": 4, "note": null}')");
+  ASSERT_EQ(update.exit_code, 0) << update.err;
+  EXPECT_EQ(Strata("kv s get turns").out, "4\n");
+  EXPECT_EQ(Strata("kv s@v1 get turns").out, "3\n");
+  CliRun gone = Strata("kv s get note");
+  EXPECT_EQ(gone.exit_code, 1);
+  EXPECT_NE(gone.err.find("strata kv get: no key 'note' in s"), std::string::npos) << gone.err;
+
+  ASSERT_EQ(Strata("fork s@v1 f").exit_code, 0);
+  EXPECT_EQ(Strata("kv f get note").out, "\"from stdin\"\n");
+  ASSERT_EQ(Strata("kv s rm plan turns").exit_code, 0);
+  EXPECT_EQ(Strata("--json kv s list").out, "[]\n");
+  EXPECT_EQ(nlohmann::json::parse(Strata("--json kv f list").out).size(), 3u);
+}
+
+TEST_F(CliKvTest, BadInputIsAClearErrorAndChangesNothing) {
+  ASSERT_EQ(Strata("init s").exit_code, 0);
+  ASSERT_EQ(Strata("kv s set k 1").exit_code, 0);
+  struct Case {
+    std::string args;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"kv nosuch get k", "nosuch"},
+      {"kv s set k '{bad'", "not valid JSON"},
+      {"kv s set k 2 other", "KEY VALUE pairs"},
+      {"kv s rm k missing", "no key 'missing'"},
+      {"kv s@nosnap get k", "no snapshot 'nosnap'"},
+      {"kv s update '[1, 2]'", "JSON object"},
+      {"kv s:/path get k", "no path"},
+  };
+  for (const Case& c : cases) {
+    CliRun r = Strata(c.args);
+    EXPECT_EQ(r.exit_code, 1) << c.args;
+    EXPECT_NE(r.err.find(c.message), std::string::npos) << c.args << ": " << r.err;
+  }
+  ASSERT_EQ(Strata("snapshot s v1").exit_code, 0);
+  CliRun ro = Strata("kv s@v1 set k 3");
+  EXPECT_EQ(ro.exit_code, 1);
+  EXPECT_NE(ro.err.find("read-only"), std::string::npos) << ro.err;
+  EXPECT_NE(Strata("kv s").exit_code, 0);  // no action given
+  EXPECT_EQ(Strata("kv s get k").out, "1\n");  // nothing above changed it
+}
+
+}  // namespace
+}  // namespace strata
