@@ -38,7 +38,12 @@ Result<std::unique_ptr<Store>> OpenStore(const Globals& g, bool create) {
 
 Result<Address> ParseAddress(std::string_view text) {
   Address a;
+  // In SESSION@call:ID[:PATH] the first colon belongs to the snapshot part.
+  size_t at_pos = text.find('@');
   size_t colon = text.find(':');
+  if (at_pos != std::string_view::npos && text.substr(at_pos + 1, 5) == "call:") {
+    colon = text.find(':', at_pos + 6);
+  }
   std::string_view head = text.substr(0, colon);
   if (colon != std::string_view::npos) {
     a.has_path = true;
@@ -76,9 +81,43 @@ Result<std::vector<SnapshotInfo>> SessionSnapshots(Store& store, const std::stri
   return out;
 }
 
+// Every branch whose state `session` can reach: those it pointed at and
+// their ancestors.
+Result<std::set<BranchId>> SessionLineage(Store& store, const std::string& session) {
+  ASSIGN_OR_RETURN(auto branches, store.SessionBranches(session));
+  std::set<BranchId> out;
+  for (BranchId start : branches) {
+    std::optional<BranchId> branch = start;
+    while (branch.has_value() && out.insert(*branch).second) {
+      ASSIGN_OR_RETURN(BranchInfo info, store.GetBranch(*branch));
+      branch = info.parent;
+    }
+  }
+  return out;
+}
+
+Result<View> ResolveCall(Store& store, const Address& addr) {
+  const std::string id_text = addr.snapshot.substr(5);
+  char* end = nullptr;
+  const long long id = std::strtoll(id_text.c_str(), &end, 10);
+  if (id_text.empty() || *end != '\0' || id <= 0) {
+    return InvalidArgument("'" + addr.snapshot + "' is not a call address (call:ID)");
+  }
+  auto call = store.GetCall(id);
+  ASSIGN_OR_RETURN(auto lineage, SessionLineage(store, addr.session));
+  if (!call.ok() || lineage.count(call->branch) == 0) {
+    return NotFound("session '" + addr.session + "' has no tool call " + id_text);
+  }
+  if (!call->version_after.has_value()) {
+    return InvalidArgument("tool call " + id_text + " has not ended yet");
+  }
+  return View{call->branch, *call->version_after};
+}
+
 Result<View> ResolveView(Store& store, const Address& addr) {
   ASSIGN_OR_RETURN(SessionInfo session, store.GetSession(addr.session));
   if (addr.snapshot.empty()) return View{session.branch, kHead};
+  if (addr.snapshot.rfind("call:", 0) == 0) return ResolveCall(store, addr);
   ASSIGN_OR_RETURN(auto snaps, SessionSnapshots(store, addr.session));
   // By name, the newest wins; digits may also be a snapshot id.
   for (auto it = snaps.rbegin(); it != snaps.rend(); ++it) {

@@ -43,7 +43,8 @@ std::string StorePath(const Globals& g);
 // to make one.
 Result<std::unique_ptr<Store>> OpenStore(const Globals& g, bool create);
 
-// SESSION[@SNAP][:PATH]. SNAP is a snapshot name, or a snapshot id (digits).
+// SESSION[@SNAP][:PATH]. SNAP is a snapshot name, a snapshot id (digits), or
+// call:ID (the state right after that tool call).
 struct Address {
   std::string session;
   std::string snapshot;  // empty: the session's head
@@ -56,7 +57,8 @@ Result<Address> ParseAddress(std::string_view text);
 // at (restore moves it) and of their ancestors, ordered by id.
 Result<std::vector<SnapshotInfo>> SessionSnapshots(Store& store, const std::string& session);
 
-// The view an address names: the session's head or one of its snapshots.
+// The view an address names: the session's head, one of its snapshots, or
+// the state right after one of its tool calls.
 Result<View> ResolveView(Store& store, const Address& addr);
 
 // --- Live sessions: a mounted session's daemon holds buffered writes, so
@@ -88,6 +90,7 @@ void AddMaintenanceCommands(CLI::App& app, Globals& g);
 void AddDemoCommand(CLI::App& app, Globals& g);
 void AddMountCommands(CLI::App& app, Globals& g);
 void AddStateCommands(CLI::App& app, Globals& g);
+void AddHistoryCommands(CLI::App& app, Globals& g);
 
 }  // namespace strata::cli
 

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   strata::cli::AddDemoCommand(app, g);
   strata::cli::AddMountCommands(app, g);
   strata::cli::AddStateCommands(app, g);
+  strata::cli::AddHistoryCommands(app, g);
   // Global options are accepted after the subcommand too.
   for (auto& [sub, action] : g.actions) sub->fallthrough();
 

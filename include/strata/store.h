@@ -109,6 +109,24 @@ class Store {
   // process, committed within 10 ms, durable at the next Sync.
   virtual Status KvUpdate(BranchId branch, const std::vector<KvChange>& changes) = 0;
 
+  // --- The tool-call log. A call is recorded on a branch; the history seen
+  // from a view holds the calls of its branch and those of its ancestors up
+  // to the fork points, so a fork shows its parent's calls up to where it
+  // forked, then its own.
+  // Starts a call on the head of `branch`: freezes the head (the state right
+  // before the call) and returns the call's id.
+  virtual Result<int64_t> StartCall(BranchId branch, const CallStart& start) = 0;
+  // Ends a pending call: freezes the head again (the state right after it).
+  virtual Result<ToolCall> EndCall(int64_t id, const CallOutcome& outcome) = 0;
+  // Records a call that already happened, in one step. Its "before" state is
+  // the head as last frozen (by a snapshot or a call), its "after" state the
+  // head now, so it owns every change since the previous call.
+  virtual Result<ToolCall> RecordCall(BranchId branch, const CallStart& start,
+                                      const CallOutcome& outcome) = 0;
+  virtual Result<ToolCall> GetCall(int64_t id) = 0;
+  // The history seen from `view`, newest first.
+  virtual Result<std::vector<ToolCall>> ListCalls(View view, const CallFilter& filter) = 0;
+
   // --- Filesystems.
   // A filesystem over a branch's head (writable) or a past version (read-only).
   virtual Result<std::unique_ptr<Filesystem>> OpenFilesystem(View view) = 0;
@@ -126,6 +144,10 @@ class Store {
  protected:
   Store() = default;
 };
+
+// "pending", "ok" or "error"; and back (InvalidArgument for anything else).
+std::string_view CallStatusName(CallStatus status);
+Result<CallStatus> ParseCallStatus(std::string_view name);
 
 // The default chunk key: XXH3-128 of the bytes.
 ChunkHash Xxh3Hash(std::span<const uint8_t> bytes);

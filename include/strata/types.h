@@ -117,6 +117,55 @@ struct KvChange {
   std::optional<std::string> value;
 };
 
+// --- The tool-call log.
+enum class CallStatus { kPending, kOk, kError };
+
+// One recorded tool call. The session's state right before it is version
+// `version_before` of `branch`, right after it `version_after` (both frozen,
+// so both can be read, diffed and forked from).
+struct ToolCall {
+  int64_t id = 0;
+  BranchId branch = 0;
+  std::optional<int64_t> parent;  // the enclosing call (nested calls, sub-agents)
+  std::string name;
+  std::string args;                   // JSON
+  std::optional<std::string> result;  // JSON
+  std::optional<std::string> error;
+  CallStatus status = CallStatus::kPending;
+  int64_t start_ns = 0;
+  std::optional<int64_t> end_ns;
+  std::optional<int> exit_status;
+  std::string stdout_data;  // captured output, if any
+  std::string stderr_data;
+  Version version_before = 0;
+  std::optional<Version> version_after;  // once ended
+};
+
+struct CallStart {
+  std::string name;
+  std::string args = "{}";  // JSON
+  std::optional<int64_t> parent;
+  std::optional<int64_t> start_ns;  // default: now
+};
+
+// How a call ended: with a result (JSON) or an error message, not both.
+struct CallOutcome {
+  std::optional<std::string> result;
+  std::optional<std::string> error;
+  std::optional<int> exit_status;
+  std::string stdout_data;
+  std::string stderr_data;
+  std::optional<int64_t> end_ns;  // default: now
+};
+
+// Which calls ListCalls returns; empty fields do not filter.
+struct CallFilter {
+  std::string name;
+  std::optional<CallStatus> status;
+  std::optional<int64_t> since_ns;  // calls that started at or after
+  size_t limit = 0;                 // newest first; 0: all
+};
+
 struct BranchInfo {
   BranchId id = 0;
   std::optional<BranchId> parent;

@@ -139,8 +139,30 @@ CREATE TABLE kv (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 3: the tool-call log.
+constexpr const char* kMigrationV3 = R"sql(
+CREATE TABLE tool_calls (
+  id             INTEGER PRIMARY KEY AUTOINCREMENT,
+  branch         INTEGER NOT NULL,
+  parent         INTEGER,
+  name           TEXT NOT NULL,
+  args           TEXT NOT NULL,
+  result         TEXT,
+  error          TEXT,
+  status         TEXT NOT NULL CHECK (status IN ('pending', 'ok', 'error')),
+  start_ns       INTEGER NOT NULL,
+  end_ns         INTEGER,
+  exit_status    INTEGER,
+  stdout         BLOB,
+  stderr         BLOB,
+  version_before INTEGER NOT NULL,
+  version_after  INTEGER
+);
+CREATE INDEX tool_calls_by_branch ON tool_calls(branch, id);
+)sql";
+
 // kMigrations[i] upgrades schema version i+1 to i+2.
-const std::vector<const char*> kMigrations = {kMigrationV2};
+const std::vector<const char*> kMigrations = {kMigrationV2, kMigrationV3};
 
 Result<int64_t> PragmaInt(sql::Connection& conn, const char* pragma) {
   ASSIGN_OR_RETURN(sql::Statement stmt, conn.Prepare(pragma));

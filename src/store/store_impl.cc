@@ -2,6 +2,7 @@
 #include <sys/stat.h>
 
 #include "catalog/branches.h"
+#include "catalog/calls.h"
 #include "catalog/db.h"
 #include "fs/core.h"
 #include "fs/diff.h"
@@ -182,9 +183,7 @@ class StoreImpl final : public Store {
 
   Status KvUpdate(BranchId branch, const std::vector<KvChange>& changes) override {
     for (const KvChange& c : changes) RETURN_IF_ERROR(ValidateKvKey(c.key));
-    ASSIGN_OR_RETURN(catalog::WriterLease lease, core_->db().Writer());
-    sql::Connection& conn = lease.conn();
-    return core_->db().WriteTransaction(lease, catalog::Commit::kBatched, 0, [&]() -> Status {
+    return WriteTxn([&](sql::Connection& conn) -> Status {
       ASSIGN_OR_RETURN(Version head, catalog::HeadVersion(conn, branch));
       const tree::Head at{branch, head};
       for (const KvChange& c : changes) {
@@ -197,6 +196,54 @@ class StoreImpl final : public Store {
         RETURN_IF_ERROR(tree::PutKv(conn, at, c.key, *json));
       }
       return Status::Ok();
+    }, catalog::Commit::kBatched);
+  }
+
+  Result<int64_t> StartCall(BranchId branch, const CallStart& start) override {
+    ToolCall call;
+    RETURN_IF_ERROR(WriteTxn([&](sql::Connection& conn) -> Status {
+      ASSIGN_OR_RETURN(call, NewCall(conn, branch, start));
+      ASSIGN_OR_RETURN(call.version_before, FreezeWithPending(conn, branch));
+      ASSIGN_OR_RETURN(call.id, catalog::InsertCall(conn, call));
+      return Status::Ok();
+    }, catalog::Commit::kBatched));
+    return call.id;
+  }
+
+  Result<ToolCall> EndCall(int64_t id, const CallOutcome& outcome) override {
+    ToolCall call;
+    RETURN_IF_ERROR(WriteTxn([&](sql::Connection& conn) -> Status {
+      ASSIGN_OR_RETURN(call, catalog::GetCall(conn, id));
+      if (call.status != CallStatus::kPending) {
+        return Status(Code::kExists, "tool call " + std::to_string(id) + " has already ended");
+      }
+      return Finish(conn, call, outcome);
+    }, catalog::Commit::kBatched));
+    return call;
+  }
+
+  Result<ToolCall> RecordCall(BranchId branch, const CallStart& start,
+                              const CallOutcome& outcome) override {
+    ToolCall call;
+    RETURN_IF_ERROR(WriteTxn([&](sql::Connection& conn) -> Status {
+      ASSIGN_OR_RETURN(call, NewCall(conn, branch, start));
+      // The head as last frozen: the state before the changes now pending.
+      ASSIGN_OR_RETURN(Version head, catalog::HeadVersion(conn, branch));
+      call.version_before = head - 1;
+      ASSIGN_OR_RETURN(call.id, catalog::InsertCall(conn, call));
+      return Finish(conn, call, outcome);
+    }, catalog::Commit::kBatched));
+    return call;
+  }
+
+  Result<ToolCall> GetCall(int64_t id) override {
+    return Read([&](sql::Connection& c) { return catalog::GetCall(c, id); });
+  }
+
+  Result<std::vector<ToolCall>> ListCalls(View view, const CallFilter& filter) override {
+    return Read([&](sql::Connection& c) -> Result<std::vector<ToolCall>> {
+      ASSIGN_OR_RETURN(auto ancestry, catalog::Ancestry(c, view));
+      return catalog::ListCalls(c, ancestry, filter);
     });
   }
 
@@ -236,16 +283,59 @@ class StoreImpl final : public Store {
   }
 
  private:
-  // Runs `fn` inside one write transaction and commits; any buffered data
-  // taken by fn (through pending_) is completed or restored accordingly.
-  Status WriteTxn(const std::function<Status(sql::Connection&)>& fn) {
+  // Runs `fn` inside one write transaction and commits it (kNow), or adds
+  // it to the open batch (kBatched); any buffered data taken by fn (through
+  // pending_) is completed or restored accordingly.
+  Status WriteTxn(const std::function<Status(sql::Connection&)>& fn,
+                  catalog::Commit commit = catalog::Commit::kNow) {
     ASSIGN_OR_RETURN(catalog::WriterLease lease, core_->db().Writer());
     sql::Connection& conn = lease.conn();
-    Status s = core_->db().WriteTransaction(lease, catalog::Commit::kNow, 0,
-                                            [&] { return fn(conn); });
+    Status s = core_->db().WriteTransaction(lease, commit, 0, [&] { return fn(conn); });
     for (auto& flush : pending_) flush.Finish(s.ok());
     pending_.clear();
     return s;
+  }
+
+  // A pending call on `branch` from `start`, checked: a name, JSON
+  // arguments (stored minified), an existing parent.
+  Result<ToolCall> NewCall(sql::Connection& conn, BranchId branch, const CallStart& start) {
+    if (start.name.empty()) return InvalidArgument("a tool call needs a name");
+    ToolCall call;
+    call.branch = branch;
+    call.name = start.name;
+    auto args = tree::NormalizeJson(conn, start.args);
+    if (!args.ok()) return args.status().WithContext("tool call arguments");
+    call.args = std::move(*args);
+    if (start.parent.has_value()) {
+      RETURN_IF_ERROR(catalog::GetCall(conn, *start.parent).status().WithContext("parent call"));
+      call.parent = start.parent;
+    }
+    call.start_ns = start.start_ns.value_or(core_->Now());
+    return call;
+  }
+
+  // Ends `call` with `outcome` and freezes its branch's head: the state
+  // right after the call.
+  Status Finish(sql::Connection& conn, ToolCall& call, const CallOutcome& outcome) {
+    if (outcome.result.has_value() && outcome.error.has_value()) {
+      return InvalidArgument("a tool call ends with a result or an error, not both");
+    }
+    if (outcome.result.has_value()) {
+      auto result = tree::NormalizeJson(conn, *outcome.result);
+      if (!result.ok()) return result.status().WithContext("tool call result");
+      call.result = std::move(*result);
+    }
+    call.error = outcome.error;
+    call.status = outcome.error.has_value() ? CallStatus::kError : CallStatus::kOk;
+    call.exit_status = outcome.exit_status;
+    call.stdout_data = outcome.stdout_data;
+    call.stderr_data = outcome.stderr_data;
+    call.end_ns = outcome.end_ns.value_or(core_->Now());
+    if (*call.end_ns < call.start_ns) {
+      return InvalidArgument("a tool call cannot end before it started");
+    }
+    ASSIGN_OR_RETURN(call.version_after, FreezeWithPending(conn, call.branch));
+    return catalog::FinishCall(conn, call);
   }
 
   // Writes the buffered data of every open filesystem of `branch` into the

@@ -121,9 +121,10 @@ TEST_F(KvTest, AStoreFromBeforeKeyValueStateIsMigratedOnOpen) {
   fs_.reset();
   store_.reset();
   {
-    // What a schema-1 store looked like: no kv table.
+    // What a schema-1 store looked like: no kv table (nor any later one).
     RawDb raw(dir_.File("store.db"));
     raw.Exec("DROP TABLE kv");
+    raw.Exec("DROP TABLE tool_calls");
     raw.Exec("PRAGMA user_version = 1");
   }
   StoreOptions read_only;
@@ -134,7 +135,7 @@ TEST_F(KvTest, AStoreFromBeforeKeyValueStateIsMigratedOnOpen) {
   EXPECT_EQ(Head("k"), "<NotFound>");
   ASSERT_OK(Set(branch_, "k", "2"));
   EXPECT_EQ(Head("k"), "2");
-  EXPECT_EQ(RawDb(dir_.File("store.db")).Int("PRAGMA user_version"), 2);
+  EXPECT_EQ(RawDb(dir_.File("store.db")).Int("PRAGMA user_version"), 3);
 }
 
 }  // namespace

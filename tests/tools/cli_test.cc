@@ -246,3 +246,107 @@ TEST_F(CliKvTest, BadInputIsAClearErrorAndChangesNothing) {
 
 }  // namespace
 }  // namespace strata
+
+namespace strata {
+namespace {
+
+class CliHistoryTest : public CliTest {
+ protected:
+  // Runs a command that prints a call id and returns it.
+  std::string Id(const std::string& args) {
+    CliRun r = Strata(args);
+    EXPECT_EQ(r.exit_code, 0) << args << ": " << r.err;
+    std::string id = r.out;
+    while (!id.empty() && id.back() == '\n') id.pop_back();
+    return id;
+  }
+};
+
+TEST_F(CliHistoryTest, RecordInspectAndAddressCalls) {
+  ASSERT_EQ(Strata("init s").exit_code, 0);
+  std::string build = Id(R"(call start s build --args '{"cmd": "make"}')");
+  ASSERT_EQ(Strata("put s:/out.bin", "binary").exit_code, 0);
+  CliRun end = Strata("call end " + build + R"( --result '{"ok": true}' --exit 0)");
+  ASSERT_EQ(end.exit_code, 0) << end.err;
+  EXPECT_NE(end.out.find("call " + build + " ok"), std::string::npos) << end.out;
+  ASSERT_EQ(Strata("put s:/out.bin", "changed!").exit_code, 0);
+  std::string test = Id("call record s test --error '2 tests failed' --exit 1");
+  std::string nested = Id("call record s shell --parent " + test);
+
+  // log: newest first, with what each call changed.
+  CliRun log = Strata("--json log s");
+  ASSERT_EQ(log.exit_code, 0) << log.err;
+  auto calls = nlohmann::json::parse(log.out);
+  ASSERT_EQ(calls.size(), 3u);
+  EXPECT_EQ(calls[0]["id"].get<int64_t>(), std::stoll(nested));
+  EXPECT_EQ(calls[0]["parent"].get<int64_t>(), std::stoll(test));
+  EXPECT_EQ(calls[1]["status"], "error");
+  EXPECT_EQ(calls[1]["error"], "2 tests failed");
+  EXPECT_EQ(calls[1]["exit_status"], 1);
+  EXPECT_EQ(calls[1]["changes"]["modified"], 1);
+  EXPECT_EQ(calls[2]["name"], "build");
+  EXPECT_EQ(calls[2]["args"]["cmd"], "make");
+  EXPECT_EQ(calls[2]["result"]["ok"], true);
+  EXPECT_EQ(calls[2]["changes"]["added"], 1);
+  CliRun table = Strata("log s --status error");
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_NE(table.out.find("error   test  +0 ~1 -0"), std::string::npos) << table.out;
+  EXPECT_EQ(nlohmann::json::parse(Strata("--json log s --limit 1 --name build").out).size(), 1u);
+  EXPECT_EQ(nlohmann::json::parse(Strata("--json log s --since 1h").out).size(), 3u);
+
+  // show: arguments, result and changed paths with sizes.
+  CliRun show = Strata("show s " + build);
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  EXPECT_NE(show.out.find(R"(args:     {"cmd":"make"})"), std::string::npos) << show.out;
+  EXPECT_NE(show.out.find("+ /out.bin  (6 B)"), std::string::npos) << show.out;
+
+  // SESSION@call:ID is the state right after the call; a fork from it
+  // inherits the history up to that call.
+  EXPECT_EQ(Strata("cat s@call:" + build + ":/out.bin").out, "binary");
+  EXPECT_EQ(Strata("cat s@call:" + test + ":/out.bin").out, "changed!");
+  CliRun diff = Strata("diff s@call:" + build + " s@call:" + test);
+  EXPECT_EQ(diff.out, "~ /out.bin  (6 -> 8 bytes)\n") << diff.err;
+  ASSERT_EQ(Strata("fork s@call:" + build + " f").exit_code, 0);
+  auto forked = nlohmann::json::parse(Strata("--json log f").out);
+  ASSERT_EQ(forked.size(), 1u);
+  EXPECT_EQ(forked[0]["name"], "build");
+}
+
+TEST_F(CliHistoryTest, BadCallsAndAddressesAreClearErrors) {
+  ASSERT_EQ(Strata("init s").exit_code, 0);
+  ASSERT_EQ(Strata("init other").exit_code, 0);
+  std::string pending = Id("call start s long");
+  std::string elsewhere = Id("call record other x");
+  struct Case {
+    std::string args;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"call start nosuch x", "nosuch"},
+      {"call start s x --args '{bad'", "not valid JSON"},
+      {"call start s x --parent 999", "no tool call 999"},
+      {"call end 999", "no tool call 999"},
+      {"call end " + pending + " --result 1 --error no", "not both"},
+      {"call end " + pending + " --result '{'", "not valid JSON"},
+      {"cat s@call:" + pending + ":/x", "has not ended"},
+      {"cat s@call:" + elsewhere + ":/x", "has no tool call " + elsewhere},
+      {"cat s@call:abc:/x", "not a call address"},
+      {"show s " + elsewhere, "has no tool call " + elsewhere},
+      {"log s --status done", "unknown call status 'done'"},
+      {"log s --since yesterday", "--since"},
+      {"log s --since 5w", "unknown unit 'w'"},
+  };
+  for (const Case& c : cases) {
+    CliRun r = Strata(c.args);
+    EXPECT_EQ(r.exit_code, 1) << c.args;
+    EXPECT_NE(r.err.find(c.message), std::string::npos) << c.args << ": " << r.err;
+  }
+  ASSERT_EQ(Strata("call end " + pending + " --error timeout").exit_code, 0);
+  CliRun twice = Strata("call end " + pending);
+  EXPECT_EQ(twice.exit_code, 1);
+  EXPECT_NE(twice.err.find("already ended"), std::string::npos) << twice.err;
+  EXPECT_EQ(nlohmann::json::parse(Strata("--json log s").out).size(), 1u);
+}
+
+}  // namespace
+}  // namespace strata
