@@ -16,7 +16,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${STRATA_BENCH_BUILD:-$ROOT/build-bench}
 OUT=${STRATA_BENCH_OUT:-$BUILD/bench-results}
 export STRATA_BENCH_DIR=${STRATA_BENCH_DIR:-/tmp}
-ALL=(chunk_bench file_bench branch_bench dedup_bench blocksize_bench)
+ALL=(chunk_bench file_bench branch_bench dedup_bench blocksize_bench state_bench)
 if [ $# -gt 0 ]; then BENCHES=("$@"); else BENCHES=("${ALL[@]}"); fi
 
 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
