@@ -1,4 +1,4 @@
-// call start|end|record, log, show: the tool-call log.
+// call start|end|record, log, show: the tool-call log; sql: the query tool.
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -265,6 +265,59 @@ Status ShowCmd(Globals& g, const std::string& session, int64_t id) {
   return Status::Ok();
 }
 
+std::string Hex(const std::string& bytes) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    out += digits[c >> 4];
+    out += digits[c & 15];
+  }
+  return out;
+}
+
+Status SqlCmd(Globals& g, const std::string& statement) {
+  ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
+  ASSIGN_OR_RETURN(QueryResult result, store->Query(statement));
+  if (g.json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& row : result.rows) {
+      nlohmann::json obj = nlohmann::json::object();
+      for (size_t i = 0; i < row.size(); ++i) {
+        const QueryCell& c = row[i];
+        nlohmann::json v;
+        switch (c.type) {
+          case QueryCell::Type::kNull: v = nullptr; break;
+          case QueryCell::Type::kInteger: v = c.integer; break;
+          case QueryCell::Type::kReal: v = c.real; break;
+          case QueryCell::Type::kText: v = c.bytes; break;
+          case QueryCell::Type::kBlob: v = {{"hex", Hex(c.bytes)}}; break;
+        }
+        obj[result.columns[i]] = v;
+      }
+      out.push_back(obj);
+    }
+    std::cout << Dump(out, 2) << "\n";
+    return Status::Ok();
+  }
+  std::vector<std::vector<std::string>> rows{result.columns};
+  for (const auto& row : result.rows) {
+    std::vector<std::string> cells;
+    for (const QueryCell& c : row) {
+      switch (c.type) {
+        case QueryCell::Type::kNull: cells.push_back("NULL"); break;
+        case QueryCell::Type::kInteger: cells.push_back(std::to_string(c.integer)); break;
+        case QueryCell::Type::kReal: cells.push_back(std::to_string(c.real)); break;
+        case QueryCell::Type::kText: cells.push_back(c.bytes); break;
+        case QueryCell::Type::kBlob: cells.push_back("x'" + Hex(c.bytes) + "'"); break;
+      }
+    }
+    rows.push_back(std::move(cells));
+  }
+  PrintTable(rows);
+  return Status::Ok();
+}
+
 }  // namespace
 
 void AddHistoryCommands(CLI::App& app, Globals& g) {
@@ -312,6 +365,12 @@ void AddHistoryCommands(CLI::App& app, Globals& g) {
   log->add_option("--status", log_args.status, "Only pending, ok or error calls");
   log->add_option("--since", log_args.since, "Only calls started since (ns since epoch, or 90s, 10m, 2h, 3d ago)");
   log->add_option("--limit", log_args.limit, "At most this many calls");
+
+  static std::string statement;
+  auto* sql = g.Add(app, "sql",
+                    "Read-only SQL over the views sessions, snapshots, tool_calls, kv, files",
+                    [&g] { return SqlCmd(g, statement); });
+  sql->add_option("statement", statement, "One SELECT statement")->required();
 
   auto* show = g.Add(app, "show", "One call: arguments, result, output and changed paths",
                      [&g] { return ShowCmd(g, show_session, show_id); });

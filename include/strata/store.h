@@ -127,6 +127,12 @@ class Store {
   // The history seen from `view`, newest first.
   virtual Result<std::vector<ToolCall>> ListCalls(View view, const CallFilter& filter) = 0;
 
+  // --- Read-only SQL over documented views of the store (see README.md):
+  // sessions, snapshots, tool_calls, kv and files (each session's head).
+  // One statement; anything that could write is refused (InvalidArgument)
+  // and the store cannot be changed through this connection.
+  virtual Result<QueryResult> Query(std::string_view sql) = 0;
+
   // --- Filesystems.
   // A filesystem over a branch's head (writable) or a past version (read-only).
   virtual Result<std::unique_ptr<Filesystem>> OpenFilesystem(View view) = 0;

@@ -166,6 +166,20 @@ struct CallFilter {
   size_t limit = 0;                 // newest first; 0: all
 };
 
+// The result of a read-only query (Store::Query): column names, then rows of
+// cells. A cell is NULL, an integer, a real, text or a blob.
+struct QueryCell {
+  enum class Type { kNull, kInteger, kReal, kText, kBlob };
+  Type type = Type::kNull;
+  int64_t integer = 0;
+  double real = 0;
+  std::string bytes;  // text (UTF-8) or blob
+};
+struct QueryResult {
+  std::vector<std::string> columns;
+  std::vector<std::vector<QueryCell>> rows;
+};
+
 struct BranchInfo {
   BranchId id = 0;
   std::optional<BranchId> parent;

@@ -8,6 +8,7 @@
 #include "fs/diff.h"
 #include "fs/filesystem_impl.h"
 #include "fs/integrity.h"
+#include "store/query.h"
 #include "tree/kv.h"
 #include "strata/filesystem.h"
 #include "strata/store.h"
@@ -245,6 +246,12 @@ class StoreImpl final : public Store {
       ASSIGN_OR_RETURN(auto ancestry, catalog::Ancestry(c, view));
       return catalog::ListCalls(c, ancestry, filter);
     });
+  }
+
+  Result<QueryResult> Query(std::string_view sql) override {
+    // Committed state only: what this process has batched is committed first.
+    if (!core_->db().read_only()) RETURN_IF_ERROR(core_->db().CommitOpenBatch());
+    return RunReadOnlyQuery(path(), sql);
   }
 
   Result<std::unique_ptr<Filesystem>> OpenFilesystem(View view) override {

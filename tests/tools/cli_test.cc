@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -346,6 +347,72 @@ TEST_F(CliHistoryTest, BadCallsAndAddressesAreClearErrors) {
   EXPECT_EQ(twice.exit_code, 1);
   EXPECT_NE(twice.err.find("already ended"), std::string::npos) << twice.err;
   EXPECT_EQ(nlohmann::json::parse(Strata("--json log s").out).size(), 1u);
+}
+
+}  // namespace
+}  // namespace strata
+
+namespace strata {
+namespace {
+
+class CliSqlTest : public CliTest {};
+
+TEST_F(CliSqlTest, ViewsShowSessionsFilesKvAndCalls) {
+  ASSERT_EQ(Strata("init s").exit_code, 0);
+  ASSERT_EQ(Strata("put s:/src/main.c", "int main() {}\n").exit_code, 0);
+  ASSERT_EQ(Strata("kv s set plan '{\"step\": 2}'").exit_code, 0);
+  ASSERT_EQ(Strata("call record s build --result '{\"ok\": true}'").exit_code, 0);
+  ASSERT_EQ(Strata("snapshot s v1").exit_code, 0);
+  ASSERT_EQ(Strata("fork s@v1 f").exit_code, 0);
+  ASSERT_EQ(Strata("put f:/src/extra.c", "x").exit_code, 0);
+
+  CliRun files = Strata("--json sql \"SELECT session, path, type, size FROM files"
+                        " WHERE type = 'file' ORDER BY session, path\"");
+  ASSERT_EQ(files.exit_code, 0) << files.err;
+  EXPECT_EQ(nlohmann::json::parse(files.out),
+            nlohmann::json::parse(R"([
+              {"session": "f", "path": "/src/extra.c", "type": "file", "size": 1},
+              {"session": "f", "path": "/src/main.c", "type": "file", "size": 14},
+              {"session": "s", "path": "/src/main.c", "type": "file", "size": 14}])"));
+  CliRun kv = Strata("sql \"SELECT session, key, json_extract(value, '$.step') AS step FROM kv"
+                     " ORDER BY session\"");
+  ASSERT_EQ(kv.exit_code, 0) << kv.err;
+  EXPECT_EQ(kv.out, "session  key   step\nf        plan  2\ns        plan  2\n");
+  CliRun calls = Strata("--json sql \"SELECT session, name, status FROM tool_calls\"");
+  ASSERT_EQ(calls.exit_code, 0) << calls.err;
+  EXPECT_EQ(nlohmann::json::parse(calls.out),
+            nlohmann::json::parse(R"([{"session": "s", "name": "build", "status": "ok"}])"));
+  CliRun sessions = Strata("--json sql \"SELECT name, base_branch IS NOT NULL AS forked"
+                           " FROM sessions ORDER BY name\"");
+  EXPECT_EQ(nlohmann::json::parse(sessions.out),
+            nlohmann::json::parse(R"([{"name": "f", "forked": 1}, {"name": "s", "forked": 0}])"));
+  CliRun snaps = Strata("--json sql \"SELECT name, session FROM snapshots\"");
+  EXPECT_EQ(nlohmann::json::parse(snaps.out),
+            nlohmann::json::parse(R"([{"name": "v1", "session": "s"}])"));
+}
+
+TEST_F(CliSqlTest, AnythingButReadingIsRefusedAndTheStoreIsUnchanged) {
+  ASSERT_EQ(Strata("init s").exit_code, 0);
+  ASSERT_EQ(Strata("kv s set k 1").exit_code, 0);
+  const std::vector<std::string> statements = {
+       "DELETE FROM main.kv", "UPDATE main.sessions SET name = 'x'", "DROP TABLE main.kv",
+        "PRAGMA query_only = 0", "PRAGMA main.journal_mode = DELETE",
+        "ATTACH '" + dir_.File("other.db") + "' AS other", "CREATE TABLE t(x)",
+        "INSERT INTO main.kv VALUES (1, 'x', 1, '1')", "VACUUM"};
+  for (const std::string& statement : statements) {
+    CliRun r = Strata("sql \"" + statement + "\"");
+    EXPECT_EQ(r.exit_code, 1) << statement;
+    EXPECT_NE(r.err.find("strata sql: "), std::string::npos) << statement << ": " << r.err;
+  }
+  CliRun two = Strata("sql \"SELECT 1; DELETE FROM main.kv\"");
+  EXPECT_EQ(two.exit_code, 1);
+  EXPECT_NE(two.err.find("one statement at a time"), std::string::npos) << two.err;
+  CliRun bad = Strata("sql \"SELEC 1\"");
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("syntax error"), std::string::npos) << bad.err;
+  EXPECT_FALSE(std::filesystem::exists(dir_.File("other.db")));
+  EXPECT_EQ(Strata("kv s get k").out, "1\n");
+  EXPECT_EQ(Strata("sessions").exit_code, 0);
 }
 
 }  // namespace

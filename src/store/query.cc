@@ -1,0 +1,182 @@
+#include "store/query.h"
+
+#include <sqlite3.h>
+
+#include <cctype>
+#include <memory>
+
+#include "sql/database.h"
+
+namespace strata {
+
+namespace {
+
+// The views. Each resolves versioned rows at every session's head with the
+// same rule as the tree code (shallowest ancestor, newest row; see
+// docs/FORMAT.md). Table names inside are qualified with `main.` because the
+// TEMP views shadow the tables they are named after.
+constexpr const char* kViews = R"sql(
+CREATE TEMP VIEW sessions AS
+  SELECT s.name AS name, s.branch AS branch, b.head_version AS head_version,
+         b.parent AS base_branch, b.parent_version AS base_version, s.created_ns AS created_ns
+  FROM main.sessions s JOIN main.branches b ON b.id = s.branch;
+
+CREATE TEMP VIEW snapshots AS
+  SELECT sn.id AS id, sn.name AS name, sb.session AS session, sn.branch AS branch,
+         sn.version AS version, sn.created_ns AS created_ns
+  FROM main.snapshots sn LEFT JOIN main.session_branches sb ON sb.branch = sn.branch;
+
+CREATE TEMP VIEW tool_calls AS
+  SELECT c.id AS id, sb.session AS session, c.parent AS parent, c.name AS name, c.args AS args,
+         c.result AS result, c.error AS error, c.status AS status, c.start_ns AS start_ns,
+         c.end_ns AS end_ns, c.end_ns - c.start_ns AS duration_ns, c.exit_status AS exit_status,
+         c.stdout AS stdout, c.stderr AS stderr, c.branch AS branch,
+         c.version_before AS version_before, c.version_after AS version_after
+  FROM main.tool_calls c LEFT JOIN main.session_branches sb ON sb.branch = c.branch;
+
+CREATE TEMP VIEW kv AS
+  SELECT session, key, value FROM (
+    SELECT s.name AS session, r.key AS key, r.value AS value,
+           row_number() OVER (PARTITION BY s.name, r.key ORDER BY a.depth, r.vfrom DESC) AS n
+    FROM main.sessions s JOIN main.ancestry a ON a.branch = s.branch
+    JOIN main.kv r ON r.branch = a.ancestor
+     AND r.vfrom <= CASE WHEN a.depth = 0 THEN 9223372036854775807 ELSE a.vlimit END)
+  WHERE n = 1 AND value IS NOT NULL;
+
+CREATE TEMP VIEW files AS
+  WITH RECURSIVE
+  entries AS (
+    SELECT session, parent, name, ino FROM (
+      SELECT s.name AS session, d.parent AS parent, d.name AS name, d.ino AS ino,
+             row_number() OVER (PARTITION BY s.name, d.parent, d.name
+                                ORDER BY a.depth, d.vfrom DESC) AS n
+      FROM main.sessions s JOIN main.ancestry a ON a.branch = s.branch
+      JOIN main.dentries d ON d.branch = a.ancestor
+       AND d.vfrom <= CASE WHEN a.depth = 0 THEN 9223372036854775807 ELSE a.vlimit END)
+    WHERE n = 1 AND ino != 0),
+  inodes AS (
+    SELECT session, ino, mode, nlink, uid, gid, size, mtime_ns, target FROM (
+      SELECT s.name AS session, i.ino AS ino, i.deleted AS deleted, i.mode AS mode,
+             i.nlink AS nlink, i.uid AS uid, i.gid AS gid, i.size AS size,
+             i.mtime_ns AS mtime_ns, i.target AS target,
+             row_number() OVER (PARTITION BY s.name, i.ino ORDER BY a.depth, i.vfrom DESC) AS n
+      FROM main.sessions s JOIN main.ancestry a ON a.branch = s.branch
+      JOIN main.inodes i ON i.branch = a.ancestor
+       AND i.vfrom <= CASE WHEN a.depth = 0 THEN 9223372036854775807 ELSE a.vlimit END)
+    WHERE n = 1 AND deleted = 0),
+  tree(session, ino, path) AS (
+    SELECT name, 1, '/' FROM main.sessions
+    UNION ALL
+    SELECT e.session, e.ino,
+           CASE t.path WHEN '/' THEN '/' ELSE t.path || '/' END || CAST(e.name AS TEXT)
+    FROM tree t JOIN entries e ON e.session = t.session AND e.parent = t.ino)
+  SELECT t.session AS session, t.path AS path,
+         CASE i.mode & 61440 WHEN 32768 THEN 'file' WHEN 16384 THEN 'dir'
+                             WHEN 40960 THEN 'symlink' ELSE 'other' END AS type,
+         i.mode & 4095 AS mode, i.size AS size, i.uid AS uid, i.gid AS gid,
+         i.nlink AS nlink, i.mtime_ns AS mtime_ns, t.ino AS ino,
+         CAST(i.target AS TEXT) AS target
+  FROM tree t JOIN inodes i ON i.session = t.session AND i.ino = t.ino;
+)sql";
+
+// Allows reading only. Anything else, including PRAGMA, ATTACH and every
+// kind of write (to main, temp or an attached database), is refused.
+int ReadOnlyAuthorizer(void*, int action, const char*, const char*, const char*, const char*) {
+  switch (action) {
+    case SQLITE_SELECT:
+    case SQLITE_READ:
+    case SQLITE_FUNCTION:
+    case SQLITE_RECURSIVE:
+      return SQLITE_OK;
+    default:
+      return SQLITE_DENY;
+  }
+}
+
+bool OnlySpaceOrComments(std::string_view rest) {
+  size_t i = 0;
+  while (i < rest.size()) {
+    if (std::isspace(static_cast<unsigned char>(rest[i])) || rest[i] == ';') {
+      ++i;
+    } else if (rest.substr(i, 2) == "--") {
+      size_t nl = rest.find('\n', i);
+      i = nl == std::string_view::npos ? rest.size() : nl + 1;
+    } else if (rest.substr(i, 2) == "/*") {
+      size_t end = rest.find("*/", i + 2);
+      i = end == std::string_view::npos ? rest.size() : end + 2;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+QueryCell Cell(sqlite3_stmt* s, int i) {
+  QueryCell c;
+  switch (sqlite3_column_type(s, i)) {
+    case SQLITE_INTEGER:
+      c.type = QueryCell::Type::kInteger;
+      c.integer = sqlite3_column_int64(s, i);
+      break;
+    case SQLITE_FLOAT:
+      c.type = QueryCell::Type::kReal;
+      c.real = sqlite3_column_double(s, i);
+      break;
+    case SQLITE_TEXT:
+    case SQLITE_BLOB: {
+      c.type = sqlite3_column_type(s, i) == SQLITE_TEXT ? QueryCell::Type::kText : QueryCell::Type::kBlob;
+      const void* p = sqlite3_column_blob(s, i);
+      int n = sqlite3_column_bytes(s, i);
+      if (p != nullptr) c.bytes.assign(static_cast<const char*>(p), static_cast<size_t>(n));
+      break;
+    }
+    default:
+      break;
+  }
+  return c;
+}
+
+}  // namespace
+
+Result<QueryResult> RunReadOnlyQuery(const std::string& path, std::string_view statement) {
+  ASSIGN_OR_RETURN(auto conn, sql::Connection::Open(path, sql::OpenMode::kQueryOnly));
+  // query_only also refuses TEMP views: lift it while they are defined (on
+  // this connection's own temp schema), then the authorizer guards the rest.
+  RETURN_IF_ERROR(conn->Exec("PRAGMA query_only = 0"));
+  RETURN_IF_ERROR(conn->Exec(kViews));
+  RETURN_IF_ERROR(conn->Exec("PRAGMA query_only = 1"));
+  sqlite3* db = conn->handle();
+  sqlite3_set_authorizer(db, ReadOnlyAuthorizer, nullptr);
+  sqlite3_stmt* raw = nullptr;
+  const char* tail = nullptr;
+  int rc = sqlite3_prepare_v2(db, statement.data(), static_cast<int>(statement.size()), &raw, &tail);
+  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> stmt(raw, sqlite3_finalize);
+  if (rc == SQLITE_AUTH) {
+    return InvalidArgument(
+        "only reading is allowed (SELECT over the views sessions, snapshots, tool_calls, kv, "
+        "files); this statement would do more");
+  }
+  if (rc != SQLITE_OK) return InvalidArgument(std::string(sqlite3_errmsg(db)));
+  if (stmt == nullptr) return InvalidArgument("no SQL statement given");
+  if (tail != nullptr && !OnlySpaceOrComments(std::string_view(tail, statement.data() + statement.size() - tail))) {
+    return InvalidArgument("one statement at a time");
+  }
+  if (!sqlite3_stmt_readonly(stmt.get())) {
+    return InvalidArgument("statements that write are refused: the query tool is read-only");
+  }
+  QueryResult out;
+  const int columns = sqlite3_column_count(stmt.get());
+  for (int i = 0; i < columns; ++i) out.columns.emplace_back(sqlite3_column_name(stmt.get(), i));
+  for (;;) {
+    rc = sqlite3_step(stmt.get());
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return sql::SqliteStatus(rc, db, "query failed");
+    std::vector<QueryCell> row;
+    row.reserve(static_cast<size_t>(columns));
+    for (int i = 0; i < columns; ++i) row.push_back(Cell(stmt.get(), i));
+    out.rows.push_back(std::move(row));
+  }
+  return out;
+}
+
+}  // namespace strata
