@@ -156,6 +156,15 @@ Status RequireUnmounted(const Globals& g, const std::string& session, std::strin
   return Status(Code::kBusy, "session '" + session + "' is mounted; " + std::string(advice));
 }
 
+void PrintJson(const nlohmann::json& j, int indent) {
+  std::cout << j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+}
+
+nlohmann::json ParseStoredJson(const std::optional<std::string>& text) {
+  if (!text.has_value()) return nullptr;
+  return nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
+}
+
 void PrintTable(const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> widths;
   for (const auto& row : rows) {

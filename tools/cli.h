@@ -4,6 +4,7 @@
 #define STRATA_TOOLS_CLI_H_
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <functional>
 #include <memory>
@@ -75,6 +76,13 @@ Result<View> SnapshotSession(const Globals& g, Store& store, const std::string& 
 // Refuses to change a mounted session's head from outside its daemon; `advice`
 // completes "session 'S' is mounted; ...".
 Status RequireUnmounted(const Globals& g, const std::string& session, std::string_view advice);
+
+// Prints `j` and a newline: indented (the default) or on one line
+// (indent -1). Bytes that are not UTF-8 (a file name may hold any) print as
+// U+FFFD instead of aborting the command.
+void PrintJson(const nlohmann::json& j, int indent = 2);
+// Parses stored JSON text (a KV value, call arguments); null when absent.
+nlohmann::json ParseStoredJson(const std::optional<std::string>& text);
 
 // Prints rows as columns padded to the widest cell; the last column is not
 // padded.

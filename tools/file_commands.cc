@@ -1,6 +1,11 @@
 // ls, cat, put, copy-in, diff: reading and writing files without mounting.
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
 
 #include <nlohmann/json.hpp>
 
@@ -67,7 +72,7 @@ Status Ls(Globals& g, const std::string& where) {
                      {"nlink", a.nlink}, {"uid", a.uid}, {"gid", a.gid},
                      {"mtime_ns", a.mtime_ns}});
     }
-    std::cout << out.dump(2) << "\n";
+    PrintJson(out);
     return Status::Ok();
   }
   std::vector<std::vector<std::string>> rows;
@@ -159,7 +164,89 @@ const char* KindMark(ChangeKind k) {
   return "?";
 }
 
-Status Diff(Globals& g, const std::string& a, const std::string& b) {
+constexpr uint64_t kMaxContentDiffBytes = 8 << 20;
+
+// The whole content of the regular file at `path`, or nullopt when there is
+// none (absent, or not a regular file). Files past kMaxContentDiffBytes are
+// not read: *too_large is set instead.
+Result<std::optional<std::string>> ReadRegular(Filesystem& fs, const std::string& path,
+                                               bool* too_large) {
+  auto attr = fs.Resolve(path, false);
+  if (!attr.ok() || !S_ISREG(attr->mode)) return std::optional<std::string>();
+  if (attr->size > kMaxContentDiffBytes) {
+    *too_large = true;
+    return std::optional<std::string>();
+  }
+  std::string out(attr->size, '\0');
+  size_t done = 0;
+  while (done < out.size()) {
+    ASSIGN_OR_RETURN(size_t n, fs.Read(attr->ino, done,
+                                       {reinterpret_cast<uint8_t*>(out.data()) + done, out.size() - done}));
+    if (n == 0) break;
+    done += n;
+  }
+  out.resize(done);
+  return std::optional<std::string>(std::move(out));
+}
+
+// `diff -u` of two texts (the system's diffutils), labelled a/PATH and b/PATH
+// (/dev/null for a missing side).
+Result<std::string> UnifiedDiff(const std::optional<std::string>& before,
+                                const std::optional<std::string>& after, const std::string& path) {
+  char dir_template[] = "/tmp/strata-diff-XXXXXX";
+  if (mkdtemp(dir_template) == nullptr) return IoError("cannot create a temporary directory");
+  const std::string dir = dir_template;
+  const std::string old_file = dir + "/a", new_file = dir + "/b";
+  std::ofstream(old_file, std::ios::binary) << before.value_or("");
+  std::ofstream(new_file, std::ios::binary) << after.value_or("");
+  const std::string old_label = before ? "a" + path : "/dev/null";
+  const std::string new_label = after ? "b" + path : "/dev/null";
+  int fds[2];
+  if (pipe(fds) != 0) return IoError("pipe failed");
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], STDOUT_FILENO);
+    close(fds[0]);
+    close(fds[1]);
+    execlp("diff", "diff", "-u", "--label", old_label.c_str(), "--label", new_label.c_str(),
+           old_file.c_str(), new_file.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(fds[1]);
+  std::string out;
+  char buf[65536];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof(buf))) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  close(fds[0]);
+  int status = 0;
+  if (pid > 0) waitpid(pid, &status, 0);
+  std::filesystem::remove_all(dir);
+  // diff exits 0 (same) or 1 (different); anything else is trouble.
+  if (pid < 0 || !WIFEXITED(status) || WEXITSTATUS(status) > 1) {
+    return IoError("running diff(1) failed (is diffutils installed?)");
+  }
+  return out;
+}
+
+// The content part of `diff --content` for one change: a unified diff, or a
+// line saying why there is none.
+Result<std::string> ContentDiff(Filesystem& from, Filesystem& to, const Change& c) {
+  bool too_large = false;
+  ASSIGN_OR_RETURN(auto before, ReadRegular(from, c.path, &too_large));
+  ASSIGN_OR_RETURN(auto after, ReadRegular(to, c.path, &too_large));
+  if (too_large) return std::string("(larger than 8 MiB: content not compared)\n");
+  if (!before && !after) return std::string();
+  auto binary = [](const std::optional<std::string>& s) {
+    return s && s->find('\0', 0) != std::string::npos;
+  };
+  if (binary(before) || binary(after)) return std::string("Binary files differ\n");
+  return UnifiedDiff(before, after, c.path);
+}
+
+Status Diff(Globals& g, const std::string& a, const std::string& b, bool content) {
   ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
   ASSIGN_OR_RETURN(Address aa, ParseAddress(a));
   ASSIGN_OR_RETURN(Address ab, ParseAddress(b));
@@ -169,6 +256,11 @@ Status Diff(Globals& g, const std::string& a, const std::string& b) {
   ASSIGN_OR_RETURN(View va, ResolveView(*store, aa));
   ASSIGN_OR_RETURN(View vb, ResolveView(*store, ab));
   ASSIGN_OR_RETURN(auto changes, store->Diff(va, vb));
+  std::unique_ptr<Filesystem> fa, fb;
+  if (content) {
+    ASSIGN_OR_RETURN(fa, store->OpenFilesystem(va));
+    ASSIGN_OR_RETURN(fb, store->OpenFilesystem(vb));
+  }
   if (g.json) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& c : changes) {
@@ -177,8 +269,11 @@ Status Diff(Globals& g, const std::string& a, const std::string& b) {
                                                                : "modified"},
                      {"path", c.path}, {"old_mode", c.old_mode}, {"new_mode", c.new_mode},
                      {"old_size", c.old_size}, {"new_size", c.new_size}});
+      if (content) {
+        ASSIGN_OR_RETURN(out.back()["content_diff"], ContentDiff(*fa, *fb, c));
+      }
     }
-    std::cout << out.dump(2) << "\n";
+    PrintJson(out);
     return Status::Ok();
   }
   for (const auto& c : changes) {
@@ -190,6 +285,10 @@ Status Diff(Globals& g, const std::string& a, const std::string& b) {
       std::cout << "  (" << ModeString(c.old_mode) << " -> " << ModeString(c.new_mode) << ")";
     }
     std::cout << "\n";
+    if (content) {
+      ASSIGN_OR_RETURN(std::string text, ContentDiff(*fa, *fb, c));
+      std::cout << text;
+    }
   }
   return Status::Ok();
 }
@@ -199,6 +298,7 @@ Status Diff(Globals& g, const std::string& a, const std::string& b) {
 void AddFileCommands(CLI::App& app, Globals& g) {
   static std::string ls_addr, cat_addr, put_addr, put_source = "-", copy_host, copy_addr, diff_a,
                                                     diff_b;
+  static bool diff_content = false;
   auto* ls = g.Add(app, "ls", "List a directory of any session or snapshot",
                    [&g] { return Ls(g, ls_addr); });
   ls->add_option("address", ls_addr, "SESSION[@SNAP][:PATH]")->required();
@@ -219,9 +319,10 @@ void AddFileCommands(CLI::App& app, Globals& g) {
       ->required();
 
   auto* diff = g.Add(app, "diff", "Paths added (+), removed (-) and modified (~) from A to B",
-                     [&g] { return Diff(g, diff_a, diff_b); });
+                     [&g] { return Diff(g, diff_a, diff_b, diff_content); });
   diff->add_option("a", diff_a, "SESSION[@SNAP]")->required();
   diff->add_option("b", diff_b, "SESSION[@SNAP]")->required();
+  diff->add_flag("--content", diff_content, "Also show a unified diff of each changed text file");
 }
 
 }  // namespace strata::cli

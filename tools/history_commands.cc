@@ -71,22 +71,13 @@ ChangeCounts Count(const std::vector<Change>& changes) {
   return n;
 }
 
-nlohmann::json ParsedJson(const std::optional<std::string>& text) {
-  if (!text.has_value()) return nullptr;
-  return nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
-}
-
-std::string Dump(const nlohmann::json& j, int indent = -1) {
-  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
 nlohmann::json CallJson(const ToolCall& c, const ChangeCounts& n) {
   nlohmann::json j = {{"id", c.id},
                       {"parent", c.parent.has_value() ? nlohmann::json(*c.parent) : nullptr},
                       {"name", c.name},
                       {"status", CallStatusName(c.status)},
-                      {"args", ParsedJson(c.args)},
-                      {"result", ParsedJson(c.result)},
+                      {"args", ParseStoredJson(c.args)},
+                      {"result", ParseStoredJson(c.result)},
                       {"error", c.error.has_value() ? nlohmann::json(*c.error) : nullptr},
                       {"exit_status", c.exit_status.has_value() ? nlohmann::json(*c.exit_status) : nullptr},
                       {"start_ns", c.start_ns},
@@ -127,7 +118,7 @@ CallStart Start(const CallArgs& a) {
 
 Status PrintId(Globals& g, const ToolCall& c) {
   if (g.json) {
-    std::cout << Dump(CallJson(c, {})) << "\n";
+    PrintJson(CallJson(c, {}), -1);
   } else {
     std::cout << c.id << "\n";
   }
@@ -153,7 +144,7 @@ Status CallEndCmd(Globals& g, const CallArgs& a, CLI::App* cmd) {
   ASSIGN_OR_RETURN(ToolCall c, store->EndCall(a.id, outcome));
   RETURN_IF_ERROR(store->Sync());
   if (g.json) {
-    std::cout << Dump(CallJson(c, {})) << "\n";
+    PrintJson(CallJson(c, {}), -1);
   } else {
     std::cout << "call " << c.id << " " << CallStatusName(c.status) << " ("
               << FormatDuration(c.end_ns.value_or(c.start_ns) - c.start_ns) << ")\n";
@@ -210,7 +201,7 @@ Status LogCmd(Globals& g, const LogArgs& a) {
                         std::to_string(n.removed)});
   }
   if (g.json) {
-    std::cout << Dump(out, 2) << "\n";
+    PrintJson(out);
   } else {
     PrintTable(rows);
   }
@@ -239,7 +230,7 @@ Status ShowCmd(Globals& g, const std::string& session, int64_t id) {
                        {"path", ch.path}, {"old_size", ch.old_size}, {"new_size", ch.new_size}});
     }
     j["paths"] = paths;
-    std::cout << Dump(j, 2) << "\n";
+    PrintJson(j);
     return Status::Ok();
   }
   std::cout << "call " << c.id << ": " << c.name << " (" << CallStatusName(c.status) << ")\n";
@@ -297,7 +288,7 @@ Status SqlCmd(Globals& g, const std::string& statement) {
       }
       out.push_back(obj);
     }
-    std::cout << Dump(out, 2) << "\n";
+    PrintJson(out);
     return Status::Ok();
   }
   std::vector<std::vector<std::string>> rows{result.columns};

@@ -1,4 +1,4 @@
-// gc, fsck.
+// rm, gc, fsck.
 #include <iostream>
 
 #include "cli.h"
@@ -10,8 +10,8 @@ namespace {
 Status Gc(Globals& g) {
   ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
   ASSIGN_OR_RETURN(GcStats stats, store->CollectGarbage());
-  std::cout << "freed " << stats.chunks_freed << " chunks (" << FormatSize(stats.bytes_freed)
-            << " stored)\n";
+  std::cout << "freed " << stats.branches_freed << " branches of removed sessions, "
+            << stats.chunks_freed << " chunks (" << FormatSize(stats.bytes_freed) << " stored)\n";
   return Status::Ok();
 }
 
@@ -26,11 +26,23 @@ Status Fsck(Globals& g) {
   return Status::Ok();
 }
 
+Status Rm(Globals& g, const std::string& session) {
+  RETURN_IF_ERROR(RequireUnmounted(g, session, "unmount it first"));
+  ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
+  RETURN_IF_ERROR(store->RemoveSession(session));
+  std::cout << "removed session " << session << " ('strata gc' reclaims its data)\n";
+  return Status::Ok();
+}
+
 }  // namespace
 
 void AddMaintenanceCommands(CLI::App& app, Globals& g) {
-  g.Add(app, "gc", "Delete chunks that no file, snapshot or fork references",
+  g.Add(app, "gc", "Reclaim removed sessions and chunks nothing references any more",
         [&g] { return Gc(g); });
+  static std::string rm_session;
+  auto* rm = g.Add(app, "rm", "Remove a session (its forks stay); 'strata gc' reclaims the space",
+                   [&g] { return Rm(g, rm_session); });
+  rm->add_option("session", rm_session, "Session")->required();
   g.Add(app, "fsck", "Check the store: chunks, references, trees and link counts",
         [&g] { return Fsck(g); });
 }

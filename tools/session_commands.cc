@@ -30,7 +30,7 @@ Status Sessions(Globals& g) {
       out.push_back({{"name", s.name}, {"branch", s.branch}, {"created_ns", s.created_ns},
                      {"head_version", b.head_version}, {"depth", b.depth}});
     }
-    std::cout << out.dump(2) << "\n";
+    PrintJson(out);
     return Status::Ok();
   }
   std::vector<std::vector<std::string>> rows{{"SESSION", "BRANCH", "DEPTH", "VERSION", "CREATED"}};
@@ -50,8 +50,9 @@ Status Snapshot(Globals& g, const std::string& session, const std::string& name)
   ASSIGN_OR_RETURN(auto snaps, store->ListSnapshots(view.branch));
   int64_t id = snaps.empty() ? 0 : snaps.back().id;
   if (g.json) {
-    std::cout << nlohmann::json{{"session", session}, {"snapshot", id}, {"name", name},
-                                {"branch", view.branch}, {"version", v}}.dump() << "\n";
+    PrintJson({{"session", session}, {"snapshot", id}, {"name", name}, {"branch", view.branch},
+               {"version", v}},
+              -1);
   } else {
     std::cout << session << "@" << (name.empty() ? std::to_string(id) : name) << " (version "
               << v << ")\n";
@@ -68,7 +69,7 @@ Status Snapshots(Globals& g, const std::string& session) {
       out.push_back({{"id", s.id}, {"name", s.name}, {"branch", s.branch}, {"version", s.version},
                      {"created_ns", s.created_ns}});
     }
-    std::cout << out.dump(2) << "\n";
+    PrintJson(out);
     return Status::Ok();
   }
   std::vector<std::vector<std::string>> rows{{"ID", "NAME", "BRANCH", "VERSION", "CREATED"}};

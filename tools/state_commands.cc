@@ -36,15 +36,6 @@ std::string ReadStdin() {
   return std::string(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
 }
 
-// A stored value (valid JSON) as a json object, for --json output.
-nlohmann::json Parsed(const std::string& value) {
-  return nlohmann::json::parse(value, nullptr, /*allow_exceptions=*/false);
-}
-
-std::string Dump(const nlohmann::json& j, int indent = -1) {
-  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
 Status Get(Globals& g, const std::string& where, const std::string& key) {
   ASSIGN_OR_RETURN(KvTarget t, OpenKv(g, where, false));
   auto value = t.store->KvGet(t.view, key);
@@ -61,8 +52,8 @@ Status List(Globals& g, const std::string& where, const std::string& prefix) {
   ASSIGN_OR_RETURN(auto entries, t.store->KvList(t.view, prefix));
   if (g.json) {
     nlohmann::json out = nlohmann::json::array();
-    for (const auto& e : entries) out.push_back({{"key", e.key}, {"value", Parsed(e.value)}});
-    std::cout << Dump(out, 2) << "\n";
+    for (const auto& e : entries) out.push_back({{"key", e.key}, {"value", ParseStoredJson(e.value)}});
+    PrintJson(out);
     return Status::Ok();
   }
   std::vector<std::vector<std::string>> rows{{"KEY", "VALUE"}};
@@ -109,7 +100,7 @@ Status Update(Globals& g, const std::string& where, const std::string& arg) {
     if (value.is_null()) {
       changes.push_back({key, std::nullopt});
     } else {
-      changes.push_back({key, Dump(value)});
+      changes.push_back({key, value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
     }
   }
   return Apply(g, where, changes);

@@ -69,6 +69,10 @@ class Store {
   virtual Result<SessionInfo> CreateSession(std::string_view name, Cred owner = {}) = 0;
   virtual Result<SessionInfo> GetSession(std::string_view name) = 0;
   virtual Result<std::vector<SessionInfo>> ListSessions() = 0;
+  // Removes a session: its name, snapshots and history become unreachable,
+  // and CollectGarbage reclaims its data once no other session's branch
+  // descends from it (forks of it keep working). Not undoable.
+  virtual Status RemoveSession(std::string_view name) = 0;
   // Every branch the session has pointed at, newest first. Restore moves a
   // session to a new branch; snapshots of the earlier ones stay reachable.
   virtual Result<std::vector<BranchId>> SessionBranches(std::string_view session) = 0;
@@ -138,7 +142,8 @@ class Store {
   virtual Result<std::unique_ptr<Filesystem>> OpenFilesystem(View view) = 0;
 
   // --- Maintenance.
-  // Deletes chunks no block references any longer.
+  // Deletes the rows of removed sessions' branches that nothing descends
+  // from, then the chunks no block references any longer.
   virtual Result<GcStats> CollectGarbage() = 0;
   // Checks that every block's chunk exists and hashes to its key, that every
   // visible directory entry points at a live inode and that nlink counts

@@ -189,6 +189,7 @@ struct BranchInfo {
 };
 
 struct GcStats {
+  uint64_t branches_freed = 0;  // of removed sessions, no longer needed by any other
   uint64_t chunks_freed = 0;
   uint64_t bytes_freed = 0;  // stored (compressed) bytes
 };

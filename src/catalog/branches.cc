@@ -25,6 +25,38 @@ constexpr const char* kBumpHead =
 constexpr const char* kSelectAncestry =
     "SELECT ancestor, vlimit, depth FROM ancestry WHERE branch = ?1 ORDER BY depth";
 
+constexpr const char* kDropSessionBranches =
+    "INSERT OR IGNORE INTO dropped_branches(branch, dropped_ns)"
+    " SELECT branch, ?2 FROM session_branches WHERE session = ?1";
+constexpr const char* kDeleteSessionHistory = "DELETE FROM session_branches WHERE session = ?1";
+constexpr const char* kDeleteSession = "DELETE FROM sessions WHERE name = ?1";
+// Garbage: dropped branches that no live branch has in its ancestry (the
+// ancestry is flattened, so this covers ancestors at any depth), and that
+// no session still points at (a restore can point a session back at a branch
+// it left).
+constexpr const char* kPrepareGarbageBranches = R"sql(
+CREATE TEMP TABLE IF NOT EXISTS gc_branches (branch INTEGER PRIMARY KEY);
+DELETE FROM temp.gc_branches;
+INSERT INTO temp.gc_branches
+  SELECT d.branch FROM dropped_branches d
+  WHERE d.branch NOT IN (SELECT branch FROM session_branches)
+    AND NOT EXISTS (SELECT 1 FROM ancestry a
+                    WHERE a.ancestor = d.branch
+                      AND a.branch NOT IN (SELECT branch FROM dropped_branches));
+)sql";
+constexpr const char* kDeleteGarbageBranches = R"sql(
+DELETE FROM inodes WHERE branch IN (SELECT branch FROM temp.gc_branches);
+DELETE FROM dentries WHERE branch IN (SELECT branch FROM temp.gc_branches);
+DELETE FROM blocks WHERE branch IN (SELECT branch FROM temp.gc_branches);
+DELETE FROM xattrs WHERE branch IN (SELECT branch FROM temp.gc_branches);
+DELETE FROM orphans WHERE branch IN (SELECT branch FROM temp.gc_branches);
+DELETE FROM kv WHERE branch IN (SELECT branch FROM temp.gc_branches);
+DELETE FROM tool_calls WHERE branch IN (SELECT branch FROM temp.gc_branches);
+DELETE FROM snapshots WHERE branch IN (SELECT branch FROM temp.gc_branches);
+DELETE FROM ancestry WHERE branch IN (SELECT branch FROM temp.gc_branches);
+DELETE FROM branches WHERE id IN (SELECT branch FROM temp.gc_branches);
+DELETE FROM dropped_branches WHERE branch IN (SELECT branch FROM temp.gc_branches);
+)sql";
 constexpr const char* kInsertSession =
     "INSERT INTO sessions(name, branch, created_ns) VALUES (?1, ?2, ?3)";
 constexpr const char* kUpdateSession = "UPDATE sessions SET branch = ?2 WHERE name = ?1";
@@ -135,6 +167,27 @@ Result<std::vector<std::pair<BranchId, Version>>> Ancestry(sql::Connection& conn
   }
   if (out.empty()) return NotFound("no branch " + std::to_string(view.branch));
   return out;
+}
+
+Status DeleteSession(sql::Connection& conn, std::string_view name, int64_t now_ns) {
+  RETURN_IF_ERROR(GetSession(conn, name).status());
+  ASSIGN_OR_RETURN(sql::Statement drop, conn.Prepare(kDropSessionBranches));
+  RETURN_IF_ERROR(drop.BindText(1, name).Bind(2, now_ns).Run());
+  for (const char* sql : {kDeleteSessionHistory, kDeleteSession}) {
+    ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(sql));
+    RETURN_IF_ERROR(s.BindText(1, name).Run());
+  }
+  return Status::Ok();
+}
+
+Result<uint64_t> DeleteDroppedBranches(sql::Connection& conn) {
+  RETURN_IF_ERROR(conn.Exec(kPrepareGarbageBranches));
+  ASSIGN_OR_RETURN(sql::Statement count, conn.Prepare("SELECT count(*) FROM temp.gc_branches"));
+  ASSIGN_OR_RETURN(bool row, count.Step());
+  const uint64_t n = row ? static_cast<uint64_t>(count.Int(0)) : 0;
+  RETURN_IF_ERROR(count.Run());
+  if (n > 0) RETURN_IF_ERROR(conn.Exec(kDeleteGarbageBranches));
+  return n;
 }
 
 Status ValidateSessionName(std::string_view name) {

@@ -41,6 +41,13 @@ Status InsertSession(sql::Connection& conn, std::string_view name, BranchId bran
 Status SetSessionBranch(sql::Connection& conn, std::string_view name, BranchId branch,
                         int64_t now_ns);
 Result<SessionInfo> GetSession(sql::Connection& conn, std::string_view name);
+// Removes the session's name and history; every branch it pointed at becomes
+// a dropped branch, whose rows DeleteDroppedBranches reclaims once no other
+// branch sees it as an ancestor.
+Status DeleteSession(sql::Connection& conn, std::string_view name, int64_t now_ns);
+// Deletes every row (tree, kv, calls, snapshots, ancestry) of the dropped
+// branches that no remaining branch descends from. Returns how many.
+Result<uint64_t> DeleteDroppedBranches(sql::Connection& conn);
 Result<std::vector<SessionInfo>> ListSessions(sql::Connection& conn);
 // Every branch `name` has pointed at, newest first.
 Result<std::vector<BranchId>> SessionBranches(sql::Connection& conn, std::string_view name);

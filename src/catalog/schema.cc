@@ -161,8 +161,16 @@ CREATE TABLE tool_calls (
 CREATE INDEX tool_calls_by_branch ON tool_calls(branch, id);
 )sql";
 
+// Version 4: branches of removed sessions, for gc.
+constexpr const char* kMigrationV4 = R"sql(
+CREATE TABLE dropped_branches (
+  branch     INTEGER PRIMARY KEY,
+  dropped_ns INTEGER NOT NULL
+);
+)sql";
+
 // kMigrations[i] upgrades schema version i+1 to i+2.
-const std::vector<const char*> kMigrations = {kMigrationV2, kMigrationV3};
+const std::vector<const char*> kMigrations = {kMigrationV2, kMigrationV3, kMigrationV4};
 
 Result<int64_t> PragmaInt(sql::Connection& conn, const char* pragma) {
   ASSIGN_OR_RETURN(sql::Statement stmt, conn.Prepare(pragma));

@@ -75,6 +75,12 @@ class StoreImpl final : public Store {
     return Read([&](sql::Connection& c) { return catalog::GetSession(c, name); });
   }
 
+  Status RemoveSession(std::string_view name) override {
+    return WriteTxn([&](sql::Connection& conn) {
+      return catalog::DeleteSession(conn, name, core_->Now());
+    });
+  }
+
   Result<std::vector<BranchId>> SessionBranches(std::string_view name) override {
     return Read([&](sql::Connection& c) { return catalog::SessionBranches(c, name); });
   }
@@ -262,7 +268,9 @@ class StoreImpl final : public Store {
   Result<GcStats> CollectGarbage() override {
     GcStats stats;
     RETURN_IF_ERROR(WriteTxn([&](sql::Connection& conn) -> Status {
+      ASSIGN_OR_RETURN(uint64_t branches, catalog::DeleteDroppedBranches(conn));
       ASSIGN_OR_RETURN(stats, core_->chunks().CollectUnreferenced(conn));
+      stats.branches_freed = branches;
       return Status::Ok();
     }));
     return stats;

@@ -183,13 +183,14 @@ TEST_F(CallsTest, AStoreFromBeforeTheLogIsMigratedOnOpen) {
   {
     RawDb raw(dir_.File("store.db"));
     raw.Exec("DROP TABLE tool_calls");
+    raw.Exec("DROP TABLE dropped_branches");
     raw.Exec("PRAGMA user_version = 2");
   }
   OpenStore(StoreOptions{});
   EXPECT_TRUE(HeadIds().empty());
   int64_t id = Record("after");
   EXPECT_EQ(HeadIds(), (std::vector<int64_t>{id}));
-  EXPECT_EQ(RawDb(dir_.File("store.db")).Int("PRAGMA user_version"), 3);
+  EXPECT_EQ(RawDb(dir_.File("store.db")).Int("PRAGMA user_version"), 4);
 }
 
 }  // namespace

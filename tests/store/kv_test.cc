@@ -125,6 +125,7 @@ TEST_F(KvTest, AStoreFromBeforeKeyValueStateIsMigratedOnOpen) {
     RawDb raw(dir_.File("store.db"));
     raw.Exec("DROP TABLE kv");
     raw.Exec("DROP TABLE tool_calls");
+    raw.Exec("DROP TABLE dropped_branches");
     raw.Exec("PRAGMA user_version = 1");
   }
   StoreOptions read_only;
@@ -135,7 +136,7 @@ TEST_F(KvTest, AStoreFromBeforeKeyValueStateIsMigratedOnOpen) {
   EXPECT_EQ(Head("k"), "<NotFound>");
   ASSERT_OK(Set(branch_, "k", "2"));
   EXPECT_EQ(Head("k"), "2");
-  EXPECT_EQ(RawDb(dir_.File("store.db")).Int("PRAGMA user_version"), 3);
+  EXPECT_EQ(RawDb(dir_.File("store.db")).Int("PRAGMA user_version"), 4);
 }
 
 }  // namespace

@@ -166,7 +166,7 @@ TEST_F(CliTest, FsckReportsCleanStoreAndGcFreesOverwrittenData) {
   ASSERT_EQ(Strata("put s:/f", std::string(200000, 'b')).exit_code, 0);
   CliRun gc = Strata("gc");
   ASSERT_EQ(gc.exit_code, 0) << gc.err;
-  EXPECT_NE(gc.out.find("freed 2 chunks"), std::string::npos) << gc.out;
+  EXPECT_NE(gc.out.find(", 2 chunks ("), std::string::npos) << gc.out;
   CliRun fsck = Strata("fsck");
   EXPECT_EQ(fsck.exit_code, 0) << fsck.out << fsck.err;
   EXPECT_NE(fsck.out.find("no problems found"), std::string::npos);
@@ -413,6 +413,49 @@ TEST_F(CliSqlTest, AnythingButReadingIsRefusedAndTheStoreIsUnchanged) {
   EXPECT_FALSE(std::filesystem::exists(dir_.File("other.db")));
   EXPECT_EQ(Strata("kv s get k").out, "1\n");
   EXPECT_EQ(Strata("sessions").exit_code, 0);
+}
+
+}  // namespace
+}  // namespace strata
+
+namespace strata {
+namespace {
+
+TEST_F(CliTest, DiffContentShowsUnifiedDiffsOfTextFiles) {
+  ASSERT_EQ(Strata("init s").exit_code, 0);
+  ASSERT_EQ(Strata("put s:/a.txt", "one\ntwo\nthree\n").exit_code, 0);
+  ASSERT_EQ(Strata("put s:/b.bin", std::string("\0\1", 2)).exit_code, 0);
+  ASSERT_EQ(Strata("snapshot s v1").exit_code, 0);
+  ASSERT_EQ(Strata("put s:/a.txt", "one\n2\nthree\n").exit_code, 0);
+  ASSERT_EQ(Strata("put s:/b.bin", std::string("\0\2", 2)).exit_code, 0);
+  CliRun r = Strata("diff --content s@v1 s");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "~ /a.txt  (14 -> 12 bytes)\n"
+            "--- a/a.txt\n+++ b/a.txt\n@@ -1,3 +1,3 @@\n one\n-two\n+2\n three\n"
+            "~ /b.bin\nBinary files differ\n");
+  auto j = nlohmann::json::parse(Strata("--json diff --content s s@v1").out);
+  ASSERT_EQ(j.size(), 2u);
+  EXPECT_EQ(j[0]["content_diff"], "--- a/a.txt\n+++ b/a.txt\n@@ -1,3 +1,3 @@\n one\n-2\n+two\n three\n");
+}
+
+TEST_F(CliTest, RmRemovesASessionAndGcReclaimsIt) {
+  ASSERT_EQ(Strata("init s").exit_code, 0);
+  ASSERT_EQ(Strata("put s:/data", std::string(100000, 'x')).exit_code, 0);
+  ASSERT_EQ(Strata("fork s f").exit_code, 0);
+  ASSERT_EQ(Strata("rm s").exit_code, 0);
+  CliRun again = Strata("rm s");
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_NE(again.err.find("no session 's'"), std::string::npos) << again.err;
+  CliRun gc = Strata("gc");
+  ASSERT_EQ(gc.exit_code, 0) << gc.err;
+  EXPECT_NE(gc.out.find("freed 0 branches"), std::string::npos) << gc.out;  // f still needs it
+  EXPECT_EQ(Strata("cat f:/data").out, std::string(100000, 'x'));
+  ASSERT_EQ(Strata("rm f").exit_code, 0);
+  gc = Strata("gc");
+  EXPECT_NE(gc.out.find("freed 2 branches"), std::string::npos) << gc.out;
+  EXPECT_EQ(Strata("fsck").exit_code, 0);
+  EXPECT_EQ(Strata("--json sessions").out, "[]\n");
 }
 
 }  // namespace

@@ -1,0 +1,102 @@
+// Removing sessions and reclaiming their data with gc, on a real store:
+// nothing another session can still see is lost.
+#include <string>
+#include <vector>
+
+#include "testing/raw_db.h"
+#include "testing/temp_store.h"
+
+namespace strata {
+namespace {
+
+using ::strata::testing::RawDb;
+using ::strata::testing::StoreTest;
+
+class RemoveTest : public StoreTest {
+ protected:
+  // A new session holding one file `name` with `content`.
+  BranchId SessionWithFile(const std::string& session, const std::string& name,
+                           const std::string& content) {
+    auto info = store_->CreateSession(session);
+    EXPECT_TRUE(info.ok()) << info.status().ToString();
+    WriteInto(info->branch, name, content);
+    return info->branch;
+  }
+  void WriteInto(BranchId branch, const std::string& name, const std::string& content) {
+    auto fs = store_->OpenFilesystem(View{branch, kHead});
+    ASSERT_TRUE(fs.ok()) << fs.status().ToString();
+    ASSERT_OK_AND_ASSIGN(Attr a, (*fs)->Create(kRootIno, name, 0644, Cred{}));
+    ASSERT_OK((*fs)->Write(a.ino, 0, {reinterpret_cast<const uint8_t*>(content.data()),
+                                      content.size()}).status());
+    ASSERT_OK((*fs)->Release(a.ino));
+    ASSERT_OK((*fs)->FlushAll());
+  }
+  std::string Cat(View view, const std::string& name) {
+    auto fs = store_->OpenFilesystem(view);
+    if (!fs.ok()) return "<" + std::string(CodeName(fs.status().code())) + ">";
+    auto a = (*fs)->Lookup(kRootIno, name);
+    if (!a.ok()) return "<" + std::string(CodeName(a.status().code())) + ">";
+    return ReadAll(**fs, a->ino);
+  }
+  int64_t Rows(const std::string& sql) { return RawDb(dir_.File("store.db")).Int(sql); }
+};
+
+TEST_F(RemoveTest, GcReclaimsARemovedSessionButNotWhatOthersShare) {
+  const std::string own(200'000, 'o');     // only in "gone"
+  const std::string shared(200'000, 's');  // also in "kept"
+  BranchId gone = SessionWithFile("gone", "own", own);
+  WriteInto(gone, "shared", shared);
+  ASSERT_OK(store_->KvUpdate(gone, {KvChange{"k", "1"}}));
+  ASSERT_OK(store_->RecordCall(gone, CallStart{"tool", "{}", {}, {}}, CallOutcome{}).status());
+  ASSERT_OK(store_->Snapshot(gone, "v1").status());
+  BranchId kept = SessionWithFile("kept", "shared", shared);
+
+  ASSERT_OK(store_->RemoveSession("gone"));
+  EXPECT_CODE(store_->GetSession("gone"), Code::kNotFound);
+  EXPECT_CODE(store_->RemoveSession("gone"), Code::kNotFound);
+  ASSERT_OK_AND_ASSIGN(GcStats stats, store_->CollectGarbage());
+  EXPECT_EQ(stats.branches_freed, 1u);
+  EXPECT_GE(stats.chunks_freed, 1u);  // "own"; "shared" is still used by "kept"
+  EXPECT_EQ(Cat(View{kept, kHead}, "shared"), shared);
+  for (const char* table : {"inodes", "dentries", "blocks", "kv", "tool_calls", "snapshots",
+                            "ancestry"}) {
+    EXPECT_EQ(Rows(std::string("SELECT count(*) FROM ") + table + " WHERE branch = " +
+                   std::to_string(gone)),
+              0)
+        << table;
+  }
+  EXPECT_EQ(Rows("SELECT count(*) FROM branches WHERE id = " + std::to_string(gone)), 0);
+  ASSERT_OK_AND_ASSIGN(GcStats again, store_->CollectGarbage());
+  EXPECT_EQ(again.branches_freed, 0u);
+  EXPECT_EQ(again.chunks_freed, 0u);
+  ASSERT_OK_AND_ASSIGN(auto problems, store_->CheckIntegrity());
+  EXPECT_TRUE(problems.empty());
+}
+
+TEST_F(RemoveTest, AForkOutlivesItsRemovedParentUntilItGoesToo) {
+  BranchId parent = SessionWithFile("parent", "f", "from the parent");
+  ASSERT_OK_AND_ASSIGN(BranchId child, store_->Fork(View{parent, kHead}, "child"));
+  ASSERT_OK(store_->RemoveSession("parent"));
+  ASSERT_OK_AND_ASSIGN(GcStats stats, store_->CollectGarbage());
+  EXPECT_EQ(stats.branches_freed, 0u);  // the child still sees through it
+  EXPECT_EQ(Cat(View{child, kHead}, "f"), "from the parent");
+  ASSERT_OK(store_->RemoveSession("child"));
+  ASSERT_OK_AND_ASSIGN(stats, store_->CollectGarbage());
+  EXPECT_EQ(stats.branches_freed, 2u);
+  EXPECT_GE(stats.chunks_freed, 1u);
+  EXPECT_EQ(Rows("SELECT count(*) FROM blocks"), 0);  // "main" has no files
+  ASSERT_OK_AND_ASSIGN(auto problems, store_->CheckIntegrity());
+  EXPECT_TRUE(problems.empty());
+}
+
+TEST_F(RemoveTest, ARestoredSessionsEarlierBranchesGoWithIt) {
+  BranchId first = SessionWithFile("s", "f", "v1");
+  ASSERT_OK_AND_ASSIGN(Version v1, store_->Snapshot(first, "one"));
+  ASSERT_OK(store_->Restore("s", View{first, v1}).status());  // s now on a second branch
+  ASSERT_OK(store_->RemoveSession("s"));
+  ASSERT_OK_AND_ASSIGN(GcStats stats, store_->CollectGarbage());
+  EXPECT_EQ(stats.branches_freed, 2u);
+}
+
+}  // namespace
+}  // namespace strata
