@@ -460,3 +460,19 @@ TEST_F(CliTest, RmRemovesASessionAndGcReclaimsIt) {
 
 }  // namespace
 }  // namespace strata
+
+namespace strata {
+namespace {
+
+TEST_F(CliTest, JsonOutputSurvivesNamesThatAreNotUtf8) {
+  ASSERT_EQ(Strata("init s").exit_code, 0);
+  ASSERT_EQ(Strata("put 's:/bad\xff" "name'", "x").exit_code, 0);
+  CliRun ls = Strata("--json ls s:/");
+  ASSERT_EQ(ls.exit_code, 0) << ls.err;  // it used to abort in the JSON library
+  auto entries = nlohmann::json::parse(ls.out);
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0]["name"], "bad\xEF\xBF\xBDname");  // U+FFFD for the bad byte
+}
+
+}  // namespace
+}  // namespace strata
