@@ -1,4 +1,4 @@
-// rm, gc, fsck.
+// export, import, rm, gc, fsck.
 #include <iostream>
 
 #include "cli.h"
@@ -34,11 +34,39 @@ Status Rm(Globals& g, const std::string& session) {
   return Status::Ok();
 }
 
+Status Export(Globals& g, const std::string& session, const std::string& file) {
+  RETURN_IF_ERROR(FlushIfMounted(g, session));
+  ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
+  ASSIGN_OR_RETURN(BundleStats s, store->Export(session, file));
+  std::cout << "exported session " << s.session << " to " << file << ": " << s.branches
+            << " branches, " << s.calls << " tool calls, " << s.chunks << " chunks ("
+            << FormatSize(s.chunk_bytes) << ")\n";
+  return Status::Ok();
+}
+
+Status Import(Globals& g, const std::string& file, const std::string& as) {
+  ASSIGN_OR_RETURN(auto store, OpenStore(g, true));
+  ASSIGN_OR_RETURN(BundleStats s, store->Import(file, as));
+  std::cout << "imported session " << s.session << ": " << s.branches << " branches, " << s.calls
+            << " tool calls, " << s.chunks << " chunks (" << s.chunks_reused
+            << " already in the store)\n";
+  return Status::Ok();
+}
+
 }  // namespace
 
 void AddMaintenanceCommands(CLI::App& app, Globals& g) {
   g.Add(app, "gc", "Reclaim removed sessions and chunks nothing references any more",
         [&g] { return Gc(g); });
+  static std::string export_session, export_file, import_file, import_as;
+  auto* exp = g.Add(app, "export", "Write a session (lineage, history, KV, chunks) to one file",
+                    [&g] { return Export(g, export_session, export_file); });
+  exp->add_option("session", export_session, "Session")->required();
+  exp->add_option("file", export_file, "Bundle file to create (never overwritten)")->required();
+  auto* imp = g.Add(app, "import", "Bring a bundle made by 'strata export' into this store",
+                    [&g] { return Import(g, import_file, import_as); });
+  imp->add_option("file", import_file, "Bundle file")->required();
+  imp->add_option("--as", import_as, "Session name to import as (default: the bundle's)");
   static std::string rm_session;
   auto* rm = g.Add(app, "rm", "Remove a session (its forks stay); 'strata gc' reclaims the space",
                    [&g] { return Rm(g, rm_session); });

@@ -137,6 +137,16 @@ class Store {
   // and the store cannot be changed through this connection.
   virtual Result<QueryResult> Query(std::string_view sql) = 0;
 
+  // --- Portable bundles (see README.md): one file holding a session's
+  // lineage, history, key-value state and exactly the chunks it needs.
+  // Writes session's committed state (with this process's buffered writes)
+  // to a new file; refuses to overwrite one.
+  virtual Result<BundleStats> Export(std::string_view session, const std::string& bundle_path) = 0;
+  // Verifies a bundle completely (checksum, structure, every chunk), then
+  // imports it as session `as` (default: its own name), reusing the chunks
+  // this store already has. A bad bundle is refused and imports nothing.
+  virtual Result<BundleStats> Import(const std::string& bundle_path, std::string_view as = "") = 0;
+
   // --- Filesystems.
   // A filesystem over a branch's head (writable) or a past version (read-only).
   virtual Result<std::unique_ptr<Filesystem>> OpenFilesystem(View view) = 0;

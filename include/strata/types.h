@@ -180,6 +180,16 @@ struct QueryResult {
   std::vector<std::vector<QueryCell>> rows;
 };
 
+// What an export or import moved.
+struct BundleStats {
+  std::string session;
+  uint64_t branches = 0;
+  uint64_t chunks = 0;         // chunks in the bundle
+  uint64_t chunks_reused = 0;  // import: chunks the store already had
+  uint64_t chunk_bytes = 0;    // stored (compressed) bytes of the bundle's chunks
+  uint64_t calls = 0;
+};
+
 struct BranchInfo {
   BranchId id = 0;
   std::optional<BranchId> parent;

@@ -8,6 +8,7 @@
 #include "fs/diff.h"
 #include "fs/filesystem_impl.h"
 #include "fs/integrity.h"
+#include "store/bundle.h"
 #include "store/query.h"
 #include "tree/kv.h"
 #include "strata/filesystem.h"
@@ -252,6 +253,21 @@ class StoreImpl final : public Store {
       ASSIGN_OR_RETURN(auto ancestry, catalog::Ancestry(c, view));
       return catalog::ListCalls(c, ancestry, filter);
     });
+  }
+
+  Result<BundleStats> Export(std::string_view session, const std::string& bundle_path) override {
+    if (!core_->db().read_only()) {
+      ASSIGN_OR_RETURN(SessionInfo info, GetSession(session));
+      RETURN_IF_ERROR(WriteTxn([&](sql::Connection& conn) { return WritePending(conn, info.branch); }));
+    }
+    return ExportBundle(path(), session, bundle_path, core_->Now());
+  }
+
+  Result<BundleStats> Import(const std::string& bundle_path, std::string_view as) override {
+    if (core_->db().read_only()) return ReadOnly("store " + path() + " is open read-only");
+    if (!as.empty()) RETURN_IF_ERROR(catalog::ValidateSessionName(as));
+    RETURN_IF_ERROR(core_->db().CommitOpenBatch());
+    return ImportBundle(path(), bundle_path, as, core_->chunks());
   }
 
   Result<QueryResult> Query(std::string_view sql) override {

@@ -476,3 +476,147 @@ TEST_F(CliTest, JsonOutputSurvivesNamesThatAreNotUtf8) {
 
 }  // namespace
 }  // namespace strata
+
+namespace strata {
+namespace {
+
+class CliBundleTest : public CliTest {
+ protected:
+  // The first line where `a` and `b` differ ("" when equal), for messages.
+  static std::string FirstDifference(const std::string& a, const std::string& b) {
+    std::istringstream sa(a), sb(b);
+    std::string la, lb;
+    for (int n = 1;; ++n) {
+      bool ga = static_cast<bool>(std::getline(sa, la)), gb = static_cast<bool>(std::getline(sb, lb));
+      if (!ga && !gb) return "";
+      if (!ga || !gb || la != lb) {
+        size_t at = 0;
+        while (at < la.size() && at < lb.size() && la[at] == lb[at]) ++at;
+        const size_t from = at > 40 ? at - 40 : 0;
+        return "line " + std::to_string(n) + ": '" + la.substr(from, 100) + "' vs '" + lb.substr(from, 100) + "'";
+      }
+    }
+  }
+  // Everything a user can see of a session, as text: history, state, files
+  // (with contents) and snapshots.
+  std::string Everything(const std::string& store, const std::string& session) {
+    auto run = [&](const std::string& args) {
+      CliRun r = Strata("--store '" + store + "' " + args, "", false);
+      EXPECT_EQ(r.exit_code, 0) << args << ": " << r.err;
+      return r.out;
+    };
+    auto calls = nlohmann::json::parse(run("--json log " + session));
+    for (auto& c : calls) {  // branch and call ids are each store's own
+      c.erase("branch");
+      c.erase("id");
+      c["parent"] = !c["parent"].is_null();
+    }
+    std::string out = calls.dump() + "\n" + run("--json kv " + session + " list") +
+                      run("--json sql \"SELECT path, type, mode, size, target FROM files WHERE session = '" +
+                          session + "' ORDER BY path\"");
+    auto files = nlohmann::json::parse(
+        run("--json sql \"SELECT path FROM files WHERE session = '" + session + "' AND type = 'file'\""));
+    for (const auto& f : files) out += run("cat " + session + ":" + f["path"].get<std::string>());
+    auto snaps = nlohmann::json::parse(run("--json snapshots " + session));
+    for (const auto& s : snaps) {
+      out += s["name"].get<std::string>() + "\n";
+      out += run("ls " + session + "@" + s["name"].get<std::string>() + ":/");
+    }
+    return out;
+  }
+
+  // A source store: "work" forked from "base", with history, state,
+  // snapshots, and data shared with base.
+  void MakeSource() {
+    ASSERT_EQ(Strata("init base").exit_code, 0);
+    // Incompressible, so that most of a bundle is chunk data.
+    std::string big(300'000, '\0');
+    uint32_t x = 12345;
+    for (char& c : big) {
+      x = x * 1103515245u + 12345u;
+      c = static_cast<char>(x >> 24);
+    }
+    ASSERT_EQ(Strata("put base:/lib/big", big).exit_code, 0);
+    ASSERT_EQ(Strata("snapshot base v1").exit_code, 0);
+    ASSERT_EQ(Strata("fork base@v1 work").exit_code, 0);
+    ASSERT_EQ(Strata("put work:/src/main.c", "int main() { return 0; }\n").exit_code, 0);
+    ASSERT_EQ(Strata("kv work set plan '{\"step\": 3}' owner '\"me\"'").exit_code, 0);
+    ASSERT_EQ(Strata("call record work build --result '{\"ok\": true}' --exit 0").exit_code, 0);
+    ASSERT_EQ(Strata("snapshot work w1").exit_code, 0);
+    ASSERT_EQ(Strata("put work:/src/main.c", "int main() { return 1; }\n").exit_code, 0);
+    ASSERT_EQ(Strata("put base:/after-the-fork", "not part of work").exit_code, 0);
+  }
+};
+
+TEST_F(CliBundleTest, ExportImportRoundTripIsIdentical) {
+  MakeSource();
+  const std::string bundle = dir_.File("work.bundle");
+  CliRun exp = Strata("export work '" + bundle + "'");
+  ASSERT_EQ(exp.exit_code, 0) << exp.err;
+  CliRun again = Strata("export work '" + bundle + "'");
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_NE(again.err.find("will not overwrite"), std::string::npos) << again.err;
+
+  const std::string target = dir_.File("target.db");
+  CliRun imp = Strata("--store '" + target + "' import '" + bundle + "'", "", false);
+  ASSERT_EQ(imp.exit_code, 0) << imp.err;
+  EXPECT_EQ(FirstDifference(Everything(target, "work"), Everything(store(), "work")), "");
+  EXPECT_EQ(Strata("--store '" + target + "' fsck", "", false).exit_code, 0);
+  // Only work's lineage came: base's session and its later file did not.
+  EXPECT_EQ(Strata("--store '" + target + "' sessions", "", false).out.find("base"), std::string::npos);
+
+  // A second import reuses every chunk, and needs another name.
+  CliRun clash = Strata("--store '" + target + "' import '" + bundle + "'", "", false);
+  EXPECT_EQ(clash.exit_code, 1);
+  EXPECT_NE(clash.err.find("session 'work' exists"), std::string::npos) << clash.err;
+  CliRun as = Strata("--store '" + target + "' import '" + bundle + "' --as copy", "", false);
+  ASSERT_EQ(as.exit_code, 0) << as.err;
+  EXPECT_NE(as.out.find("already in the store"), std::string::npos);
+  EXPECT_EQ(FirstDifference(Everything(target, "copy"), Everything(store(), "work")), "");
+}
+
+TEST_F(CliBundleTest, DamagedBundlesAreRefusedOrImportIntact) {
+  MakeSource();
+  const std::string bundle = dir_.File("work.bundle");
+  ASSERT_EQ(Strata("export work '" + bundle + "'").exit_code, 0);
+  const std::string original = Slurp(bundle);
+  const std::string expected = Everything(store(), "work");
+  const std::string target = dir_.File("target.db");
+  ASSERT_EQ(Strata("--store '" + target + "' init other", "", false).exit_code, 0);
+  const std::string sessions_before = Strata("--store '" + target + "' sessions", "", false).out;
+
+  // Truncated: refused, nothing imported.
+  std::ofstream(dir_.File("short.bundle"), std::ios::binary) << original.substr(0, original.size() / 2);
+  CliRun r = Strata("--store '" + target + "' import '" + dir_.File("short.bundle") + "'", "", false);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("nothing was imported"), std::string::npos) << r.err;
+  EXPECT_EQ(Strata("--store '" + target + "' sessions", "", false).out, sessions_before);
+
+  // One byte changed anywhere: either refused, or (the byte was unused) the
+  // import is exactly the original. Never a silently different session.
+  int refused = 0;
+  for (size_t i = 0; i < 40; ++i) {
+    std::string damaged = original;
+    size_t at = 100 + i * (original.size() - 200) / 40;
+    damaged[at] = static_cast<char>(damaged[at] ^ 0x5A);
+    const std::string path = dir_.File("damaged.bundle");
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << damaged;
+    const std::string name = "try" + std::to_string(i);
+    CliRun d = Strata("--store '" + target + "' import '" + path + "' --as " + name, "", false);
+    if (d.exit_code != 0) {
+      ++refused;
+      EXPECT_NE(d.err.find("nothing was imported"), std::string::npos) << at << ": " << d.err;
+      continue;
+    }
+    EXPECT_EQ(FirstDifference(Everything(target, name), expected), "") << "byte " << at << " changed the import";
+  }
+  EXPECT_GT(refused, 20);
+  EXPECT_EQ(Strata("--store '" + target + "' fsck", "", false).exit_code, 0);
+
+  CliRun not_bundle = Strata("--store '" + target + "' import '" + store() + "'", "", false);
+  EXPECT_EQ(not_bundle.exit_code, 1);
+  EXPECT_NE(not_bundle.err.find("not a Strata bundle"), std::string::npos) << not_bundle.err;
+}
+
+}  // namespace
+}  // namespace strata

@@ -1,0 +1,381 @@
+#include "store/bundle.h"
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <xxhash.h>
+
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "catalog/schema.h"
+#include "sql/database.h"
+
+namespace strata {
+
+namespace {
+
+constexpr int kBundleFormat = 1;
+
+// Every table a bundle holds, with the order its rows are checksummed in.
+struct TableOrder {
+  const char* table;
+  const char* order;
+};
+constexpr TableOrder kTables[] = {
+    {"meta", "key"},
+    {"branches", "id"},
+    {"ancestry", "branch, depth"},
+    {"sessions", "name"},
+    {"session_branches", "session, seq"},
+    {"snapshots", "id"},
+    {"chunks", "id"},
+    {"inodes", "ino, branch, vfrom"},
+    {"dentries", "parent, branch, name, vfrom"},
+    {"blocks", "ino, branch, idx, vfrom"},
+    {"xattrs", "ino, branch, name, vfrom"},
+    {"kv", "branch, key, vfrom"},
+    {"tool_calls", "id"},
+    {"bundle", "key"},
+};
+
+constexpr const char* kCreateBundleTable =
+    "CREATE TABLE bundle (key TEXT PRIMARY KEY, value ANY NOT NULL) WITHOUT ROWID";
+
+// The branches of `session`'s lineage (?1) with the version limit through
+// which the session sees each: every row at or below it is exported.
+constexpr const char* kLineage = R"sql(
+CREATE TEMP TABLE lineage AS
+  SELECT a.ancestor AS branch,
+         max(CASE WHEN a.depth = 0 THEN 9223372036854775807 ELSE a.vlimit END) AS lim
+  FROM main.session_branches sb JOIN main.ancestry a ON a.branch = sb.branch
+  WHERE sb.session = ?1 GROUP BY a.ancestor
+)sql";
+
+constexpr const char* kExportRows[] = {
+    "INSERT INTO b.branches SELECT r.* FROM main.branches r"
+    " WHERE r.id IN (SELECT branch FROM temp.lineage)",
+    "INSERT INTO b.ancestry SELECT r.* FROM main.ancestry r"
+    " WHERE r.branch IN (SELECT branch FROM temp.lineage)",
+    "INSERT INTO b.sessions SELECT r.* FROM main.sessions r WHERE r.name = ?1",
+    "INSERT INTO b.session_branches SELECT r.* FROM main.session_branches r WHERE r.session = ?1",
+    "INSERT INTO b.snapshots SELECT r.* FROM main.snapshots r"
+    " JOIN temp.lineage l ON l.branch = r.branch WHERE r.version <= l.lim",
+    "INSERT INTO b.inodes SELECT r.* FROM main.inodes r"
+    " JOIN temp.lineage l ON l.branch = r.branch WHERE r.vfrom <= l.lim",
+    "INSERT INTO b.dentries SELECT r.* FROM main.dentries r"
+    " JOIN temp.lineage l ON l.branch = r.branch WHERE r.vfrom <= l.lim",
+    "INSERT INTO b.blocks SELECT r.* FROM main.blocks r"
+    " JOIN temp.lineage l ON l.branch = r.branch WHERE r.vfrom <= l.lim",
+    "INSERT INTO b.xattrs SELECT r.* FROM main.xattrs r"
+    " JOIN temp.lineage l ON l.branch = r.branch WHERE r.vfrom <= l.lim",
+    "INSERT INTO b.kv SELECT r.* FROM main.kv r"
+    " JOIN temp.lineage l ON l.branch = r.branch WHERE r.vfrom <= l.lim",
+    "INSERT INTO b.tool_calls SELECT r.* FROM main.tool_calls r"
+    " JOIN temp.lineage l ON l.branch = r.branch WHERE r.version_before < l.lim",
+    "INSERT INTO b.chunks SELECT r.* FROM main.chunks r"
+    " WHERE r.id IN (SELECT chunk FROM b.blocks WHERE chunk IS NOT NULL)",
+    "UPDATE b.meta SET value = (SELECT value FROM main.meta WHERE key = 'next_ino')"
+    " WHERE key = 'next_ino'",
+};
+
+// Import: new ids for the bundle's branches, calls and chunks (reusing the
+// chunks the store already has), then every row with its ids mapped.
+constexpr const char* kImportMaps = R"sql(
+CREATE TEMP TABLE map_branch (old INTEGER PRIMARY KEY, new INTEGER NOT NULL);
+INSERT INTO temp.map_branch
+  SELECT id, (SELECT coalesce(max(id), 0) FROM main.branches) + row_number() OVER (ORDER BY id)
+  FROM b.branches;
+CREATE TEMP TABLE map_call (old INTEGER PRIMARY KEY, new INTEGER NOT NULL);
+INSERT INTO temp.map_call
+  SELECT id, max(coalesce((SELECT seq FROM main.sqlite_sequence WHERE name = 'tool_calls'), 0),
+                 coalesce((SELECT max(id) FROM main.tool_calls), 0))
+             + row_number() OVER (ORDER BY id)
+  FROM b.tool_calls;
+CREATE TEMP TABLE map_chunk (old INTEGER PRIMARY KEY, new INTEGER);
+INSERT INTO temp.map_chunk
+  SELECT x.id, (SELECT c.id FROM main.chunks c WHERE c.hash = x.hash AND c.size = x.size
+                AND c.codec = x.codec AND c.data = x.data LIMIT 1)
+  FROM b.chunks x;
+)sql";
+
+constexpr const char* kImportRows = R"sql(
+INSERT INTO main.chunks(hash, size, codec, data)
+  SELECT x.hash, x.size, x.codec, x.data FROM b.chunks x JOIN temp.map_chunk m ON m.old = x.id
+  WHERE m.new IS NULL ORDER BY x.id;
+UPDATE temp.map_chunk SET new = (
+  SELECT c.id FROM b.chunks x JOIN main.chunks c ON c.hash = x.hash AND c.size = x.size
+    AND c.codec = x.codec AND c.data = x.data
+  WHERE x.id = temp.map_chunk.old LIMIT 1) WHERE new IS NULL;
+INSERT INTO main.branches(id, parent, parent_version, head_version, created_ns)
+  SELECT m.new, (SELECT p.new FROM temp.map_branch p WHERE p.old = r.parent), r.parent_version,
+         r.head_version, r.created_ns
+  FROM b.branches r JOIN temp.map_branch m ON m.old = r.id;
+INSERT INTO main.ancestry(branch, depth, ancestor, vlimit)
+  SELECT m.new, r.depth, a.new, r.vlimit FROM b.ancestry r
+  JOIN temp.map_branch m ON m.old = r.branch JOIN temp.map_branch a ON a.old = r.ancestor;
+INSERT INTO main.sessions(name, branch, created_ns)
+  SELECT temp.import_name.name, m.new, r.created_ns FROM b.sessions r, temp.import_name
+  JOIN temp.map_branch m ON m.old = r.branch;
+INSERT INTO main.session_branches(session, seq, branch, since_ns)
+  SELECT temp.import_name.name, r.seq, m.new, r.since_ns FROM b.session_branches r, temp.import_name
+  JOIN temp.map_branch m ON m.old = r.branch;
+INSERT INTO main.snapshots(branch, version, name, created_ns)
+  SELECT m.new, r.version, r.name, r.created_ns FROM b.snapshots r
+  JOIN temp.map_branch m ON m.old = r.branch ORDER BY r.id;
+INSERT INTO main.inodes(ino, branch, vfrom, deleted, mode, nlink, uid, gid, rdev, size, atime_ns,
+                        mtime_ns, ctime_ns, parent, nblocks, target)
+  SELECT r.ino, m.new, r.vfrom, r.deleted, r.mode, r.nlink, r.uid, r.gid, r.rdev, r.size,
+         r.atime_ns, r.mtime_ns, r.ctime_ns, r.parent, r.nblocks, r.target
+  FROM b.inodes r JOIN temp.map_branch m ON m.old = r.branch;
+INSERT INTO main.dentries(parent, name, branch, vfrom, ino, type)
+  SELECT r.parent, r.name, m.new, r.vfrom, r.ino, r.type
+  FROM b.dentries r JOIN temp.map_branch m ON m.old = r.branch;
+INSERT INTO main.blocks(ino, idx, branch, vfrom, chunk)
+  SELECT r.ino, r.idx, m.new, r.vfrom, (SELECT c.new FROM temp.map_chunk c WHERE c.old = r.chunk)
+  FROM b.blocks r JOIN temp.map_branch m ON m.old = r.branch;
+INSERT INTO main.xattrs(ino, name, branch, vfrom, value)
+  SELECT r.ino, r.name, m.new, r.vfrom, r.value
+  FROM b.xattrs r JOIN temp.map_branch m ON m.old = r.branch;
+INSERT INTO main.kv(branch, key, vfrom, value)
+  SELECT m.new, r.key, r.vfrom, r.value FROM b.kv r JOIN temp.map_branch m ON m.old = r.branch;
+INSERT INTO main.tool_calls(id, branch, parent, name, args, result, error, status, start_ns,
+                            end_ns, exit_status, stdout, stderr, version_before, version_after)
+  SELECT c.new, m.new, (SELECT p.new FROM temp.map_call p WHERE p.old = r.parent), r.name,
+         r.args, r.result, r.error, r.status, r.start_ns, r.end_ns, r.exit_status, r.stdout,
+         r.stderr, r.version_before, r.version_after
+  FROM b.tool_calls r JOIN temp.map_call c ON c.old = r.id JOIN temp.map_branch m ON m.old = r.branch;
+UPDATE main.meta SET value = max(value, (SELECT coalesce(max(ino), 0) + 1 FROM b.inodes))
+  WHERE key = 'next_ino';
+)sql";
+
+Result<int64_t> ScalarInt(sql::Connection& conn, const std::string& query) {
+  ASSIGN_OR_RETURN(auto s, conn.PrepareUncached(query));
+  int rc = sqlite3_step(s.get());
+  if (rc != SQLITE_ROW) return sql::SqliteStatus(rc == SQLITE_DONE ? SQLITE_ERROR : rc, conn.handle(), query);
+  return sqlite3_column_int64(s.get(), 0);
+}
+
+// XXH3-128 over every row of every bundle table (the checksum row itself
+// excepted), in a fixed order, as hex.
+Result<std::string> RowsChecksum(sql::Connection& conn) {
+  XXH3_state_t* state = XXH3_createState();
+  if (state == nullptr) return Internal("out of memory");
+  std::unique_ptr<XXH3_state_t, XXH_errorcode (*)(XXH3_state_t*)> owner(state, XXH3_freeState);
+  XXH3_128bits_reset(state);
+  for (const TableOrder& t : kTables) {
+    XXH3_128bits_update(state, t.table, std::strlen(t.table));
+    std::string query = std::string("SELECT * FROM ") + t.table +
+                        (std::strcmp(t.table, "bundle") == 0 ? " WHERE key != 'checksum'" : "") +
+                        " ORDER BY " + t.order;
+    ASSIGN_OR_RETURN(auto s, conn.PrepareUncached(query));
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+      const int n = sqlite3_column_count(s.get());
+      for (int i = 0; i < n; ++i) {
+        const unsigned char type = static_cast<unsigned char>(sqlite3_column_type(s.get(), i));
+        XXH3_128bits_update(state, &type, 1);
+        if (type == SQLITE_INTEGER) {
+          int64_t v = sqlite3_column_int64(s.get(), i);
+          XXH3_128bits_update(state, &v, sizeof(v));
+        } else if (type == SQLITE_FLOAT) {
+          double v = sqlite3_column_double(s.get(), i);
+          XXH3_128bits_update(state, &v, sizeof(v));
+        } else if (type != SQLITE_NULL) {
+          const void* p = sqlite3_column_blob(s.get(), i);
+          uint64_t len = static_cast<uint64_t>(sqlite3_column_bytes(s.get(), i));
+          XXH3_128bits_update(state, &len, sizeof(len));
+          if (len > 0) XXH3_128bits_update(state, p, len);
+        }
+      }
+    }
+    if (rc != SQLITE_DONE) return sql::SqliteStatus(rc, conn.handle(), "reading the bundle");
+  }
+  XXH128_hash_t h = XXH3_128bits_digest(state);
+  char hex[33];
+  std::snprintf(hex, sizeof(hex), "%016llx%016llx", static_cast<unsigned long long>(h.high64),
+                static_cast<unsigned long long>(h.low64));
+  return std::string(hex);
+}
+
+Status Exec(sql::Connection& conn, const char* query, std::string_view session) {
+  ASSIGN_OR_RETURN(auto s, conn.PrepareUncached(query));
+  if (sqlite3_bind_parameter_count(s.get()) >= 1) {
+    sqlite3_bind_text(s.get(), 1, session.data(), static_cast<int>(session.size()), SQLITE_TRANSIENT);
+  }
+  int rc = sqlite3_step(s.get());
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) return sql::SqliteStatus(rc, conn.handle(), query);
+  return Status::Ok();
+}
+
+Status Attach(sql::Connection& conn, const std::string& path) {
+  ASSIGN_OR_RETURN(auto s, conn.PrepareUncached("ATTACH DATABASE ?1 AS b"));
+  sqlite3_bind_text(s.get(), 1, path.c_str(), -1, SQLITE_TRANSIENT);
+  int rc = sqlite3_step(s.get());
+  if (rc != SQLITE_DONE) return sql::SqliteStatus(rc, conn.handle(), "cannot open " + path);
+  return Status::Ok();
+}
+
+bool PathExists(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0;
+}
+
+}  // namespace
+
+Result<BundleStats> ExportBundle(const std::string& store_path, std::string_view session,
+                                 const std::string& bundle_path, int64_t now_ns) {
+  if (PathExists(bundle_path)) {
+    return Status(Code::kExists, bundle_path + " exists; export will not overwrite a file");
+  }
+  const std::string partial = bundle_path + ".partial";
+  std::remove(partial.c_str());
+  std::remove((partial + "-journal").c_str());
+  Status s = [&]() -> Status {
+    ASSIGN_OR_RETURN(auto conn, sql::Connection::Open(store_path, sql::OpenMode::kReadWriteCreate));
+    ASSIGN_OR_RETURN(int64_t block_size,
+                     ScalarInt(*conn, "SELECT value FROM meta WHERE key = 'block_size'"));
+    {
+      ASSIGN_OR_RETURN(auto bundle, sql::Connection::Open(partial, sql::OpenMode::kReadWriteCreate));
+      RETURN_IF_ERROR(catalog::EnsureSchema(*bundle, partial, static_cast<uint32_t>(block_size), now_ns)
+                          .status());
+      RETURN_IF_ERROR(bundle->Exec(kCreateBundleTable));
+    }
+    RETURN_IF_ERROR(Attach(*conn, partial));
+    RETURN_IF_ERROR(conn->Exec("BEGIN"));
+    ASSIGN_OR_RETURN(auto found, conn->PrepareUncached("SELECT 1 FROM main.sessions WHERE name = ?1"));
+    sqlite3_bind_text(found.get(), 1, session.data(), static_cast<int>(session.size()), SQLITE_TRANSIENT);
+    if (sqlite3_step(found.get()) != SQLITE_ROW) {
+      (void)conn->Exec("ROLLBACK");
+      return NotFound("no session '" + std::string(session) + "'");
+    }
+    found.reset();
+    RETURN_IF_ERROR(Exec(*conn, kLineage, session));
+    for (const char* q : kExportRows) RETURN_IF_ERROR(Exec(*conn, q, session));
+    ASSIGN_OR_RETURN(auto meta, conn->PrepareUncached(
+        "INSERT INTO b.bundle(key, value) VALUES ('format', ?1), ('session', ?2), ('created_ns', ?3)"));
+    sqlite3_bind_int(meta.get(), 1, kBundleFormat);
+    sqlite3_bind_text(meta.get(), 2, session.data(), static_cast<int>(session.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_int64(meta.get(), 3, now_ns);
+    if (sqlite3_step(meta.get()) != SQLITE_DONE) return sql::SqliteStatus(SQLITE_ERROR, conn->handle(), "bundle");
+    meta.reset();
+    RETURN_IF_ERROR(conn->Exec("COMMIT"));
+    RETURN_IF_ERROR(conn->Exec("DETACH DATABASE b"));
+    // The checksum, over the finished rows.
+    ASSIGN_OR_RETURN(auto bundle, sql::Connection::Open(partial, sql::OpenMode::kReadWriteCreate));
+    ASSIGN_OR_RETURN(std::string sum, RowsChecksum(*bundle));
+    return bundle->Exec("INSERT INTO bundle(key, value) VALUES ('checksum', '" + sum + "')");
+  }();
+  if (!s.ok()) {
+    std::remove(partial.c_str());
+    return s.WithContext("exporting session '" + std::string(session) + "'");
+  }
+  if (std::rename(partial.c_str(), bundle_path.c_str()) != 0) {
+    std::remove(partial.c_str());
+    return IoError("cannot write " + bundle_path + ": " + std::strerror(errno));
+  }
+  BundleStats stats;
+  stats.session = std::string(session);
+  ASSIGN_OR_RETURN(auto bundle, sql::Connection::Open(bundle_path, sql::OpenMode::kQueryOnly));
+  ASSIGN_OR_RETURN(int64_t branches, ScalarInt(*bundle, "SELECT count(*) FROM branches"));
+  ASSIGN_OR_RETURN(int64_t chunk_count, ScalarInt(*bundle, "SELECT count(*) FROM chunks"));
+  ASSIGN_OR_RETURN(int64_t bytes, ScalarInt(*bundle, "SELECT coalesce(sum(length(data)), 0) FROM chunks"));
+  ASSIGN_OR_RETURN(int64_t calls, ScalarInt(*bundle, "SELECT count(*) FROM tool_calls"));
+  stats.branches = static_cast<uint64_t>(branches);
+  stats.chunks = static_cast<uint64_t>(chunk_count);
+  stats.chunk_bytes = static_cast<uint64_t>(bytes);
+  stats.calls = static_cast<uint64_t>(calls);
+  return stats;
+}
+
+Result<BundleStats> ImportBundle(const std::string& store_path, const std::string& bundle_path,
+                                 std::string_view as_session, chunks::ChunkStore& chunks) {
+  if (!PathExists(bundle_path)) return NotFound("no bundle at " + bundle_path);
+  auto refuse = [&](const std::string& why) {
+    return Status(Code::kCorruption, "refusing " + bundle_path + ": " + why + "; nothing was imported");
+  };
+  BundleStats stats;
+  {
+    // Everything is checked before the store is touched.
+    Status pre = catalog::PrecheckStoreFile(bundle_path);
+    if (!pre.ok()) return refuse(pre.message());
+    auto opened = sql::Connection::Open(bundle_path, sql::OpenMode::kQueryOnly);
+    if (!opened.ok()) return refuse(opened.status().message());
+    sql::Connection& bundle = **opened;
+    auto app_id = ScalarInt(bundle, "PRAGMA application_id");
+    auto has_table = ScalarInt(bundle, "SELECT count(*) FROM sqlite_schema WHERE name = 'bundle'");
+    if (!app_id.ok() || *app_id != catalog::kApplicationId || !has_table.ok() || *has_table != 1) {
+      return refuse("not a Strata bundle");
+    }
+    auto version = ScalarInt(bundle, "PRAGMA user_version");
+    if (!version.ok() || *version != catalog::kSchemaVersion) {
+      return refuse("made with schema version " + (version.ok() ? std::to_string(*version) : "?") +
+                    ", this strata reads version " + std::to_string(catalog::kSchemaVersion));
+    }
+    auto check = bundle.PrepareUncached("PRAGMA integrity_check");
+    if (!check.ok() || sqlite3_step(check->get()) != SQLITE_ROW ||
+        std::strcmp(reinterpret_cast<const char*>(sqlite3_column_text(check->get(), 0)), "ok") != 0) {
+      return refuse("the file is damaged");
+    }
+    check->reset();
+    auto stored = bundle.PrepareUncached("SELECT value FROM bundle WHERE key = 'checksum'");
+    std::string stored_sum;
+    if (stored.ok() && sqlite3_step(stored->get()) == SQLITE_ROW) {
+      stored_sum = reinterpret_cast<const char*>(sqlite3_column_text(stored->get(), 0));
+    }
+    stored->reset();
+    auto sum = RowsChecksum(bundle);
+    if (!sum.ok() || stored_sum.empty() || *sum != stored_sum) return refuse("its checksum does not match");
+    auto name = bundle.PrepareUncached("SELECT value FROM bundle WHERE key = 'session'");
+    if (!name.ok() || sqlite3_step(name->get()) != SQLITE_ROW) return refuse("it names no session");
+    stats.session = as_session.empty()
+                        ? std::string(reinterpret_cast<const char*>(sqlite3_column_text(name->get(), 0)))
+                        : std::string(as_session);
+    name->reset();
+    std::vector<IntegrityProblem> problems;
+    auto ids = bundle.PrepareUncached("SELECT id FROM chunks ORDER BY id");
+    if (!ids.ok()) return refuse("no chunks table");
+    while (sqlite3_step(ids->get()) == SQLITE_ROW) {
+      RETURN_IF_ERROR(chunks.Verify(bundle, sqlite3_column_int64(ids->get(), 0), &problems));
+    }
+    ids->reset();
+    if (!problems.empty()) return refuse("a chunk is damaged (" + problems[0].detail + ")");
+  }
+  ASSIGN_OR_RETURN(auto conn, sql::Connection::Open(store_path, sql::OpenMode::kReadWriteCreate));
+  ASSIGN_OR_RETURN(int64_t ours, ScalarInt(*conn, "SELECT value FROM meta WHERE key = 'block_size'"));
+  RETURN_IF_ERROR(Attach(*conn, bundle_path));
+  Status s = [&]() -> Status {
+    ASSIGN_OR_RETURN(int64_t theirs, ScalarInt(*conn, "SELECT value FROM b.meta WHERE key = 'block_size'"));
+    if (theirs != ours) {
+      return InvalidArgument("the bundle's block size (" + std::to_string(theirs) +
+                             ") differs from this store's (" + std::to_string(ours) + ")");
+    }
+    ASSIGN_OR_RETURN(sql::Transaction txn, sql::Transaction::Begin(*conn));
+    RETURN_IF_ERROR(Exec(*conn, "CREATE TEMP TABLE import_name AS SELECT ?1 AS name", stats.session));
+    ASSIGN_OR_RETURN(auto taken, conn->PrepareUncached("SELECT 1 FROM main.sessions WHERE name = ?1"));
+    sqlite3_bind_text(taken.get(), 1, stats.session.c_str(), -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(taken.get()) == SQLITE_ROW) {
+      return Status(Code::kExists, "session '" + stats.session + "' exists (import it under another name)");
+    }
+    taken.reset();
+    RETURN_IF_ERROR(conn->Exec(kImportMaps));
+    ASSIGN_OR_RETURN(int64_t reused, ScalarInt(*conn, "SELECT count(*) FROM temp.map_chunk WHERE new IS NOT NULL"));
+    ASSIGN_OR_RETURN(int64_t all, ScalarInt(*conn, "SELECT count(*) FROM temp.map_chunk"));
+    ASSIGN_OR_RETURN(int64_t bytes, ScalarInt(*conn, "SELECT coalesce(sum(length(data)), 0) FROM b.chunks"));
+    ASSIGN_OR_RETURN(int64_t branches, ScalarInt(*conn, "SELECT count(*) FROM temp.map_branch"));
+    ASSIGN_OR_RETURN(int64_t calls, ScalarInt(*conn, "SELECT count(*) FROM temp.map_call"));
+    RETURN_IF_ERROR(conn->Exec(kImportRows));
+    stats.chunks = static_cast<uint64_t>(all);
+    stats.chunks_reused = static_cast<uint64_t>(reused);
+    stats.chunk_bytes = static_cast<uint64_t>(bytes);
+    stats.branches = static_cast<uint64_t>(branches);
+    stats.calls = static_cast<uint64_t>(calls);
+    return txn.Commit();
+  }();
+  (void)conn->Exec("DROP TABLE IF EXISTS temp.import_name");
+  (void)conn->Exec("DETACH DATABASE b");
+  if (!s.ok()) return s.WithContext("importing " + bundle_path + " (nothing was imported)");
+  return stats;
+}
+
+}  // namespace strata

@@ -1,0 +1,39 @@
+// Portable bundles: one session, with its lineage, history, key-value state
+// and exactly the chunks it needs, in one file that another store imports.
+//
+// A bundle is itself a Strata store file (same schema, so `strata --store
+// BUNDLE ls SESSION:/` reads it) holding only the rows the session can see:
+// for each branch of its lineage the rows up to the version through which
+// the session sees that branch. A `bundle` table adds the session's name, a
+// format version and an XXH3-128 checksum over every row, so that a
+// truncated or altered bundle is refused before anything is imported.
+// Import remaps branch, chunk and call ids into the target store in one
+// transaction (all or nothing) and reuses the chunks the target already
+// holds.
+#ifndef STRATA_STORE_BUNDLE_H_
+#define STRATA_STORE_BUNDLE_H_
+
+#include <string>
+#include <string_view>
+
+#include "chunks/chunk_store.h"
+#include "strata/status.h"
+#include "strata/types.h"
+
+namespace strata {
+
+// Writes the committed state of `session` in the store at `store_path` to a
+// new file `bundle_path` (refused if it exists; written beside it and renamed
+// into place when complete).
+Result<BundleStats> ExportBundle(const std::string& store_path, std::string_view session,
+                                 const std::string& bundle_path, int64_t now_ns);
+
+// Checks the bundle at `bundle_path` (checksum, structure, every chunk against
+// its hash), then imports it into the store at `store_path` as session
+// `as_session` (empty: the bundle's own name), which must not exist.
+Result<BundleStats> ImportBundle(const std::string& store_path, const std::string& bundle_path,
+                                 std::string_view as_session, chunks::ChunkStore& chunks);
+
+}  // namespace strata
+
+#endif  // STRATA_STORE_BUNDLE_H_
