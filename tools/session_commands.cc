@@ -23,23 +23,30 @@ Status Init(Globals& g, const std::string& session) {
 Status Sessions(Globals& g) {
   ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
   ASSIGN_OR_RETURN(auto sessions, store->ListSessions());
-  if (g.json) {
-    nlohmann::json out = nlohmann::json::array();
-    for (const auto& s : sessions) {
-      ASSIGN_OR_RETURN(BranchInfo b, store->GetBranch(s.branch));
-      out.push_back({{"name", s.name}, {"branch", s.branch}, {"created_ns", s.created_ns},
-                     {"head_version", b.head_version}, {"depth", b.depth}});
-    }
-    PrintJson(out);
-    return Status::Ok();
-  }
-  std::vector<std::vector<std::string>> rows{{"SESSION", "BRANCH", "DEPTH", "VERSION", "CREATED"}};
+  nlohmann::json out = nlohmann::json::array();
+  std::vector<std::vector<std::string>> rows{
+      {"SESSION", "BASE", "FILES", "SIZE", "LAST ACTIVITY", "CREATED"}};
   for (const auto& s : sessions) {
     ASSIGN_OR_RETURN(BranchInfo b, store->GetBranch(s.branch));
-    rows.push_back({s.name, std::to_string(s.branch), std::to_string(b.depth),
-                    std::to_string(b.head_version), FormatTime(s.created_ns)});
+    ASSIGN_OR_RETURN(SessionUsage u, store->GetSessionUsage(s.name));
+    const std::string base =
+        u.base_session.empty() ? "-" : u.base_session + "@v" + std::to_string(u.base_version);
+    if (g.json) {
+      out.push_back({{"name", s.name}, {"branch", s.branch}, {"created_ns", s.created_ns},
+                     {"head_version", b.head_version}, {"depth", b.depth},
+                     {"base", u.base_session.empty() ? nlohmann::json(nullptr) : nlohmann::json(base)},
+                     {"files", u.files}, {"bytes", u.bytes},
+                     {"last_activity_ns", u.last_activity_ns}});
+      continue;
+    }
+    rows.push_back({s.name, base, std::to_string(u.files), FormatSize(u.bytes),
+                    FormatTime(u.last_activity_ns), FormatTime(s.created_ns)});
   }
-  PrintTable(rows);
+  if (g.json) {
+    PrintJson(out);
+  } else {
+    PrintTable(rows);
+  }
   return Status::Ok();
 }
 

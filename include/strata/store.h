@@ -73,6 +73,8 @@ class Store {
   // and CollectGarbage reclaims its data once no other session's branch
   // descends from it (forks of it keep working). Not undoable.
   virtual Status RemoveSession(std::string_view name) = 0;
+  // Size and last activity of a session's head, and its base.
+  virtual Result<SessionUsage> GetSessionUsage(std::string_view name) = 0;
   // Every branch the session has pointed at, newest first. Restore moves a
   // session to a new branch; snapshots of the earlier ones stay reachable.
   virtual Result<std::vector<BranchId>> SessionBranches(std::string_view session) = 0;

@@ -96,6 +96,19 @@ struct SessionInfo {
   int64_t created_ns = 0;
 };
 
+// What a session's head holds, and when it last changed.
+struct SessionUsage {
+  uint64_t files = 0;  // regular files
+  uint64_t bytes = 0;  // their total size (logical; before dedup and compression)
+  // The latest of: the session's creation, the newest change time of an
+  // inode at its head, its newest snapshot, its newest tool call.
+  int64_t last_activity_ns = 0;
+  // Where the session started: the session and version it was forked from
+  // (empty for a session created from nothing).
+  std::string base_session;
+  Version base_version = 0;
+};
+
 struct SnapshotInfo {
   int64_t id = 0;
   BranchId branch = 0;

@@ -1,5 +1,7 @@
 #include "catalog/branches.h"
 
+#include <algorithm>
+
 #include <string>
 
 namespace strata::catalog {
@@ -56,6 +58,30 @@ DELETE FROM snapshots WHERE branch IN (SELECT branch FROM temp.gc_branches);
 DELETE FROM ancestry WHERE branch IN (SELECT branch FROM temp.gc_branches);
 DELETE FROM branches WHERE id IN (SELECT branch FROM temp.gc_branches);
 DELETE FROM dropped_branches WHERE branch IN (SELECT branch FROM temp.gc_branches);
+)sql";
+// Regular files at a branch's head (?1): count, total size, newest ctime.
+constexpr const char* kHeadUsage = R"sql(
+SELECT count(*), coalesce(sum(size), 0), coalesce(max(ctime_ns), 0) FROM (
+  SELECT r.deleted AS deleted, r.mode AS mode, r.size AS size, r.ctime_ns AS ctime_ns,
+         row_number() OVER (PARTITION BY r.ino ORDER BY a.depth, r.vfrom DESC) AS n
+  FROM ancestry a JOIN inodes r ON r.branch = a.ancestor
+   AND +r.vfrom <= CASE WHEN a.depth = 0 THEN 9223372036854775807 ELSE a.vlimit END
+  WHERE a.branch = ?1)
+WHERE n = 1 AND deleted = 0 AND (mode & 61440) = 32768
+)sql";
+// The newest snapshot or tool call on any branch the session (?1) used.
+constexpr const char* kLastEvents = R"sql(
+SELECT max(coalesce((SELECT max(created_ns) FROM snapshots WHERE branch IN
+                       (SELECT branch FROM session_branches WHERE session = ?1)), 0),
+           coalesce((SELECT max(coalesce(end_ns, start_ns)) FROM tool_calls WHERE branch IN
+                       (SELECT branch FROM session_branches WHERE session = ?1)), 0))
+)sql";
+// The session (and version) the first branch of session ?1 was forked from.
+constexpr const char* kBase = R"sql(
+SELECT sb2.session, b.parent_version FROM session_branches sb
+JOIN branches b ON b.id = sb.branch
+JOIN session_branches sb2 ON sb2.branch = b.parent
+WHERE sb.session = ?1 ORDER BY sb.seq LIMIT 1
 )sql";
 constexpr const char* kInsertSession =
     "INSERT INTO sessions(name, branch, created_ns) VALUES (?1, ?2, ?3)";
@@ -188,6 +214,34 @@ Result<uint64_t> DeleteDroppedBranches(sql::Connection& conn) {
   RETURN_IF_ERROR(count.Run());
   if (n > 0) RETURN_IF_ERROR(conn.Exec(kDeleteGarbageBranches));
   return n;
+}
+
+Result<SessionUsage> GetSessionUsage(sql::Connection& conn, std::string_view session) {
+  ASSIGN_OR_RETURN(SessionInfo info, GetSession(conn, session));
+  SessionUsage u;
+  ASSIGN_OR_RETURN(sql::Statement head, conn.Prepare(kHeadUsage));
+  head.Bind(1, info.branch);
+  ASSIGN_OR_RETURN(bool row, head.Step());
+  if (row) {
+    u.files = static_cast<uint64_t>(head.Int(0));
+    u.bytes = static_cast<uint64_t>(head.Int(1));
+    u.last_activity_ns = std::max(info.created_ns, head.Int(2));
+  }
+  RETURN_IF_ERROR(head.Run());
+  ASSIGN_OR_RETURN(sql::Statement events, conn.Prepare(kLastEvents));
+  events.BindText(1, session);
+  ASSIGN_OR_RETURN(row, events.Step());
+  if (row) u.last_activity_ns = std::max(u.last_activity_ns, events.Int(0));
+  RETURN_IF_ERROR(events.Run());
+  ASSIGN_OR_RETURN(sql::Statement base, conn.Prepare(kBase));
+  base.BindText(1, session);
+  ASSIGN_OR_RETURN(row, base.Step());
+  if (row) {
+    u.base_session = base.Text(0);
+    u.base_version = base.Int(1);
+  }
+  RETURN_IF_ERROR(base.Run());
+  return u;
 }
 
 Status ValidateSessionName(std::string_view name) {

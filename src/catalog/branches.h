@@ -41,6 +41,8 @@ Status InsertSession(sql::Connection& conn, std::string_view name, BranchId bran
 Status SetSessionBranch(sql::Connection& conn, std::string_view name, BranchId branch,
                         int64_t now_ns);
 Result<SessionInfo> GetSession(sql::Connection& conn, std::string_view name);
+// Files, bytes and activity at the head of `session` (see SessionUsage).
+Result<SessionUsage> GetSessionUsage(sql::Connection& conn, std::string_view session);
 // Removes the session's name and history; every branch it pointed at becomes
 // a dropped branch, whose rows DeleteDroppedBranches reclaims once no other
 // branch sees it as an ancestor.

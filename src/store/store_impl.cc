@@ -82,6 +82,10 @@ class StoreImpl final : public Store {
     });
   }
 
+  Result<SessionUsage> GetSessionUsage(std::string_view name) override {
+    return Read([&](sql::Connection& c) { return catalog::GetSessionUsage(c, name); });
+  }
+
   Result<std::vector<BranchId>> SessionBranches(std::string_view name) override {
     return Read([&](sql::Connection& c) { return catalog::SessionBranches(c, name); });
   }

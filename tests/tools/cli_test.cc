@@ -620,3 +620,32 @@ TEST_F(CliBundleTest, DamagedBundlesAreRefusedOrImportIntact) {
 
 }  // namespace
 }  // namespace strata
+
+namespace strata {
+namespace {
+
+TEST_F(CliTest, SessionsShowBaseSizeAndActivity) {
+  ASSERT_EQ(Strata("init base").exit_code, 0);
+  ASSERT_EQ(Strata("put base:/a", std::string(1000, 'a')).exit_code, 0);
+  ASSERT_EQ(Strata("snapshot base v1").exit_code, 0);
+  ASSERT_EQ(Strata("fork base@v1 work").exit_code, 0);
+  ASSERT_EQ(Strata("put work:/b", std::string(500, 'b')).exit_code, 0);
+  CliRun r = Strata("--json sessions");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto list = nlohmann::json::parse(r.out);
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0]["name"], "base");
+  EXPECT_TRUE(list[0]["base"].is_null());
+  EXPECT_EQ(list[0]["files"], 1);
+  EXPECT_EQ(list[0]["bytes"], 1000);
+  EXPECT_EQ(list[1]["name"], "work");
+  EXPECT_EQ(list[1]["base"].get<std::string>().rfind("base@v", 0), 0u);
+  EXPECT_EQ(list[1]["files"], 2);
+  EXPECT_EQ(list[1]["bytes"], 1500);
+  EXPECT_GE(list[1]["last_activity_ns"].get<int64_t>(), list[1]["created_ns"].get<int64_t>());
+  CliRun table = Strata("sessions");
+  EXPECT_NE(table.out.find("SESSION  BASE"), std::string::npos) << table.out;
+}
+
+}  // namespace
+}  // namespace strata
