@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "cli.h"
+#include "strata/archive.h"
 
 namespace strata::cli {
 
@@ -34,7 +35,23 @@ Status Rm(Globals& g, const std::string& session) {
   return Status::Ok();
 }
 
-Status Export(Globals& g, const std::string& session, const std::string& file) {
+// --tar: the tree of SESSION[@SNAP] as a tar archive.
+Status ExportTar(Globals& g, const std::string& where, const std::string& file) {
+  ASSIGN_OR_RETURN(Address addr, ParseAddress(where));
+  if (addr.has_path) return InvalidArgument("export --tar takes SESSION[@SNAP], not a path");
+  if (addr.snapshot.empty()) RETURN_IF_ERROR(FlushIfMounted(g, addr.session));
+  ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
+  ASSIGN_OR_RETURN(View view, ResolveView(*store, addr));
+  ASSIGN_OR_RETURN(auto fs, store->OpenFilesystem(view));
+  TarStats stats;
+  RETURN_IF_ERROR(WriteTar(*fs, file, &stats));
+  std::cout << "wrote " << file << ": " << stats.entries << " entries, " << FormatSize(stats.bytes)
+            << " of file data\n";
+  return Status::Ok();
+}
+
+Status Export(Globals& g, const std::string& session, const std::string& file, bool tar) {
+  if (tar) return ExportTar(g, session, file);
   RETURN_IF_ERROR(FlushIfMounted(g, session));
   ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
   ASSIGN_OR_RETURN(BundleStats s, store->Export(session, file));
@@ -59,9 +76,11 @@ void AddMaintenanceCommands(CLI::App& app, Globals& g) {
   g.Add(app, "gc", "Reclaim removed sessions and chunks nothing references any more",
         [&g] { return Gc(g); });
   static std::string export_session, export_file, import_file, import_as;
+  static bool export_tar = false;
   auto* exp = g.Add(app, "export", "Write a session (lineage, history, KV, chunks) to one file",
-                    [&g] { return Export(g, export_session, export_file); });
-  exp->add_option("session", export_session, "Session")->required();
+                    [&g] { return Export(g, export_session, export_file, export_tar); });
+  exp->add_option("session", export_session, "Session (with --tar: SESSION[@SNAP])")->required();
+  exp->add_flag("--tar", export_tar, "Write the files of SESSION[@SNAP] as a tar archive instead");
   exp->add_option("file", export_file, "Bundle file to create (never overwritten)")->required();
   auto* imp = g.Add(app, "import", "Bring a bundle made by 'strata export' into this store",
                     [&g] { return Import(g, import_file, import_as); });
