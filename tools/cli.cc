@@ -2,7 +2,9 @@
 
 #include "control/control.h"
 
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -171,12 +173,18 @@ void PrintTable(const std::vector<std::vector<std::string>>& rows) {
     if (widths.size() < row.size()) widths.resize(row.size(), 0);
     for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
   }
+  // On a terminal, lines are cut to its width (the last column gives way);
+  // output to a pipe or file keeps every byte.
+  size_t columns = 0;
+  struct winsize ws;
+  if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0) columns = ws.ws_col;
   for (const auto& row : rows) {
     std::string line;
     for (size_t i = 0; i < row.size(); ++i) {
       line += row[i];
       if (i + 1 < row.size()) line += std::string(widths[i] - row[i].size() + 2, ' ');
     }
+    if (columns > 3 && line.size() > columns) line = line.substr(0, columns - 3) + "...";
     std::cout << line << "\n";
   }
 }

@@ -649,3 +649,31 @@ TEST_F(CliTest, SessionsShowBaseSizeAndActivity) {
 
 }  // namespace
 }  // namespace strata
+
+namespace strata {
+namespace {
+
+TEST_F(CliTest, TablesFitTheTerminalAndKeepEverythingInAPipe) {
+  ASSERT_EQ(Strata("init a-session-with-a-rather-long-name").exit_code, 0);
+  // In a pipe: full lines.
+  CliRun piped = Strata("sessions");
+  ASSERT_EQ(piped.exit_code, 0);
+  EXPECT_NE(piped.out.find("a-session-with-a-rather-long-name"), std::string::npos);
+  // On a 40-column terminal (script(1) provides one): every line fits.
+  const std::string out = dir_.File("tty.out");
+  std::string cmd = "script -qec \"stty cols 40; " + std::string(STRATA_CLI) + " --store '" +
+                    store() + "' sessions\" /dev/null > '" + out + "' 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  std::istringstream lines(Slurp(out));
+  int count = 0;
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    ++count;
+    EXPECT_LE(line.size(), 40u) << line;
+  }
+  EXPECT_EQ(count, 2);
+}
+
+}  // namespace
+}  // namespace strata
