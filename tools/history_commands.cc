@@ -3,6 +3,8 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <iostream>
 #include <optional>
 
@@ -90,7 +92,7 @@ nlohmann::json CallJson(const ToolCall& c, const ChangeCounts& n) {
 }
 
 struct CallArgs {
-  std::string session, name, args = "{}", result, error;
+  std::string session, name, args = "{}", result, error, stdout_file, stderr_file;
   int64_t parent = 0;
   int exit_status = 0;
   bool has_exit = false;
@@ -105,6 +107,18 @@ Result<CallOutcome> Outcome(const CallArgs& a, CLI::App* cmd) {
   if (cmd->count("--result")) out.result = a.result;
   if (cmd->count("--error")) out.error = a.error;
   if (a.has_exit) out.exit_status = a.exit_status;
+  // Captured output, from files (- is standard input).
+  for (auto [file, data] : {std::pair{&a.stdout_file, &out.stdout_data},
+                            std::pair{&a.stderr_file, &out.stderr_data}}) {
+    if (file->empty()) continue;
+    if (*file == "-") {
+      *data = std::string(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+      continue;
+    }
+    std::ifstream in(*file, std::ios::binary);
+    if (!in) return NotFound("cannot read " + *file);
+    *data = std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
   return out;
 }
 
@@ -336,6 +350,8 @@ void AddHistoryCommands(CLI::App& app, Globals& g) {
   end->add_option("--error", end_args.error, "Error message (the call failed)");
   end->add_option("--exit", end_args.exit_status, "Exit status")
       ->each([](const std::string&) { end_args.has_exit = true; });
+  end->add_option("--stdout", end_args.stdout_file, "File holding the tool's output (- for stdin)");
+  end->add_option("--stderr", end_args.stderr_file, "File holding its error output");
 
   static CLI::App* record = nullptr;
   record = g.Add(*call, "record", "Record a finished call in one step; prints its id",
@@ -348,6 +364,8 @@ void AddHistoryCommands(CLI::App& app, Globals& g) {
   record->add_option("--exit", record_args.exit_status, "Exit status")
       ->each([](const std::string&) { record_args.has_exit = true; });
   record->add_option("--parent", record_args.parent, "Id of the enclosing call");
+  record->add_option("--stdout", record_args.stdout_file, "File holding the tool's output (- for stdin)");
+  record->add_option("--stderr", record_args.stderr_file, "File holding its error output");
 
   auto* log = g.Add(app, "log", "A session's tool calls, newest first, with what each changed",
                     [&g] { return LogCmd(g, log_args); });

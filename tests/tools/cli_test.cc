@@ -301,6 +301,19 @@ TEST_F(CliHistoryTest, RecordInspectAndAddressCalls) {
   EXPECT_NE(show.out.find(R"(args:     {"cmd":"make"})"), std::string::npos) << show.out;
   EXPECT_NE(show.out.find("+ /out.bin  (6 B)"), std::string::npos) << show.out;
 
+  // Captured output, from stdin or a file.
+  std::string captured = Id("call record s cap --stdout -");
+  CliRun cap = Strata("call record s cap2 --stdout - --stderr '" + dir_.File("missing") + "'");
+  EXPECT_EQ(cap.exit_code, 1);
+  EXPECT_NE(cap.err.find("cannot read"), std::string::npos) << cap.err;
+  {
+    std::string id = Strata("call record s cap3 --stdout -", "line one\nline two\n").out;
+    id.pop_back();
+    auto shown = nlohmann::json::parse(Strata("--json show s " + id).out);
+    EXPECT_EQ(shown["stdout"], "line one\nline two\n");
+    EXPECT_EQ(shown["stderr"], "");
+  }
+
   // SESSION@call:ID is the state right after the call; a fork from it
   // inherits the history up to that call.
   EXPECT_EQ(Strata("cat s@call:" + build + ":/out.bin").out, "binary");
