@@ -5,6 +5,8 @@
 // BM_KvGet: Store::KvGet of one of them.
 // BM_ToolsRecord: Store::RecordCall (name, JSON arguments and result); each
 //   call freezes the session's head, as every recorded call does.
+// BM_ToolsRecordSynced: the same, each call in its own durable transaction
+//   (RecordCall, then Sync: one fsync per call).
 // BM_ToolsStartEnd: Store::StartCall then EndCall (two freezes).
 // BM_WriteFile4K: create, write 4 KiB and release a new file.
 // BM_LogLimit50/calls:N: Store::ListCalls(limit 50) on a session with N
@@ -16,6 +18,8 @@
 // "agent" (1,000,000 recorded calls) and session "tree" (100,000 files,
 // snapshots "before" and "after" 10 files apart), for
 // benchmarks/history_cli.sh, which times the `strata` commands on it.
+//
+// Rates are per wall-clock second (UseRealTime): the work includes I/O.
 //
 // Every operation commits the way the library commits it (grouped: at most
 // 10 ms later, or at the next Sync); the stores are on a real disk
@@ -98,6 +102,17 @@ void BM_ToolsRecord(benchmark::State& state) {
     Unwrap(s.store->RecordCall(s.branch, Call(++i), Result()), "record");
   }
   Check(s.store->Sync(), "sync");
+  state.SetItemsProcessed(state.iterations());
+}
+
+// One durable transaction per call: RecordCall, then Sync (fsync).
+void BM_ToolsRecordSynced(benchmark::State& state) {
+  Session s = NewSession();
+  int64_t i = 0;
+  for (auto _ : state) {
+    Unwrap(s.store->RecordCall(s.branch, Call(++i), Result()), "record");
+    Check(s.store->Sync(), "sync");
+  }
   state.SetItemsProcessed(state.iterations());
 }
 
@@ -202,13 +217,14 @@ int MakeFixture(const std::string& dir) {
   return 0;
 }
 
-BENCHMARK(BM_KvSet)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_KvGet)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_ToolsRecord)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_ToolsStartEnd)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_WriteFile4K)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_LogLimit50)->ArgName("calls")->Arg(1'000)->Arg(1'000'000)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_Diff10)->ArgName("files")->Arg(100'000)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_KvSet)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_KvGet)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_ToolsRecord)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_ToolsRecordSynced)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_ToolsStartEnd)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_WriteFile4K)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_LogLimit50)->ArgName("calls")->Arg(1'000)->Arg(1'000'000)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Diff10)->ArgName("files")->Arg(100'000)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 }  // namespace strata::bench

@@ -690,3 +690,45 @@ TEST_F(CliTest, TablesFitTheTerminalAndKeepEverythingInAPipe) {
 
 }  // namespace
 }  // namespace strata
+
+namespace strata {
+namespace {
+
+TEST_F(CliTest, EveryAddressFormWorksAcrossCommands) {
+  ASSERT_EQ(Strata("init s").exit_code, 0);
+  ASSERT_EQ(Strata("put s:/f", "one").exit_code, 0);
+  ASSERT_EQ(Strata("kv s set k 1").exit_code, 0);
+  ASSERT_EQ(Strata("snapshot s named").exit_code, 0);  // snapshot id 1
+  std::string call = Strata("call record s edit").out;
+  call.pop_back();
+  ASSERT_EQ(Strata("put s:/f", "two").exit_code, 0);
+  ASSERT_EQ(Strata("kv s set k 2").exit_code, 0);
+  for (const std::string addr : {"s@named", "s@1"}) {
+    EXPECT_EQ(Strata("cat " + addr + ":/f").out, "one") << addr;
+    EXPECT_EQ(Strata("kv " + addr + " get k").out, "1\n") << addr;
+    EXPECT_EQ(nlohmann::json::parse(Strata("--json log " + addr).out).size(), 0u) << addr;
+  }
+  const std::string after_call = "s@call:" + call;
+  EXPECT_EQ(Strata("cat " + after_call + ":/f").out, "one");
+  EXPECT_EQ(nlohmann::json::parse(Strata("--json log " + after_call).out).size(), 1u);
+  EXPECT_EQ(Strata("diff s@1 " + after_call).out, "");
+  EXPECT_EQ(Strata("diff " + after_call + " s").out, "~ /f\n");
+  EXPECT_EQ(Strata("--json ls s@named:/").exit_code, 0);
+  struct Case {
+    std::string args;
+    std::string message;
+  };
+  const std::vector<Case> bad = {
+      {"cat s@:/f", "empty snapshot"},        {"cat @x:/f", "no session"},
+      {"kv s@9 get k", "no snapshot '9'"},     {"log nosuch", "nosuch"},
+      {"cat s@call:99:/f", "no tool call 99"}, {"log s@call:", "not a call address"},
+  };
+  for (const Case& c : bad) {
+    CliRun r = Strata(c.args);
+    EXPECT_EQ(r.exit_code, 1) << c.args;
+    EXPECT_NE(r.err.find(c.message), std::string::npos) << c.args << ": " << r.err;
+  }
+}
+
+}  // namespace
+}  // namespace strata
