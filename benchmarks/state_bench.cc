@@ -5,8 +5,7 @@
 // BM_KvGet: Store::KvGet of one of them.
 // BM_ToolsRecord: Store::RecordCall (name, JSON arguments and result); each
 //   call freezes the session's head, as every recorded call does.
-// BM_ToolsRecordSynced: the same, each call in its own durable transaction
-//   (RecordCall, then Sync: one fsync per call).
+//   /synced:1: each call in its own durable transaction (RecordCall, Sync).
 // BM_ToolsStartEnd: Store::StartCall then EndCall (two freezes).
 // BM_WriteFile4K: create, write 4 KiB and release a new file.
 // BM_LogLimit50/calls:N: Store::ListCalls(limit 50) on a session with N
@@ -95,24 +94,17 @@ void BM_KvGet(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+// synced:0 commits as the library does (grouped); synced:1 makes each call
+// its own durable transaction (RecordCall, then Sync: one fsync per call).
 void BM_ToolsRecord(benchmark::State& state) {
   Session s = NewSession();
+  const bool synced = state.range(0) != 0;
   int64_t i = 0;
   for (auto _ : state) {
     Unwrap(s.store->RecordCall(s.branch, Call(++i), Result()), "record");
+    if (synced) Check(s.store->Sync(), "sync");
   }
   Check(s.store->Sync(), "sync");
-  state.SetItemsProcessed(state.iterations());
-}
-
-// One durable transaction per call: RecordCall, then Sync (fsync).
-void BM_ToolsRecordSynced(benchmark::State& state) {
-  Session s = NewSession();
-  int64_t i = 0;
-  for (auto _ : state) {
-    Unwrap(s.store->RecordCall(s.branch, Call(++i), Result()), "record");
-    Check(s.store->Sync(), "sync");
-  }
   state.SetItemsProcessed(state.iterations());
 }
 
@@ -219,8 +211,7 @@ int MakeFixture(const std::string& dir) {
 
 BENCHMARK(BM_KvSet)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_KvGet)->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK(BM_ToolsRecord)->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK(BM_ToolsRecordSynced)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_ToolsRecord)->ArgName("synced")->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_ToolsStartEnd)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_WriteFile4K)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_LogLimit50)->ArgName("calls")->Arg(1'000)->Arg(1'000'000)->Unit(benchmark::kMillisecond)->UseRealTime();

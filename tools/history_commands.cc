@@ -323,6 +323,16 @@ Status SqlCmd(Globals& g, const std::string& statement) {
   return Status::Ok();
 }
 
+// The options that say how a call ended (call end, call record).
+void AddOutcomeOptions(CLI::App* cmd, CallArgs& a) {
+  cmd->add_option("--result", a.result, "Result (JSON)");
+  cmd->add_option("--error", a.error, "Error message (the call failed)");
+  cmd->add_option("--exit", a.exit_status, "Exit status")
+      ->each([&a](const std::string&) { a.has_exit = true; });
+  cmd->add_option("--stdout", a.stdout_file, "File holding the tool's output (- for stdin)");
+  cmd->add_option("--stderr", a.stderr_file, "File holding its error output");
+}
+
 }  // namespace
 
 void AddHistoryCommands(CLI::App& app, Globals& g) {
@@ -346,12 +356,7 @@ void AddHistoryCommands(CLI::App& app, Globals& g) {
   end = g.Add(*call, "end", "End a pending call with a result or an error",
               [&g] { return CallEndCmd(g, end_args, end); });
   end->add_option("id", end_args.id, "Call id")->required();
-  end->add_option("--result", end_args.result, "Result (JSON)");
-  end->add_option("--error", end_args.error, "Error message (the call failed)");
-  end->add_option("--exit", end_args.exit_status, "Exit status")
-      ->each([](const std::string&) { end_args.has_exit = true; });
-  end->add_option("--stdout", end_args.stdout_file, "File holding the tool's output (- for stdin)");
-  end->add_option("--stderr", end_args.stderr_file, "File holding its error output");
+  AddOutcomeOptions(end, end_args);
 
   static CLI::App* record = nullptr;
   record = g.Add(*call, "record", "Record a finished call in one step; prints its id",
@@ -359,13 +364,8 @@ void AddHistoryCommands(CLI::App& app, Globals& g) {
   record->add_option("session", record_args.session, "Session")->required();
   record->add_option("name", record_args.name, "Tool name")->required();
   record->add_option("--args", record_args.args, "Arguments (JSON, default {})");
-  record->add_option("--result", record_args.result, "Result (JSON)");
-  record->add_option("--error", record_args.error, "Error message (the call failed)");
-  record->add_option("--exit", record_args.exit_status, "Exit status")
-      ->each([](const std::string&) { record_args.has_exit = true; });
   record->add_option("--parent", record_args.parent, "Id of the enclosing call");
-  record->add_option("--stdout", record_args.stdout_file, "File holding the tool's output (- for stdin)");
-  record->add_option("--stderr", record_args.stderr_file, "File holding its error output");
+  AddOutcomeOptions(record, record_args);
 
   auto* log = g.Add(app, "log", "A session's tool calls, newest first, with what each changed",
                     [&g] { return LogCmd(g, log_args); });

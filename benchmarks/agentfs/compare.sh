@@ -30,13 +30,13 @@ for round in 1 2 3; do
   rm -f "$WORK"/agent.db*
   node "$WORK/agentfs_bench.mjs" "$WORK/agent.db" "$OPS" |
     python3 -c 'import json,sys; d=json.load(sys.stdin); [print("agentfs", k, v) for k, v in d.items()]' >>"$RAW"
-  STRATA_BENCH_DIR=$WORK "$BUILD/benchmarks/state_bench" --benchmark_filter='KvSet|ToolsRecord|WriteFile4K' \
+  STRATA_BENCH_DIR=$WORK "$BUILD/benchmarks/state_bench" --benchmark_filter='KvSet|ToolsRecord/synced:0|WriteFile4K' \
       --benchmark_format=json 2>/dev/null |
     python3 -c '
 import json, sys
-names = {"BM_KvSet": "kv_set", "BM_ToolsRecord": "tools_record", "BM_WriteFile4K": "write_file_4k"}
+names = {"BM_KvSet": "kv_set", "BM_ToolsRecord/synced:0": "tools_record", "BM_WriteFile4K": "write_file_4k"}
 for b in json.load(sys.stdin)["benchmarks"]:
-    print("strata", names[b["name"]], b["items_per_second"])' >>"$RAW"
+    print("strata", names[b["name"].removesuffix("/real_time")], b["items_per_second"])' >>"$RAW"
 done
 python3 - "$RAW" <<'PY'
 import statistics, sys
