@@ -12,6 +12,7 @@
 #include <ctime>
 #include <filesystem>
 #include <iostream>
+#include <iterator>
 #include <set>
 
 namespace strata::cli {
@@ -156,6 +157,28 @@ Result<View> SnapshotSession(const Globals& g, Store& store, const std::string& 
 Status RequireUnmounted(const Globals& g, const std::string& session, std::string_view advice) {
   if (!IsMounted(g, session)) return Status::Ok();
   return Status(Code::kBusy, "session '" + session + "' is mounted; " + std::string(advice));
+}
+
+const char* KindMark(ChangeKind kind) {
+  switch (kind) {
+    case ChangeKind::kAdded: return "+";
+    case ChangeKind::kRemoved: return "-";
+    case ChangeKind::kModified: return "~";
+  }
+  return "?";
+}
+
+const char* KindName(ChangeKind kind) {
+  switch (kind) {
+    case ChangeKind::kAdded: return "added";
+    case ChangeKind::kRemoved: return "removed";
+    case ChangeKind::kModified: return "modified";
+  }
+  return "?";
+}
+
+std::string ReadStdin() {
+  return std::string(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
 }
 
 void PrintJson(const nlohmann::json& j, int indent) {

@@ -84,6 +84,13 @@ void PrintJson(const nlohmann::json& j, int indent = 2);
 // Parses stored JSON text (a KV value, call arguments); null when absent.
 nlohmann::json ParseStoredJson(const std::optional<std::string>& text);
 
+// A change's kind as a mark for people (+, -, ~) and as a JSON field value
+// (added, removed, modified).
+const char* KindMark(ChangeKind kind);
+const char* KindName(ChangeKind kind);
+// Everything on standard input.
+std::string ReadStdin();
+
 // Prints rows as columns padded to the widest cell; the last column is not
 // padded.
 void PrintTable(const std::vector<std::vector<std::string>>& rows);

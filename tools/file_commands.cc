@@ -155,15 +155,6 @@ Status CopyIn(Globals& g, const std::string& host, const std::string& where) {
   return Status::Ok();
 }
 
-const char* KindMark(ChangeKind k) {
-  switch (k) {
-    case ChangeKind::kAdded: return "+";
-    case ChangeKind::kRemoved: return "-";
-    case ChangeKind::kModified: return "~";
-  }
-  return "?";
-}
-
 constexpr uint64_t kMaxContentDiffBytes = 8 << 20;
 
 // The whole content of the regular file at `path`, or nullopt when there is
@@ -264,10 +255,8 @@ Status Diff(Globals& g, const std::string& a, const std::string& b, bool content
   if (g.json) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& c : changes) {
-      out.push_back({{"kind", c.kind == ChangeKind::kAdded     ? "added"
-                              : c.kind == ChangeKind::kRemoved ? "removed"
-                                                               : "modified"},
-                     {"path", c.path}, {"old_mode", c.old_mode}, {"new_mode", c.new_mode},
+      out.push_back({{"kind", KindName(c.kind)}, {"path", c.path},
+                     {"old_mode", c.old_mode}, {"new_mode", c.new_mode},
                      {"old_size", c.old_size}, {"new_size", c.new_size}});
       if (content) {
         ASSIGN_OR_RETURN(out.back()["content_diff"], ContentDiff(*fa, *fb, c));

@@ -112,7 +112,7 @@ Result<CallOutcome> Outcome(const CallArgs& a, CLI::App* cmd) {
                             std::pair{&a.stderr_file, &out.stderr_data}}) {
     if (file->empty()) continue;
     if (*file == "-") {
-      *data = std::string(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+      *data = ReadStdin();
       continue;
     }
     std::ifstream in(*file, std::ios::binary);
@@ -238,10 +238,8 @@ Status ShowCmd(Globals& g, const std::string& session, int64_t id) {
     j["stderr"] = c.stderr_data;
     nlohmann::json paths = nlohmann::json::array();
     for (const auto& ch : changes) {
-      paths.push_back({{"kind", ch.kind == ChangeKind::kAdded     ? "added"
-                                : ch.kind == ChangeKind::kRemoved ? "removed"
-                                                                  : "modified"},
-                       {"path", ch.path}, {"old_size", ch.old_size}, {"new_size", ch.new_size}});
+      paths.push_back({{"kind", KindName(ch.kind)}, {"path", ch.path},
+                       {"old_size", ch.old_size}, {"new_size", ch.new_size}});
     }
     j["paths"] = paths;
     PrintJson(j);
@@ -259,8 +257,7 @@ Status ShowCmd(Globals& g, const std::string& session, int64_t id) {
   if (!c.stderr_data.empty()) std::cout << "--- stderr\n" << c.stderr_data << "\n";
   std::cout << "changes:  " << changes.size() << (c.version_after ? "" : " (still running)") << "\n";
   for (const auto& ch : changes) {
-    std::cout << "  " << (ch.kind == ChangeKind::kAdded ? "+" : ch.kind == ChangeKind::kRemoved ? "-" : "~")
-              << " " << ch.path;
+    std::cout << "  " << KindMark(ch.kind) << " " << ch.path;
     if (ch.kind == ChangeKind::kAdded) std::cout << "  (" << FormatSize(ch.new_size) << ")";
     if (ch.kind == ChangeKind::kModified) {
       std::cout << "  (" << FormatSize(ch.old_size) << " -> " << FormatSize(ch.new_size) << ")";

@@ -32,10 +32,6 @@ Result<KvTarget> OpenKv(Globals& g, const std::string& text, bool writable) {
   return t;
 }
 
-std::string ReadStdin() {
-  return std::string(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-}
-
 Status Get(Globals& g, const std::string& where, const std::string& key) {
   ASSIGN_OR_RETURN(KvTarget t, OpenKv(g, where, false));
   auto value = t.store->KvGet(t.view, key);

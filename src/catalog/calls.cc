@@ -27,15 +27,6 @@ constexpr const char* kListCalls =
 
 #undef CALL_COLUMNS
 
-std::string BlobString(const sql::Statement& s, int column) {
-  auto b = s.Blob(column);
-  return std::string(reinterpret_cast<const char*>(b.data()), b.size());
-}
-
-std::span<const uint8_t> Bytes(const std::string& s) {
-  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
-
 Result<ToolCall> ReadCall(const sql::Statement& s) {
   ToolCall c;
   c.id = s.Int(0);
@@ -49,8 +40,8 @@ Result<ToolCall> ReadCall(const sql::Statement& s) {
   c.start_ns = s.Int(8);
   if (!s.IsNull(9)) c.end_ns = s.Int(9);
   if (!s.IsNull(10)) c.exit_status = static_cast<int>(s.Int(10));
-  if (!s.IsNull(11)) c.stdout_data = BlobString(s, 11);
-  if (!s.IsNull(12)) c.stderr_data = BlobString(s, 12);
+  if (!s.IsNull(11)) c.stdout_data = s.BlobString(11);
+  if (!s.IsNull(12)) c.stderr_data = s.BlobString(12);
   c.version_before = s.Int(13);
   if (!s.IsNull(14)) c.version_after = s.Int(14);
   return c;
@@ -92,7 +83,7 @@ Status FinishCall(sql::Connection& conn, const ToolCall& call) {
   text_or_null(4, call.error);
   int_or_null(5, call.end_ns);
   int_or_null(6, call.exit_status);
-  s.BindBlob(7, Bytes(call.stdout_data)).BindBlob(8, Bytes(call.stderr_data));
+  s.BindBytes(7, call.stdout_data).BindBytes(8, call.stderr_data);
   int_or_null(9, call.version_after);
   return s.Run();
 }

@@ -22,11 +22,6 @@ constexpr const char* kNamesOfIno =
     " ON r.branch = a.ancestor AND r.ino = ?3"
     " AND r.vfrom <= CASE WHEN a.depth = 0 THEN ?2 ELSE a.vlimit END WHERE a.branch = ?1";
 
-std::string BlobText(const sql::Statement& s, int column) {
-  auto b = s.Blob(column);
-  return std::string(reinterpret_cast<const char*>(b.data()), b.size());
-}
-
 // Resolves inodes to paths within one view, caching directories.
 class PathFinder {
  public:
@@ -76,7 +71,7 @@ class PathFinder {
       for (;;) {
         ASSIGN_OR_RETURN(bool row, s.Step());
         if (!row) break;
-        candidates.emplace_back(static_cast<InodeId>(s.Int(0)), BlobText(s, 1));
+        candidates.emplace_back(static_cast<InodeId>(s.Int(0)), s.BlobString(1));
       }
     }
     std::vector<std::pair<InodeId, std::string>> live;
@@ -175,7 +170,7 @@ Result<std::vector<Change>> ComputeDiff(sql::Connection& conn, View from, View t
       for (;;) {
         ASSIGN_OR_RETURN(bool row, s.Step());
         if (!row) break;
-        dentry_keys.emplace(static_cast<InodeId>(s.Int(0)), BlobText(s, 1));
+        dentry_keys.emplace(static_cast<InodeId>(s.Int(0)), s.BlobString(1));
       }
     }
     ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kChangedInodes));

@@ -42,6 +42,10 @@ class Statement {
   Statement& Bind(int index, unsigned value) { return Bind(index, static_cast<int64_t>(value)); }
   Statement& BindText(int index, std::string_view value);
   Statement& BindBlob(int index, std::span<const uint8_t> value);
+  // The bytes of `value` as a BLOB (names, xattr values, captured output).
+  Statement& BindBytes(int index, std::string_view value) {
+    return BindBlob(index, {reinterpret_cast<const uint8_t*>(value.data()), value.size()});
+  }
   // Without a copy: `value` must outlive every step until the statement is
   // reset (Run resets it; a Statement going out of scope does too).
   Statement& BindBlobNoCopy(int index, std::span<const uint8_t> value);
@@ -61,6 +65,11 @@ class Statement {
   std::string Text(int column) const;
   // Valid until the next Step() or until the statement is reset.
   std::span<const uint8_t> Blob(int column) const;
+  // A copy of a BLOB column's bytes.
+  std::string BlobString(int column) const {
+    auto b = Blob(column);
+    return std::string(reinterpret_cast<const char*>(b.data()), b.size());
+  }
 
  private:
   sqlite3_stmt* stmt_;

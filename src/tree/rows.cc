@@ -70,15 +70,6 @@ constexpr const char* kRemoveOrphan = "DELETE FROM orphans WHERE branch = ?1 AND
 
 #undef VISIBLE
 
-std::span<const uint8_t> AsBytes(std::string_view s) {
-  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
-
-std::string BlobText(const sql::Statement& s, int column) {
-  auto b = s.Blob(column);
-  return std::string(reinterpret_cast<const char*>(b.data()), b.size());
-}
-
 }  // namespace
 
 using internal::BindScope;
@@ -104,7 +95,7 @@ Result<std::optional<InodeRow>> GetInode(sql::Connection& conn, Scope scope, Ino
   r.ctime_ns = s.Int(9);
   r.parent = static_cast<InodeId>(s.Int(10));
   r.nblocks = static_cast<uint64_t>(s.Int(11));
-  if (!s.IsNull(12)) r.target = BlobText(s, 12);
+  if (!s.IsNull(12)) r.target = s.BlobString(12);
   return std::optional<InodeRow>(std::move(r));
 }
 
@@ -115,7 +106,7 @@ Status PutInode(sql::Connection& conn, Head head, const InodeRow& row) {
       .Bind(10, row.atime_ns).Bind(11, row.mtime_ns).Bind(12, row.ctime_ns).Bind(13, row.parent)
       .Bind(14, row.nblocks);
   if (S_ISLNK(row.mode)) {
-    s.BindBlob(15, AsBytes(row.target));
+    s.BindBytes(15, row.target);
   } else {
     s.BindNull(15);
   }
@@ -147,7 +138,7 @@ Result<InodeId> AllocateIno(sql::Connection& conn) {
 Result<std::optional<DentryRow>> GetDentry(sql::Connection& conn, Scope scope, InodeId parent,
                                            std::string_view name) {
   ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kGetDentry));
-  BindScope(s, scope).Bind(3, parent).BindBlob(4, AsBytes(name));
+  BindScope(s, scope).Bind(3, parent).BindBytes(4, name);
   ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row || s.Int(0) == 0) return std::optional<DentryRow>();
   return std::optional<DentryRow>(DentryRow{std::string(name), static_cast<InodeId>(s.Int(0)),
@@ -156,7 +147,7 @@ Result<std::optional<DentryRow>> GetDentry(sql::Connection& conn, Scope scope, I
 
 Status PutDentry(sql::Connection& conn, Head head, InodeId parent, const DentryRow& entry) {
   ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kPutDentry));
-  return s.Bind(1, parent).BindBlob(2, AsBytes(entry.name)).Bind(3, head.branch)
+  return s.Bind(1, parent).BindBytes(2, entry.name).Bind(3, head.branch)
       .Bind(4, head.version).Bind(5, entry.ino).Bind(6, entry.type).Run();
 }
 
@@ -164,7 +155,7 @@ Status DeleteDentry(sql::Connection& conn, Head head, InodeId parent, std::strin
   ASSIGN_OR_RETURN(auto below, GetDentry(conn, head.below(), parent, name));
   if (below.has_value()) return PutDentry(conn, head, parent, DentryRow{std::string(name), 0, 0});
   ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kDeleteHeadDentry));
-  return s.Bind(1, parent).BindBlob(2, AsBytes(name)).Bind(3, head.branch)
+  return s.Bind(1, parent).BindBytes(2, name).Bind(3, head.branch)
       .Bind(4, head.version).Run();
 }
 
@@ -176,10 +167,10 @@ Status ForEachDentry(sql::Connection& conn, Scope scope, InodeId parent, Visit v
   ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kListDentries));
   BindScope(s, scope).Bind(3, parent);
   return ForEachWinner(
-      s, [](const sql::Statement& st) { return BlobText(st, 0); },
+      s, [](const sql::Statement& st) { return st.BlobString(0); },
       [&](const sql::Statement& st) -> Result<bool> {
         if (st.Int(1) == 0) return true;  // tombstone
-        return visit(DentryRow{BlobText(st, 0), static_cast<InodeId>(st.Int(1)),
+        return visit(DentryRow{st.BlobString(0), static_cast<InodeId>(st.Int(1)),
                                static_cast<uint32_t>(st.Int(2))});
       });
 }
@@ -282,28 +273,28 @@ Result<int64_t> DropBlocksFrom(sql::Connection& conn, Head head, InodeId ino, ui
 Result<std::optional<std::string>> GetXattr(sql::Connection& conn, Scope scope, InodeId ino,
                                             std::string_view name) {
   ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kGetXattr));
-  BindScope(s, scope).Bind(3, ino).BindBlob(4, AsBytes(name));
+  BindScope(s, scope).Bind(3, ino).BindBytes(4, name);
   ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row || s.IsNull(0)) return std::optional<std::string>();
-  return std::optional<std::string>(BlobText(s, 0));
+  return std::optional<std::string>(s.BlobString(0));
 }
 
 Status PutXattr(sql::Connection& conn, Head head, InodeId ino, std::string_view name,
                 std::string_view value) {
   ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kPutXattr));
-  return s.Bind(1, ino).BindBlob(2, AsBytes(name)).Bind(3, head.branch).Bind(4, head.version)
-      .BindBlob(5, AsBytes(value)).Run();
+  return s.Bind(1, ino).BindBytes(2, name).Bind(3, head.branch).Bind(4, head.version)
+      .BindBytes(5, value).Run();
 }
 
 Status DeleteXattr(sql::Connection& conn, Head head, InodeId ino, std::string_view name) {
   ASSIGN_OR_RETURN(auto below, GetXattr(conn, head.below(), ino, name));
   if (below.has_value()) {
     ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kPutXattr));
-    return s.Bind(1, ino).BindBlob(2, AsBytes(name)).Bind(3, head.branch).Bind(4, head.version)
+    return s.Bind(1, ino).BindBytes(2, name).Bind(3, head.branch).Bind(4, head.version)
         .BindNull(5).Run();
   }
   ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kDeleteHeadXattr));
-  return s.Bind(1, ino).BindBlob(2, AsBytes(name)).Bind(3, head.branch).Bind(4, head.version)
+  return s.Bind(1, ino).BindBytes(2, name).Bind(3, head.branch).Bind(4, head.version)
       .Run();
 }
 
@@ -312,9 +303,9 @@ Result<std::vector<std::string>> ListXattrs(sql::Connection& conn, Scope scope, 
   BindScope(s, scope).Bind(3, ino);
   std::vector<std::string> out;
   RETURN_IF_ERROR(ForEachWinner(
-      s, [](const sql::Statement& st) { return BlobText(st, 0); },
+      s, [](const sql::Statement& st) { return st.BlobString(0); },
       [&](const sql::Statement& st) -> Result<bool> {
-        if (st.Int(1) != 0) out.push_back(BlobText(st, 0));
+        if (st.Int(1) != 0) out.push_back(st.BlobString(0));
         return true;
       }));
   return out;
