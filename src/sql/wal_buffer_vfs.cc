@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <string>
 #include <system_error>
 #include <thread>
 #include <utility>
@@ -148,8 +149,12 @@ struct WalBuffer {
   // End of the furthest byte written in this generation of the log (the WAL
   // starts over from offset 0 after a checkpoint).
   sqlite3_int64 high_water = 0;
-  // The same file opened with O_DIRECT, or -1 when the file system refuses it.
+  // The same file opened with O_DIRECT, on the first full buffer (so the
+  // readers' and checkpointer's handles, which never fill one, hold no
+  // extra descriptor); -1 until then. `direct_path` is cleared when direct
+  // I/O is off or the file system refused it, so it is not tried again.
   int direct_fd = -1;
+  std::string direct_path;
   // The direct write in flight, if n > 0.
   struct {
     const char* p = nullptr;
@@ -197,6 +202,22 @@ int WriteBuffered(ShimFile* f, const char* p, size_t n, sqlite3_int64 off) {
 
 int WriteErrorCode(int error) { return error == ENOSPC ? SQLITE_FULL : SQLITE_IOERR_WRITE; }
 
+// The O_DIRECT descriptor, opened on first use; -1 when there is none.
+int DirectFd(WalBuffer* b) {
+  if (b->direct_fd < 0 && !b->direct_path.empty()) {
+    b->direct_fd = open(b->direct_path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+    if (b->direct_fd < 0) b->direct_path.clear();
+  }
+  return b->direct_fd;
+}
+
+// Turns direct I/O off for this file for good.
+void DropDirect(WalBuffer* b) {
+  if (b->direct_fd >= 0) close(b->direct_fd);
+  b->direct_fd = -1;
+  b->direct_path.clear();
+}
+
 // Waits for the direct write in flight. A file system that refuses direct
 // I/O (EINVAL) turns it off for this file, and the bytes go buffered.
 int FinishDirect(ShimFile* f) {
@@ -206,8 +227,7 @@ int FinishDirect(ShimFile* f) {
   auto job = std::exchange(b->in_flight, {});
   if (error == 0) return SQLITE_OK;
   if (error != EINVAL) return WriteErrorCode(error);
-  close(b->direct_fd);
-  b->direct_fd = -1;
+  DropDirect(b);
   return WriteBuffered(f, job.p, job.n, job.off);
 }
 
@@ -230,8 +250,7 @@ int StartDirect(ShimFile* f) {
   if (b->writer.Start(b->direct_fd, b->data() + head, body, body_off)) {
     b->in_flight = {b->data() + head, body, body_off};
   } else {  // no thread: this file stays buffered
-    close(b->direct_fd);
-    b->direct_fd = -1;
+    DropDirect(b);
     rc = WriteBuffered(f, b->data() + head, body, body_off);
     if (rc != SQLITE_OK) return rc;
   }
@@ -254,7 +273,7 @@ enum class FlushMode {
 int Flush(ShimFile* f, FlushMode mode = FlushMode::kAll) {
   WalBuffer* b = f->wal;
   if (b == nullptr) return SQLITE_OK;
-  if (mode == FlushMode::kAlignedPrefix && b->direct_fd >= 0) {
+  if (mode == FlushMode::kAlignedPrefix && DirectFd(b) >= 0) {
     int rc = StartDirect(f);
     if (rc != SQLITE_OK) b->len = 0;
     return rc;
@@ -437,7 +456,7 @@ int Open(sqlite3_vfs* vfs, sqlite3_filename name, sqlite3_file* f, int flags, in
   if (rc == SQLITE_OK && (flags & SQLITE_OPEN_WAL) != 0) {
     s->wal = new (std::nothrow) WalBuffer;
     if (s->wal != nullptr && name != nullptr && g_direct_io.load(std::memory_order_relaxed)) {
-      s->wal->direct_fd = open(name, O_WRONLY | O_DIRECT | O_CLOEXEC);
+      s->wal->direct_path = name;
     }
   }
   return rc;
