@@ -221,6 +221,18 @@ std::string FormatTime(int64_t ns) {
   return buf;
 }
 
+std::string FormatDuration(int64_t ns) {
+  char buf[32];
+  if (ns < 1'000'000) {
+    snprintf(buf, sizeof(buf), "%lld us", static_cast<long long>(ns / 1000));
+  } else if (ns < 10'000'000'000) {
+    snprintf(buf, sizeof(buf), "%lld ms", static_cast<long long>(ns / 1'000'000));
+  } else {
+    snprintf(buf, sizeof(buf), "%.1f s", static_cast<double>(ns) / 1e9);
+  }
+  return buf;
+}
+
 std::string FormatSize(uint64_t bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   double v = static_cast<double>(bytes);

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "control/control.h"
 #include "strata/filesystem.h"
 #include "strata/status.h"
 #include "strata/store.h"
@@ -96,7 +97,14 @@ std::string ReadStdin();
 void PrintTable(const std::vector<std::vector<std::string>>& rows);
 std::string FormatTime(int64_t ns);
 std::string FormatSize(uint64_t bytes);
+// "850 us", "12 ms", "3.4 s".
+std::string FormatDuration(int64_t ns);
 std::string ModeString(uint32_t mode);
+
+// A lease on a mount of `session`: the daemon that serves it if there is one,
+// else one started now at control::RunMountPath, which unmounts when its last
+// lease ends.
+Result<std::unique_ptr<control::Lease>> LeaseMount(Globals& g, const std::string& session);
 
 // Registration of each group of subcommands.
 void AddSessionCommands(CLI::App& app, Globals& g);
@@ -106,6 +114,9 @@ void AddDemoCommand(CLI::App& app, Globals& g);
 void AddMountCommands(CLI::App& app, Globals& g);
 void AddStateCommands(CLI::App& app, Globals& g);
 void AddHistoryCommands(CLI::App& app, Globals& g);
+void AddImageCommands(CLI::App& app, Globals& g);
+// `run` sets *exit_code to the command's exit status.
+void AddRunCommand(CLI::App& app, Globals& g, int* exit_code);
 
 }  // namespace strata::cli
 

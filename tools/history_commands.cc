@@ -44,18 +44,6 @@ int64_t NowNs() {
       .count();
 }
 
-std::string FormatDuration(int64_t ns) {
-  char buf[32];
-  if (ns < 1'000'000) {
-    snprintf(buf, sizeof(buf), "%lld us", static_cast<long long>(ns / 1000));
-  } else if (ns < 10'000'000'000) {
-    snprintf(buf, sizeof(buf), "%lld ms", static_cast<long long>(ns / 1'000'000));
-  } else {
-    snprintf(buf, sizeof(buf), "%.1f s", static_cast<double>(ns) / 1e9);
-  }
-  return buf;
-}
-
 // What a call changed: the paths between its before and after states.
 Result<std::vector<Change>> CallChanges(Store& store, const ToolCall& c) {
   if (!c.version_after.has_value()) return std::vector<Change>();

@@ -1,10 +1,16 @@
 // strata: the command-line tool. Every subcommand takes --store FILE (else
 // $STRATA_STORE, else ~/.strata/store.db).
+#include <cstring>
 #include <iostream>
 
 #include "cli.h"
+#include "sandbox/sandbox.h"
 
 int main(int argc, char** argv) {
+  // A sandbox's init re-executes this binary; it must not parse anything else.
+  if (argc == 2 && std::strcmp(argv[1], strata::sandbox::kInitArg) == 0) {
+    return strata::sandbox::InitMain();
+  }
   using strata::cli::Globals;
   CLI::App app{"Strata: versioned, deduplicated filesystems for AI-agent sandboxes"};
   app.require_subcommand(1);
@@ -20,6 +26,9 @@ int main(int argc, char** argv) {
   strata::cli::AddMountCommands(app, g);
   strata::cli::AddStateCommands(app, g);
   strata::cli::AddHistoryCommands(app, g);
+  strata::cli::AddImageCommands(app, g);
+  int exit_code = 0;
+  strata::cli::AddRunCommand(app, g, &exit_code);
   // Global options are accepted after the subcommand too.
   for (auto& [sub, action] : g.actions) sub->fallthrough();
 
@@ -37,9 +46,9 @@ int main(int argc, char** argv) {
         name = p->get_name() + " " + name;
       }
       std::cerr << "strata " << name << ": " << s.message() << "\n";
-      return 1;
+      return exit_code != 0 ? exit_code : 1;
     }
-    return 0;
+    return exit_code;
   }
   return 2;
 }

@@ -3,6 +3,7 @@
 #include <malloc.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,6 +31,8 @@ struct MountArgs {
   std::string mountpoint;
   bool foreground = false;
   std::vector<std::string> options;
+  // Started by `strata run`: unmount and exit when the last lease ends.
+  bool ephemeral = false;
 };
 
 // Commits buffered writes every `period` until stopped, so that data sitting
@@ -77,11 +80,21 @@ Status Serve(Globals& g, const MountArgs& a, const std::function<void(const Stat
     // it touches the mount point. Snapshots drain the kernel's page cache
     // into our buffers first (the server exists by the time one can come).
     std::atomic<fuse::FuseServer*> serving{nullptr};
+    control::ControlOptions control_options;
+    control_options.drain = [&]() -> Status {
+      fuse::FuseServer* server = serving.load();
+      return server != nullptr ? server->DrainKernelCache() : Status::Ok();
+    };
+    control_options.mountpoint = std::filesystem::absolute(a.mountpoint).lexically_normal();
+    if (a.ephemeral) {
+      // A lazy unmount: the kernel ends the FUSE connection (and Run
+      // returns) once nothing uses the mount, which is at once here.
+      control_options.on_idle = [mountpoint = control_options.mountpoint] {
+        umount2(mountpoint.c_str(), MNT_DETACH);
+      };
+    }
     ASSIGN_OR_RETURN(auto control,
-                     control::ControlServer::Start(*store, *fs, a.session, [&]() -> Status {
-                       fuse::FuseServer* server = serving.load();
-                       return server != nullptr ? server->DrainKernelCache() : Status::Ok();
-                     }));
+                     control::ControlServer::Start(*store, *fs, a.session, control_options));
     fuse::MountOptions options;
     options.mountpoint = a.mountpoint;
     options.options = a.options;
@@ -108,15 +121,10 @@ Status Serve(Globals& g, const MountArgs& a, const std::function<void(const Stat
   return s;
 }
 
-Status Mount(Globals& g, const MountArgs& a) {
-  if (a.foreground) {
-    return Serve(g, a, [&](const Status& s) {
-      if (s.ok()) std::cerr << "strata: serving session " << a.session << " at " << a.mountpoint
-                            << " (Ctrl-C or 'strata umount " << a.mountpoint << "' to stop)\n";
-    });
-  }
-  // Background: the child mounts and reports success or the error through a
-  // pipe, so the user sees mount errors and the exit status is honest.
+// Starts a daemon serving a.session at a.mountpoint in the background and
+// returns its pid once the session is mounted (or the error that prevented
+// it: the child reports it through a pipe, so errors are honest).
+Result<pid_t> SpawnDaemon(Globals& g, const MountArgs& a) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return IoError("pipe failed");
   pid_t pid = fork();
@@ -124,11 +132,14 @@ Status Mount(Globals& g, const MountArgs& a) {
   if (pid == 0) {
     close(fds[0]);
     setsid();
+    sigset_t none;  // `strata run` blocks signals it forwards; a daemon must not
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
     bool reported = false;
     Status s = Serve(g, a, [&](const Status& st) {
       if (reported) return;
       reported = true;
-      std::string msg = st.ok() ? "OK" : st.message();
+      std::string msg = st.ok() ? "OK" : std::to_string(static_cast<int>(st.code())) + " " + st.message();
       (void)!write(fds[1], msg.data(), msg.size());
       close(fds[1]);
       if (st.ok()) {
@@ -149,14 +160,25 @@ Status Mount(Globals& g, const MountArgs& a) {
   ssize_t n;
   while ((n = read(fds[0], buf, sizeof(buf))) > 0) msg.append(buf, static_cast<size_t>(n));
   close(fds[0]);
-  if (msg == "OK") {
-    std::cout << "mounted session " << a.session << " at " << a.mountpoint << " (pid " << pid
-              << ")\n";
-    return Status::Ok();
-  }
+  if (msg == "OK") return pid;
   int status = 0;
   waitpid(pid, &status, 0);
-  return IoError(msg.empty() ? "the mount daemon exited without mounting" : msg);
+  if (msg.empty()) return IoError("the mount daemon exited without mounting");
+  size_t space = msg.find(' ');
+  return Status(static_cast<Code>(std::atoi(msg.c_str())), msg.substr(space + 1));
+}
+
+Status Mount(Globals& g, const MountArgs& a) {
+  if (a.foreground) {
+    return Serve(g, a, [&](const Status& s) {
+      if (s.ok()) std::cerr << "strata: serving session " << a.session << " at " << a.mountpoint
+                            << " (Ctrl-C or 'strata umount " << a.mountpoint << "' to stop)\n";
+    });
+  }
+  ASSIGN_OR_RETURN(pid_t pid, SpawnDaemon(g, a));
+  std::cout << "mounted session " << a.session << " at " << a.mountpoint << " (pid " << pid
+            << ")\n";
+  return Status::Ok();
 }
 
 // Undoes the octal escapes (\040 for a space, ...) of /proc/self/mountinfo.
@@ -232,6 +254,40 @@ Status Umount(const std::string& mountpoint) {
 }
 
 }  // namespace
+
+Result<std::unique_ptr<control::Lease>> LeaseMount(Globals& g, const std::string& session) {
+  const std::string store = StorePath(g);
+  Status last;
+  for (int attempt = 0; attempt < 500; ++attempt) {
+    auto lease = control::TakeLease(store, session);
+    if (lease.ok()) return lease;
+    last = lease.status();
+    if (last.code() == Code::kNotFound) {
+      MountArgs a;
+      a.session = session;
+      a.mountpoint = control::RunMountPath(store, session);
+      a.options = {"allow_other"};  // a sandbox with --userns is another user
+      a.ephemeral = true;
+      std::error_code ec;
+      std::filesystem::create_directories(a.mountpoint, ec);
+      // Our own mount point: a mount left by a daemon that was killed is
+      // dead (ENOTCONN) and can only be detached.
+      struct stat st;
+      if (stat(a.mountpoint.c_str(), &st) != 0 && errno == ENOTCONN) {
+        umount2(a.mountpoint.c_str(), MNT_DETACH);
+      }
+      auto spawned = SpawnDaemon(g, a);
+      if (spawned.ok()) continue;
+      last = spawned.status();
+      // Busy: another run mounted it first, or the last daemon is leaving.
+      if (last.code() != Code::kBusy && last.code() != Code::kExists) return last;
+    } else if (last.code() != Code::kBusy) {
+      return last;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return last.WithContext("cannot mount session '" + session + "'");
+}
 
 void AddMountCommands(CLI::App& app, Globals& g) {
   static MountArgs args;

@@ -4,19 +4,51 @@
 #include <iostream>
 
 #include "cli.h"
+#include "strata/host_base.h"
 
 namespace strata::cli {
 
 namespace {
 
-Status Init(Globals& g, const std::string& session) {
+struct InitArgs {
+  std::string session;
+  std::string image;        // --image NAME
+  std::string base = "host";  // --base host|empty
+};
+
+Status Init(Globals& g, const InitArgs& a) {
+  if (!a.image.empty() && a.base != "host") {
+    return InvalidArgument("give either --image or --base, not both");
+  }
+  if (a.base != "host" && a.base != "empty") {
+    return InvalidArgument("--base must be 'host' or 'empty' (or use --image NAME)");
+  }
   ASSIGN_OR_RETURN(auto store, OpenStore(g, /*create=*/true));
-  if (session.empty()) {
+  if (a.session.empty()) {
     std::cout << "store ready at " << store->path() << "\n";
     return Status::Ok();
   }
-  ASSIGN_OR_RETURN(SessionInfo info, store->CreateSession(session));
-  std::cout << "created session " << info.name << " in " << store->path() << "\n";
+  // Before any costly work (indexing the host): the name must be free.
+  RETURN_IF_ERROR(CheckSessionName(a.session));
+  if (store->GetSession(a.session).ok()) {
+    return Exists("session '" + a.session + "' already exists");
+  }
+  std::string base;
+  if (!a.image.empty()) {
+    RETURN_IF_ERROR(store->CreateSessionFromImage(a.session, a.image).status());
+    base = "image " + a.image;
+  } else if (a.base == "host") {
+    bool indexed = false;
+    ASSIGN_OR_RETURN(ImageInfo host, EnsureHostImage(*store, "/", &indexed));
+    if (indexed) std::cerr << "strata: indexed the host's system files for the host base\n";
+    RETURN_IF_ERROR(store->CreateSessionFromImage(a.session, host.name).status());
+    base = "the host base";
+  } else {
+    RETURN_IF_ERROR(store->CreateSession(a.session).status());
+    base = "an empty tree";
+  }
+  std::cout << "created session " << a.session << " from " << base << " in " << store->path()
+            << "\n";
   return Status::Ok();
 }
 
@@ -30,11 +62,14 @@ Status Sessions(Globals& g) {
     ASSIGN_OR_RETURN(BranchInfo b, store->GetBranch(s.branch));
     ASSIGN_OR_RETURN(SessionUsage u, store->GetSessionUsage(s.name));
     const std::string base =
-        u.base_session.empty() ? "-" : u.base_session + "@v" + std::to_string(u.base_version);
+        !u.base_session.empty() ? u.base_session + "@v" + std::to_string(u.base_version)
+        : u.base_image == kHostImage ? "host"
+        : !u.base_image.empty()      ? "image:" + u.base_image
+                                     : "-";
     if (g.json) {
       out.push_back({{"name", s.name}, {"branch", s.branch}, {"created_ns", s.created_ns},
                      {"head_version", b.head_version}, {"depth", b.depth},
-                     {"base", u.base_session.empty() ? nlohmann::json(nullptr) : nlohmann::json(base)},
+                     {"base", base == "-" ? nlohmann::json(nullptr) : nlohmann::json(base)},
                      {"files", u.files}, {"bytes", u.bytes},
                      {"last_activity_ns", u.last_activity_ns}});
       continue;
@@ -124,11 +159,15 @@ Status Restore(Globals& g, const std::string& target) {
 }  // namespace
 
 void AddSessionCommands(CLI::App& app, Globals& g) {
-  static std::string init_session, snap_session, snap_name, list_session, fork_from, fork_name,
+  static InitArgs init_args;
+  static std::string snap_session, snap_name, list_session, fork_from, fork_name,
       restore_target;
   auto* init = g.Add(app, "init", "Create the store (if needed) and optionally a session",
-                     [&g] { return Init(g, init_session); });
-  init->add_option("session", init_session, "Name of a new, empty session");
+                     [&g] { return Init(g, init_args); });
+  init->add_option("session", init_args.session, "Name of a new session");
+  init->add_option("--image", init_args.image, "Start from image NAME (see 'strata images')");
+  init->add_option("--base", init_args.base,
+                   "host (default): the host's system files, copy-on-write; empty: nothing");
 
   g.Add(app, "sessions", "List sessions", [&g] { return Sessions(g); });
 

@@ -22,6 +22,24 @@ struct TarStats {
 // the archive is written beside it and renamed into place when complete.
 Status WriteTar(Filesystem& fs, const std::string& path, TarStats* stats);
 
+struct UnpackStats {
+  uint64_t files = 0;
+  uint64_t directories = 0;
+  uint64_t symlinks = 0;
+  uint64_t hardlinks = 0;
+  uint64_t bytes = 0;    // regular file bytes written
+  uint64_t skipped = 0;  // device nodes and sockets (a sandbox makes its own /dev)
+};
+
+// Unpacks the tar archive at `path` (any format and compression libarchive
+// reads: `docker export` output, .tar.gz, .tar.zst, ...) into the root of
+// `fs`, keeping modes, owners, modification times, hard links and xattrs.
+// A later entry for the same path replaces an earlier one. Refuses, with the
+// entry's name, an archive with a path that leaves the root ("../", or a hard
+// link to one) and a truncated or damaged archive; the caller discards the
+// partly written tree (Store::CreateImage does).
+Status UnpackTar(Filesystem& fs, const std::string& path, UnpackStats* stats);
+
 }  // namespace strata
 
 #endif  // STRATA_ARCHIVE_H_

@@ -102,6 +102,14 @@ class Filesystem {
 
   virtual Result<FsStats> StatFs() = 0;
 
+  // Makes the empty regular file `ino` read its contents from the host file
+  // `host_path`, whose size and mtime now are `size` and `mtime_ns`: nothing
+  // is copied, each block refers to its range of the host file until it is
+  // written (a host base; see README.md). A read fails with IoError once the
+  // host file no longer has that size and mtime.
+  virtual Status AttachHostFile(InodeId ino, const std::string& host_path, uint64_t size,
+                                int64_t mtime_ns) = 0;
+
   // --- Conveniences for tools and tests (not used by the FUSE adapter).
   // Resolves an absolute or root-relative path, following symlinks in every
   // component and, if follow_last, in the last one (ELOOP after 40).

@@ -28,6 +28,10 @@ struct ImportStats {
 Status ImportPath(Filesystem& fs, const std::string& host_path, InodeId parent,
                   std::string_view name, ImportStats* stats);
 
+// Copies the contents of the host directory `host_dir` (recursively, like
+// ImportPath) into the root of `fs`, and gives the root its modes and times.
+Status ImportTree(Filesystem& fs, const std::string& host_dir, ImportStats* stats);
+
 // Like open(O_CREAT|O_TRUNC|O_WRONLY): an existing regular file is truncated
 // and keeps its inode, otherwise a file is created with `mode` and `cred`.
 // The returned inode is open; the caller must Release it.

@@ -149,6 +149,23 @@ class Store {
   // this store already has. A bad bundle is refused and imports nothing.
   virtual Result<BundleStats> Import(const std::string& bundle_path, std::string_view as = "") = 0;
 
+  // --- Images: frozen trees that sessions start from (see ImageInfo).
+  // Creates image `spec.name` (kind, source and fingerprint from `spec`) from
+  // what `fill` writes into an empty filesystem. All or nothing: if `fill`
+  // fails, no image is created and gc reclaims what it wrote. With
+  // `replace`, an existing image of that name is replaced (sessions made
+  // from the old one keep it); otherwise it is Exists.
+  virtual Result<ImageInfo> CreateImage(const ImageInfo& spec,
+                                        const std::function<Status(Filesystem&)>& fill,
+                                        bool replace = false) = 0;
+  virtual Result<ImageInfo> GetImage(std::string_view name) = 0;
+  virtual Result<std::vector<ImageInfo>> ListImages() = 0;
+  // Removes the name; gc reclaims the tree once no session uses it.
+  virtual Status RemoveImage(std::string_view name) = 0;
+  // Creates session `name` from an image, sharing its whole tree: O(1).
+  virtual Result<SessionInfo> CreateSessionFromImage(std::string_view name,
+                                                     std::string_view image) = 0;
+
   // --- Filesystems.
   // A filesystem over a branch's head (writable) or a past version (read-only).
   virtual Result<std::unique_ptr<Filesystem>> OpenFilesystem(View view) = 0;
@@ -167,6 +184,10 @@ class Store {
  protected:
   Store() = default;
 };
+
+// InvalidArgument, with the reason, unless `name` is a valid session (or
+// image) name: 1-128 of [A-Za-z0-9._-], not starting with '.' or '-'.
+Status CheckSessionName(std::string_view name);
 
 // "pending", "ok" or "error"; and back (InvalidArgument for anything else).
 std::string_view CallStatusName(CallStatus status);

@@ -107,6 +107,9 @@ struct SessionUsage {
   // (empty for a session created from nothing).
   std::string base_session;
   Version base_version = 0;
+  // The image the session's lineage starts from ("host" for the host base),
+  // or empty.
+  std::string base_image;
 };
 
 struct SnapshotInfo {
@@ -161,7 +164,8 @@ struct CallStart {
   std::optional<int64_t> start_ns;  // default: now
 };
 
-// How a call ended: with a result (JSON) or an error message, not both.
+// How a call ended: with a result (JSON), an error message (status "error"),
+// or both (a sandbox run that failed still records its resource usage).
 struct CallOutcome {
   std::optional<std::string> result;
   std::optional<std::string> error;
@@ -201,6 +205,18 @@ struct BundleStats {
   uint64_t chunks_reused = 0;  // import: chunks the store already had
   uint64_t chunk_bytes = 0;    // stored (compressed) bytes of the bundle's chunks
   uint64_t calls = 0;
+};
+
+// A frozen tree that sessions start from: imported from a directory or a
+// tarball, or the index of the host's system files (the host base).
+struct ImageInfo {
+  std::string name;
+  BranchId branch = 0;
+  Version version = 0;
+  std::string kind;         // "dir", "tar" or "host"
+  std::string source;       // the path it was imported from
+  std::string fingerprint;  // host base: what the host looked like when indexed
+  int64_t created_ns = 0;
 };
 
 struct BranchInfo {

@@ -1,8 +1,9 @@
 #include "catalog/branches.h"
 
 #include <algorithm>
-
 #include <string>
+
+#include "catalog/images.h"
 
 namespace strata::catalog {
 
@@ -241,27 +242,31 @@ Result<SessionUsage> GetSessionUsage(sql::Connection& conn, std::string_view ses
     u.base_version = base.Int(1);
   }
   RETURN_IF_ERROR(base.Run());
+  ASSIGN_OR_RETURN(u.base_image, BaseImage(conn, info.branch));
   return u;
 }
 
-Status ValidateSessionName(std::string_view name) {
+Status ValidateName(std::string_view what, std::string_view name) {
+  const std::string kind(what);
   if (name.empty() || name.size() > 128) {
-    return InvalidArgument("session name must be 1 to 128 characters");
+    return InvalidArgument(kind + " name must be 1 to 128 characters");
   }
   if (name[0] == '.' || name[0] == '-') {
-    return InvalidArgument("session name '" + std::string(name) +
+    return InvalidArgument(kind + " name '" + std::string(name) +
                            "' must not start with '.' or '-'");
   }
   for (char c : name) {
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '.' || c == '_' || c == '-';
     if (!ok) {
-      return InvalidArgument("session name '" + std::string(name) +
+      return InvalidArgument(kind + " name '" + std::string(name) +
                              "' may contain only letters, digits, '.', '_' and '-'");
     }
   }
   return Status::Ok();
 }
+
+Status ValidateSessionName(std::string_view name) { return ValidateName("session", name); }
 
 Status InsertSession(sql::Connection& conn, std::string_view name, BranchId branch,
                      int64_t now_ns) {

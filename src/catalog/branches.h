@@ -63,6 +63,8 @@ Result<bool> SnapshotNameUsed(sql::Connection& conn, std::string_view name);
 
 // Session names: 1-128 bytes of [A-Za-z0-9._-], not starting with '.' or '-'.
 Status ValidateSessionName(std::string_view name);
+// The same rules for other names; `what` ("image", ...) starts the messages.
+Status ValidateName(std::string_view what, std::string_view name);
 
 }  // namespace strata::catalog
 

@@ -169,8 +169,22 @@ CREATE TABLE dropped_branches (
 );
 )sql";
 
+// Version 5: images, frozen trees that sessions start from.
+constexpr const char* kMigrationV5 = R"sql(
+CREATE TABLE images (
+  name        TEXT PRIMARY KEY,
+  branch      INTEGER NOT NULL,
+  version     INTEGER NOT NULL,
+  kind        TEXT NOT NULL CHECK (kind IN ('dir', 'tar', 'host')),
+  source      TEXT NOT NULL,
+  fingerprint TEXT,
+  created_ns  INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql";
+
 // kMigrations[i] upgrades schema version i+1 to i+2.
-const std::vector<const char*> kMigrations = {kMigrationV2, kMigrationV3, kMigrationV4};
+const std::vector<const char*> kMigrations = {kMigrationV2, kMigrationV3, kMigrationV4,
+                                              kMigrationV5};
 
 Result<int64_t> PragmaInt(sql::Connection& conn, const char* pragma) {
   ASSIGN_OR_RETURN(sql::Statement stmt, conn.Prepare(pragma));

@@ -3,7 +3,13 @@
 #include <xxhash.h>
 #include <zstd.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstring>
+#include <sstream>
 #include <string>
 
 namespace strata {
@@ -49,6 +55,61 @@ ZSTD_DCtx* ThreadDctx() {
 }
 
 std::string IdText(ChunkId id) { return "chunk " + std::to_string(id); }
+
+// Host references share one key that no 16-byte content hash can equal, so
+// Put never considers them for deduplication.
+constexpr uint8_t kHostKey[] = {'h', 'o', 's', 't'};
+
+// A host reference's stored form: "SIZE MTIME_NS OFFSET PATH" (text, so that
+// it reads plainly in SQL).
+std::string EncodeHostRange(const HostRange& r) {
+  return std::to_string(r.file_size) + " " + std::to_string(r.mtime_ns) + " " +
+         std::to_string(r.offset) + " " + r.path;
+}
+
+bool DecodeHostRange(std::span<const uint8_t> data, uint32_t length, HostRange* out) {
+  std::string text(data.begin(), data.end());
+  std::istringstream in(text);
+  if (!(in >> out->file_size >> out->mtime_ns >> out->offset) || in.get() != ' ') return false;
+  std::getline(in, out->path, '\0');
+  out->length = length;
+  return !out->path.empty() && out->path[0] == '/';
+}
+
+// Reads a host range, refusing a file that no longer matches its index.
+Result<Bytes> ReadHostRange(const HostRange& r) {
+  auto fail = [&](const std::string& why) {
+    return IoError("host file " + r.path + " " + why +
+                   " (a host-base session reads unchanged system files from the host)");
+  };
+  int fd = open(r.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return fail(std::string("cannot be opened: ") + std::strerror(errno));
+  struct stat st;
+  Bytes out(r.length);
+  size_t done = 0;
+  std::string problem;
+  if (fstat(fd, &st) != 0) {
+    problem = std::string("cannot be examined: ") + std::strerror(errno);
+  } else if (static_cast<uint64_t>(st.st_size) != r.file_size ||
+             static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec !=
+                 r.mtime_ns) {
+    problem = "changed since it was indexed";
+  } else {
+    while (done < out.size()) {
+      ssize_t n = pread(fd, out.data() + done, out.size() - done,
+                        static_cast<off_t>(r.offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        problem = n < 0 ? std::string("cannot be read: ") + std::strerror(errno) : "is shorter";
+        break;
+      }
+      done += static_cast<size_t>(n);
+    }
+  }
+  close(fd);
+  if (!problem.empty()) return fail(problem);
+  return out;
+}
 
 }  // namespace
 
@@ -124,7 +185,23 @@ Result<ChunkId> ChunkStore::Put(sql::Connection& writer, std::span<const uint8_t
   return writer.LastInsertRowId();
 }
 
-Result<Bytes> ChunkStore::Load(sql::Connection& conn, ChunkId id, ChunkHash* key_out) {
+Result<ChunkId> ChunkStore::PutHostRange(sql::Connection& writer, const HostRange& range) {
+  if (range.length == 0 || range.path.empty() || range.path[0] != '/') {
+    return InvalidArgument("invalid host range of " + range.path);
+  }
+  const std::string data = EncodeHostRange(range);
+  ASSIGN_OR_RETURN(sql::Statement insert, writer.Prepare(kInsertChunk));
+  insert.BindBlob(1, std::span<const uint8_t>(kHostKey))
+      .Bind(2, static_cast<int64_t>(range.length))
+      .Bind(3, static_cast<int>(Codec::kHost))
+      .BindBlobNoCopy(4, std::span<const uint8_t>(
+                             reinterpret_cast<const uint8_t*>(data.data()), data.size()));
+  RETURN_IF_ERROR(insert.Run());
+  return writer.LastInsertRowId();
+}
+
+Result<Bytes> ChunkStore::Load(sql::Connection& conn, ChunkId id, ChunkHash* key_out,
+                               bool* is_host) {
   ASSIGN_OR_RETURN(sql::Statement load, conn.Prepare(kLoadChunk));
   load.Bind(1, id);
   ASSIGN_OR_RETURN(bool row, load.Step());
@@ -133,6 +210,14 @@ Result<Bytes> ChunkStore::Load(sql::Connection& conn, ChunkId id, ChunkHash* key
   int64_t size = load.Int(1);
   int64_t codec = load.Int(2);
   auto data = load.Blob(3);
+  if (codec == static_cast<int>(Codec::kHost)) {
+    HostRange range;
+    if (size <= 0 || size > (64 << 20) || !DecodeHostRange(data, static_cast<uint32_t>(size), &range)) {
+      return Corruption(IdText(id) + " has a malformed host reference");
+    }
+    if (is_host != nullptr) *is_host = true;
+    return ReadHostRange(range);
+  }
   if (key_out != nullptr) {
     if (key.size() != key_out->size()) return Corruption(IdText(id) + " has a malformed key");
     std::memcpy(key_out->data(), key.data(), key.size());
@@ -198,12 +283,18 @@ Result<GcStats> ChunkStore::CollectUnreferenced(sql::Connection& writer) {
 Status ChunkStore::Verify(sql::Connection& conn, ChunkId id,
                           std::vector<IntegrityProblem>* problems) {
   ChunkHash key{};
-  Result<Bytes> plain = Load(conn, id, &key);
+  bool host = false;
+  Result<Bytes> plain = Load(conn, id, &key, &host);
   if (!plain.ok()) {
+    if (plain.status().code() == Code::kIoError) {
+      problems->push_back({"host-changed", IdText(id) + ": " + plain.status().message()});
+      return Status::Ok();
+    }
     if (plain.status().code() != Code::kCorruption) return plain.status();
     problems->push_back({"bad-chunk", plain.status().message()});
     return Status::Ok();
   }
+  if (host) return Status::Ok();  // no content key: checked against the host file instead
   if (Hash(*plain) != key) {
     problems->push_back({"bad-hash", IdText(id) + " does not hash to its key"});
   }

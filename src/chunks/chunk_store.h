@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <span>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -24,7 +25,20 @@
 
 namespace strata::chunks {
 
-enum class Codec : int { kRaw = 0, kZstd = 1 };
+// kHost: the chunk holds no bytes but a reference to a range of a host file
+// (a host base, see fs/host_base.h), read when needed and checked against the
+// host file's size and mtime recorded with it.
+enum class Codec : int { kRaw = 0, kZstd = 1, kHost = 2 };
+
+// A range of a host file, as indexed: the file's size and mtime then, so that
+// a later read can tell whether the host changed it.
+struct HostRange {
+  std::string path;
+  uint64_t file_size = 0;
+  int64_t mtime_ns = 0;
+  uint64_t offset = 0;
+  uint32_t length = 0;  // 1..block size
+};
 
 using ChunkId = int64_t;
 using Bytes = std::vector<uint8_t>;
@@ -49,10 +63,14 @@ class ChunkStore {
   // `encoded`, if given, must be Encode(bytes).
   Result<ChunkId> Put(sql::Connection& writer, std::span<const uint8_t> bytes,
                       const Encoded* encoded = nullptr);
+  // Stores a reference to a host file range (never shared with other chunks;
+  // its key is not a content hash). Same transaction rule as Put.
+  Result<ChunkId> PutHostRange(sql::Connection& writer, const HostRange& range);
   // Hashes and compresses `bytes` (non-empty). Thread-safe, no database.
   Encoded Encode(std::span<const uint8_t> bytes) const;
 
-  // The plain bytes of chunk `id`. Corruption if it is missing or damaged.
+  // The plain bytes of chunk `id`. Corruption if it is missing or damaged;
+  // IoError if it refers to a host file that changed or cannot be read.
   Result<std::shared_ptr<const Bytes>> Get(sql::Connection& conn, ChunkId id);
 
   // Deletes every chunk that no block references. Must run inside a write
@@ -66,7 +84,9 @@ class ChunkStore {
   ChunkHash Hash(std::span<const uint8_t> bytes) const;
 
  private:
-  Result<Bytes> Load(sql::Connection& conn, ChunkId id, ChunkHash* key_out);
+  // `is_host`, if given, is set when the chunk is a host reference.
+  Result<Bytes> Load(sql::Connection& conn, ChunkId id, ChunkHash* key_out,
+                     bool* is_host = nullptr);
   // Sets out's size, codec and compressed bytes (zstd only where smaller).
   void Compress(std::span<const uint8_t> bytes, Encoded* out) const;
   void CacheInsert(ChunkId id, std::shared_ptr<const Bytes> bytes);

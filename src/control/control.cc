@@ -27,6 +27,10 @@ class Fd {
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
   int get() const { return fd_; }
+  void reset(int fd) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = fd;
+  }
   int release() {
     int fd = fd_;
     fd_ = -1;
@@ -111,9 +115,14 @@ std::string SocketPath(const std::string& store_path, const std::string& session
   return RuntimeDir() + "/" + hex + ".sock";
 }
 
+std::string RunMountPath(const std::string& store_path, const std::string& session) {
+  std::filesystem::path socket(SocketPath(store_path, session));
+  return (socket.parent_path() / "mnt" / socket.stem()).string();
+}
+
 Result<std::unique_ptr<ControlServer>> ControlServer::Start(Store& store, Filesystem& fs,
                                                             const std::string& session,
-                                                            std::function<Status()> drain) {
+                                                            ControlOptions options) {
   std::string path = SocketPath(store.path(), session);
   std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
@@ -133,20 +142,20 @@ Result<std::unique_ptr<ControlServer>> ControlServer::Start(Store& store, Filesy
   }
   chmod(path.c_str(), 0600);
   auto server = std::unique_ptr<ControlServer>(
-      new ControlServer(store, fs, session, path, fd.release(), std::move(drain)));
+      new ControlServer(store, fs, session, path, fd.release(), std::move(options)));
   if (pipe2(server->wake_, O_CLOEXEC) != 0) return IoError("pipe failed");
   server->thread_ = std::thread([s = server.get()] { s->Serve(); });
   return server;
 }
 
 ControlServer::ControlServer(Store& store, Filesystem& fs, std::string session, std::string path,
-                             int fd, std::function<Status()> drain)
+                             int fd, ControlOptions options)
     : store_(store),
       fs_(fs),
       session_(std::move(session)),
       path_(std::move(path)),
       listen_fd_(fd),
-      drain_(std::move(drain)) {}
+      options_(std::move(options)) {}
 
 ControlServer::~ControlServer() {
   if (thread_.joinable()) {
@@ -155,6 +164,7 @@ ControlServer::~ControlServer() {
   }
   unlink(path_.c_str());
   close(listen_fd_);
+  for (int fd : leases_) close(fd);
   for (int fd : wake_) {
     if (fd >= 0) close(fd);
   }
@@ -162,30 +172,52 @@ ControlServer::~ControlServer() {
 
 void ControlServer::Serve() {
   for (;;) {
-    pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_[0], POLLIN, 0}};
-    if (poll(fds, 2, -1) < 0) {
+    std::vector<pollfd> fds = {{wake_[0], POLLIN, 0}, {listen_fd_, POLLIN, 0}};
+    for (int fd : leases_) fds.push_back({fd, POLLIN, 0});
+    if (poll(fds.data(), fds.size(), -1) < 0) {
       if (errno == EINTR) continue;
       return;
     }
-    if (fds[1].revents != 0) return;
-    Fd conn(accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC));
-    if (conn.get() < 0) continue;
-    // One request at a time: requests are short and this keeps them ordered.
-    std::string line;
-    if (!ReadLine(conn.get(), &line)) continue;
-    nlohmann::json request = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    nlohmann::json reply = request.is_object()
-                               ? Handle(request)
-                               : ErrorReply(InvalidArgument("request is not a JSON object"));
-    (void)WriteAll(conn.get(), reply.dump() + "\n");
+    if (fds[0].revents != 0) return;
+    // A lease ends when its client closes the connection (or dies).
+    for (size_t i = fds.size(); i-- > 2;) {
+      if (fds[i].revents == 0) continue;
+      close(fds[i].fd);
+      leases_.erase(leases_.begin() + static_cast<ptrdiff_t>(i - 2));
+      if (leases_.empty() && options_.on_idle && !idle_) {
+        idle_ = true;
+        options_.on_idle();
+      }
+    }
+    if (fds[1].revents != 0) Accept();
   }
+}
+
+void ControlServer::Accept() {
+  Fd conn(accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC));
+  if (conn.get() < 0) return;
+  // One request at a time: requests are short and this keeps them ordered.
+  std::string line;
+  if (!ReadLine(conn.get(), &line)) return;
+  nlohmann::json request = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (request.is_object() && request.value("op", "") == "lease") {
+    nlohmann::json reply =
+        idle_ ? ErrorReply(Status(Code::kBusy, "the daemon is unmounting the session"))
+              : nlohmann::json{{"ok", true}, {"mountpoint", options_.mountpoint}};
+    if (WriteAll(conn.get(), reply.dump() + "\n") && !idle_) leases_.push_back(conn.release());
+    return;
+  }
+  nlohmann::json reply = request.is_object()
+                             ? Handle(request)
+                             : ErrorReply(InvalidArgument("request is not a JSON object"));
+  (void)WriteAll(conn.get(), reply.dump() + "\n");
 }
 
 nlohmann::json ControlServer::Handle(const nlohmann::json& request) {
   std::string op = request.value("op", "");
   View view = fs_.view();
-  if ((op == "snapshot" || op == "flush") && drain_) {
-    Status s = drain_();
+  if ((op == "snapshot" || op == "flush") && options_.drain) {
+    Status s = options_.drain();
     if (!s.ok()) return ErrorReply(s);
   }
   if (op == "snapshot") {
@@ -203,32 +235,59 @@ nlohmann::json ControlServer::Handle(const nlohmann::json& request) {
     return {{"ok", true}};
   }
   if (op == "status") {
-    return {{"ok", true}, {"pid", getpid()}, {"session", session_}, {"branch", view.branch}};
+    return {{"ok", true},          {"pid", getpid()},
+            {"session", session_}, {"branch", view.branch},
+            {"mountpoint", options_.mountpoint}};
   }
   return ErrorReply(InvalidArgument("unknown op '" + op + "'"));
 }
 
-Result<nlohmann::json> Call(const std::string& store_path, const std::string& session,
-                            const nlohmann::json& request) {
+namespace {
+
+// Sends one request and reads its reply, leaving the connection open in `fd`.
+Result<nlohmann::json> Exchange(const std::string& store_path, const std::string& session,
+                                const nlohmann::json& request, Fd* fd) {
   std::string path = SocketPath(store_path, session);
-  Fd fd(Connect(path));
-  if (fd.get() < 0) {
+  fd->reset(Connect(path));
+  if (fd->get() < 0) {
     if (errno == ENOENT || errno == ECONNREFUSED) {
       return NotFound("session '" + session + "' is not mounted");
     }
     return IoError("cannot reach the daemon at " + path + ": " + std::strerror(errno));
   }
-  if (!WriteAll(fd.get(), request.dump() + "\n")) return IoError("lost the daemon at " + path);
+  if (!WriteAll(fd->get(), request.dump() + "\n")) return IoError("lost the daemon at " + path);
   std::string line;
-  if (!ReadLine(fd.get(), &line)) return IoError("the daemon at " + path + " did not answer");
+  if (!ReadLine(fd->get(), &line)) return IoError("the daemon at " + path + " did not answer");
   nlohmann::json reply = nlohmann::json::parse(line, nullptr, false);
   if (!reply.is_object()) return IoError("the daemon sent a malformed reply");
   if (!reply.value("ok", false)) {
     int err = reply.value("errno", EIO);
-    Code code = err == EROFS ? Code::kReadOnly : err == ENOSPC ? Code::kNoSpace : Code::kIoError;
+    Code code = err == EROFS    ? Code::kReadOnly
+                : err == ENOSPC ? Code::kNoSpace
+                : err == EBUSY  ? Code::kBusy
+                                : Code::kIoError;
     return Status(code, reply.value("error", std::string("daemon error")));
   }
   return reply;
+}
+
+}  // namespace
+
+Result<nlohmann::json> Call(const std::string& store_path, const std::string& session,
+                            const nlohmann::json& request) {
+  Fd fd;
+  return Exchange(store_path, session, request, &fd);
+}
+
+Lease::~Lease() { close(fd_); }
+
+Result<std::unique_ptr<Lease>> TakeLease(const std::string& store_path,
+                                         const std::string& session) {
+  Fd fd;
+  ASSIGN_OR_RETURN(nlohmann::json reply, Exchange(store_path, session, {{"op", "lease"}}, &fd));
+  std::string mountpoint = reply.value("mountpoint", std::string());
+  if (mountpoint.empty()) return IoError("the daemon of session '" + session + "' has no mount");
+  return std::make_unique<Lease>(fd.release(), std::move(mountpoint));
 }
 
 }  // namespace strata::control

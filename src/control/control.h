@@ -6,7 +6,12 @@
 // Protocol: one request per connection, one JSON object per line each way:
 //   {"op":"snapshot","name":"..."}  -> {"ok":true,"branch":B,"version":V}
 //   {"op":"flush"}                  -> {"ok":true}
-//   {"op":"status"}                 -> {"ok":true,"pid":P,"session":S,"branch":B}
+//   {"op":"status"}                 -> {"ok":true,"pid":P,"session":S,"branch":B,
+//                                       "mountpoint":M}
+//   {"op":"lease"}                  -> {"ok":true,"mountpoint":M}, and the
+//       connection stays open: the client uses the mount until it closes it.
+//       A daemon started for `strata run` unmounts and exits when its last
+//       lease ends; once it has decided to, it refuses leases (Busy).
 // Errors: {"ok":false,"error":"...","errno":E}.
 #ifndef STRATA_CONTROL_CONTROL_H_
 #define STRATA_CONTROL_CONTROL_H_
@@ -15,6 +20,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -28,17 +34,30 @@ namespace strata::control {
 // /run/strata (root) or $XDG_RUNTIME_DIR/strata, else /tmp/strata-UID.
 std::string SocketPath(const std::string& store_path, const std::string& session);
 
+// Where `strata run` mounts a session that no one has mounted: a directory
+// named like the socket, under <runtime dir>/mnt.
+std::string RunMountPath(const std::string& store_path, const std::string& session);
+
+struct ControlOptions {
+  // If set, runs before every snapshot and flush: the FUSE daemon passes one
+  // that makes the kernel send the writes still in its page cache (writeback
+  // cache), so a snapshot holds every write() that had returned.
+  std::function<Status()> drain;
+  // Where the session is mounted (reported by status and lease).
+  std::string mountpoint;
+  // If set, called (on the server's thread) when the last lease ends; after
+  // that, leases are refused.
+  std::function<void()> on_idle;
+};
+
 class ControlServer {
  public:
   // Listens at SocketPath(store, session). Fails with Busy if a live daemon
   // already serves this session; a stale socket left by a dead one is replaced.
   //
-  // `drain`, if set, runs before every snapshot and flush: the FUSE daemon
-  // passes one that makes the kernel send the writes still in its page cache
-  // (writeback cache), so a snapshot holds every write() that had returned.
   static Result<std::unique_ptr<ControlServer>> Start(Store& store, Filesystem& fs,
                                                       const std::string& session,
-                                                      std::function<Status()> drain = nullptr);
+                                                      ControlOptions options = {});
   ~ControlServer();  // stops the thread, removes the socket
   ControlServer(const ControlServer&) = delete;
   ControlServer& operator=(const ControlServer&) = delete;
@@ -47,8 +66,9 @@ class ControlServer {
 
  private:
   ControlServer(Store& store, Filesystem& fs, std::string session, std::string path, int fd,
-                std::function<Status()> drain);
+                ControlOptions options);
   void Serve();
+  void Accept();
   nlohmann::json Handle(const nlohmann::json& request);
 
   Store& store_;
@@ -56,8 +76,10 @@ class ControlServer {
   const std::string session_;
   const std::string path_;
   const int listen_fd_;
-  const std::function<Status()> drain_;
+  const ControlOptions options_;
   int wake_[2] = {-1, -1};  // written to stop Serve()
+  std::vector<int> leases_;  // open lease connections; only Serve's thread
+  bool idle_ = false;        // on_idle has run; only Serve's thread
   std::thread thread_;
 };
 
@@ -65,6 +87,26 @@ class ControlServer {
 // serves the session (no socket, or a stale one).
 Result<nlohmann::json> Call(const std::string& store_path, const std::string& session,
                             const nlohmann::json& request);
+
+// A lease on a mounted session (see "lease" above): the mount stays up while
+// the lease is held. Closing the connection ends it.
+class Lease {
+ public:
+  Lease(int fd, std::string mountpoint) : fd_(fd), mountpoint_(std::move(mountpoint)) {}
+  ~Lease();
+  Lease(const Lease&) = delete;
+  Lease& operator=(const Lease&) = delete;
+  const std::string& mountpoint() const { return mountpoint_; }
+
+ private:
+  int fd_;
+  std::string mountpoint_;
+};
+
+// Takes a lease from the daemon of (store, session). NotFound when no daemon
+// serves the session; Busy when its daemon is unmounting.
+Result<std::unique_ptr<Lease>> TakeLease(const std::string& store_path,
+                                         const std::string& session);
 
 }  // namespace strata::control
 

@@ -231,6 +231,29 @@ Status FilesystemImpl::WriteItems(sql::Connection& conn, tree::Head head,
   return Status::Ok();
 }
 
+Status FilesystemImpl::AttachHostFile(InodeId ino, const std::string& host_path, uint64_t size,
+                                      int64_t mtime_ns) {
+  if (read_only()) return ReadOnly("snapshot views are read-only");
+  return Mutate([&](sql::Connection& conn, tree::Head head) -> Status {
+    ASSIGN_OR_RETURN(tree::InodeRow row, LoadInode(conn, head.scope(), ino));
+    RETURN_IF_ERROR(CheckRegular(row));
+    if (row.size != 0 || buffer_.HasPending(ino)) {
+      return InvalidArgument("inode " + std::to_string(ino) + " is not empty");
+    }
+    tree::BlockMap blocks;
+    chunks::HostRange range{host_path, size, mtime_ns, 0, 0};
+    for (uint64_t offset = 0; offset < size; offset += block_size_) {
+      range.offset = offset;
+      range.length = static_cast<uint32_t>(std::min<uint64_t>(block_size_, size - offset));
+      ASSIGN_OR_RETURN(blocks[offset / block_size_], core_->chunks().PutHostRange(conn, range));
+    }
+    ASSIGN_OR_RETURN(int64_t delta, tree::PutBlocks(conn, head, ino, blocks));
+    row.nblocks = static_cast<uint64_t>(static_cast<int64_t>(row.nblocks) + delta);
+    row.size = size;
+    return tree::PutInode(conn, head, row);
+  });
+}
+
 Status FilesystemImpl::ZeroRange(sql::Connection& conn, tree::Head head, tree::InodeRow& row,
                                  uint64_t offset, uint64_t length) {
   uint64_t end = std::min(row.size, offset + length);

@@ -61,6 +61,8 @@ class FilesystemImpl final : public Filesystem {
   Status Fsync(InodeId ino) override;
   Status FlushAll() override;
   Status Fallocate(InodeId ino, int mode, uint64_t offset, uint64_t length) override;
+  Status AttachHostFile(InodeId ino, const std::string& host_path, uint64_t size,
+                        int64_t mtime_ns) override;
   Result<size_t> CopyRange(InodeId in, uint64_t in_offset, InodeId out, uint64_t out_offset,
                            uint64_t length) override;
 

@@ -154,6 +154,25 @@ Status ImportPath(Filesystem& fs, const std::string& host_path, InodeId parent,
   return fs.FlushAll();
 }
 
+Status ImportTree(Filesystem& fs, const std::string& host_dir, ImportStats* stats) {
+  struct stat st;
+  if (stat(host_dir.c_str(), &st) != 0) return HostError("cannot stat", host_dir);
+  if (!S_ISDIR(st.st_mode)) return NotDir(host_dir + " is not a directory");
+  DIR* d = opendir(host_dir.c_str());
+  if (d == nullptr) return HostError("cannot open directory", host_dir);
+  std::vector<std::string> names;
+  while (struct dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(std::move(n));
+  }
+  closedir(d);
+  for (const std::string& n : names) {
+    RETURN_IF_ERROR(ImportAny(fs, host_dir + "/" + n, kRootIno, n, stats, 1));
+  }
+  RETURN_IF_ERROR(CopyAttrs(fs, kRootIno, st));
+  return fs.FlushAll();
+}
+
 Result<Attr> CreateOrTruncate(Filesystem& fs, InodeId parent, std::string_view name,
                               uint32_t mode, Cred cred) {
   auto existing = fs.Lookup(parent, name);

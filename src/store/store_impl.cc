@@ -3,6 +3,7 @@
 
 #include "catalog/branches.h"
 #include "catalog/calls.h"
+#include "catalog/images.h"
 #include "catalog/db.h"
 #include "fs/core.h"
 #include "fs/diff.h"
@@ -56,19 +57,66 @@ class StoreImpl final : public Store {
   Result<SessionInfo> CreateSession(std::string_view name, Cred owner) override {
     RETURN_IF_ERROR(catalog::ValidateSessionName(name));
     RETURN_IF_ERROR(WriteTxn([&](sql::Connection& conn) -> Status {
-      int64_t now = core_->Now();
-      ASSIGN_OR_RETURN(BranchId branch, catalog::CreateRootBranch(conn, now));
-      tree::InodeRow root;
-      root.ino = kRootIno;
-      root.mode = S_IFDIR | 0755;
-      root.nlink = 2;
-      root.uid = owner.uid;
-      root.gid = owner.gid;
-      root.atime_ns = root.mtime_ns = root.ctime_ns = now;
-      root.parent = kRootIno;
-      RETURN_IF_ERROR(tree::PutInode(conn, tree::Head{branch, 1}, root));
-      return catalog::InsertSession(conn, name, branch, now);
+      ASSIGN_OR_RETURN(BranchId branch, CreateEmptyTree(conn, owner));
+      return catalog::InsertSession(conn, name, branch, core_->Now());
     }));
+    return GetSession(name);
+  }
+
+  Result<ImageInfo> CreateImage(const ImageInfo& spec,
+                                const std::function<Status(Filesystem&)>& fill,
+                                bool replace) override {
+    RETURN_IF_ERROR(catalog::ValidateName("image", spec.name));
+    if (!replace) {
+      auto existing = GetImage(spec.name);
+      if (existing.ok()) return Exists("image '" + spec.name + "' already exists");
+    }
+    BranchId branch = 0;
+    RETURN_IF_ERROR(WriteTxn([&](sql::Connection& conn) -> Status {
+      ASSIGN_OR_RETURN(branch, CreateEmptyTree(conn, Cred{}));
+      // Dropped until the image is complete: a failed fill leaves garbage
+      // for gc, never a half image.
+      return catalog::DropBranch(conn, branch, core_->Now());
+    }));
+    Status filled = [&]() -> Status {
+      ASSIGN_OR_RETURN(auto fs, OpenFilesystem(View{branch, kHead}));
+      RETURN_IF_ERROR(fill(*fs));
+      return fs->FlushAll();
+    }();
+    if (!filled.ok()) return filled;
+    ImageInfo image = spec;
+    image.branch = branch;
+    image.created_ns = core_->Now();
+    RETURN_IF_ERROR(WriteTxn([&](sql::Connection& conn) -> Status {
+      ASSIGN_OR_RETURN(image.version, catalog::FreezeHead(conn, branch));
+      if (replace) {
+        Status removed = catalog::DeleteImage(conn, image.name, image.created_ns);
+        if (!removed.ok() && removed.code() != Code::kNotFound) return removed;
+      }
+      RETURN_IF_ERROR(catalog::KeepBranch(conn, branch));
+      return catalog::InsertImage(conn, image);
+    }));
+    return image;
+  }
+
+  Result<ImageInfo> GetImage(std::string_view name) override {
+    return Read([&](sql::Connection& c) { return catalog::GetImage(c, name); });
+  }
+
+  Result<std::vector<ImageInfo>> ListImages() override {
+    return Read([&](sql::Connection& c) { return catalog::ListImages(c); });
+  }
+
+  Status RemoveImage(std::string_view name) override {
+    return WriteTxn([&](sql::Connection& conn) {
+      return catalog::DeleteImage(conn, name, core_->Now());
+    });
+  }
+
+  Result<SessionInfo> CreateSessionFromImage(std::string_view name,
+                                             std::string_view image_name) override {
+    ASSIGN_OR_RETURN(ImageInfo image, GetImage(image_name));
+    RETURN_IF_ERROR(Fork(View{image.branch, image.version}, name).status());
     return GetSession(name);
   }
 
@@ -318,6 +366,22 @@ class StoreImpl final : public Store {
   }
 
  private:
+  // A new root branch holding an empty root directory owned by `owner`.
+  Result<BranchId> CreateEmptyTree(sql::Connection& conn, Cred owner) {
+    int64_t now = core_->Now();
+    ASSIGN_OR_RETURN(BranchId branch, catalog::CreateRootBranch(conn, now));
+    tree::InodeRow root;
+    root.ino = kRootIno;
+    root.mode = S_IFDIR | 0755;
+    root.nlink = 2;
+    root.uid = owner.uid;
+    root.gid = owner.gid;
+    root.atime_ns = root.mtime_ns = root.ctime_ns = now;
+    root.parent = kRootIno;
+    RETURN_IF_ERROR(tree::PutInode(conn, tree::Head{branch, 1}, root));
+    return branch;
+  }
+
   // Runs `fn` inside one write transaction and commits it (kNow), or adds
   // it to the open batch (kBatched); any buffered data taken by fn (through
   // pending_) is completed or restored accordingly.
@@ -352,9 +416,6 @@ class StoreImpl final : public Store {
   // Ends `call` with `outcome` and freezes its branch's head: the state
   // right after the call.
   Status Finish(sql::Connection& conn, ToolCall& call, const CallOutcome& outcome) {
-    if (outcome.result.has_value() && outcome.error.has_value()) {
-      return InvalidArgument("a tool call ends with a result or an error, not both");
-    }
     if (outcome.result.has_value()) {
       auto result = tree::NormalizeJson(conn, *outcome.result);
       if (!result.ok()) return result.status().WithContext("tool call result");
@@ -417,5 +478,7 @@ Result<std::unique_ptr<Store>> Store::Open(StoreOptions options) {
   auto core = std::make_shared<fs::StoreCore>(std::move(db).value(), std::move(options));
   return std::unique_ptr<Store>(new StoreImpl(std::move(core)));
 }
+
+Status CheckSessionName(std::string_view name) { return catalog::ValidateSessionName(name); }
 
 }  // namespace strata

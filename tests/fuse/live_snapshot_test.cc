@@ -20,8 +20,9 @@ class LiveSnapshotTest : public testing::MountedTest {
  protected:
   void SetUp() override {
     MountedTest::SetUp();
-    auto control = control::ControlServer::Start(*store_, *fs_, "main",
-                                                 [this] { return server_->DrainKernelCache(); });
+    control::ControlOptions options;
+    options.drain = [this] { return server_->DrainKernelCache(); };
+    auto control = control::ControlServer::Start(*store_, *fs_, "main", options);
     ASSERT_TRUE(control.ok()) << control.status().ToString();
     control_ = std::move(control).value();
   }

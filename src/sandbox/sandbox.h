@@ -1,0 +1,101 @@
+// Sandboxes: a command run in new namespaces whose root filesystem is a
+// directory of the host (a session's mount), with seccomp, capabilities and
+// resource limits.
+//
+// Two processes do the work. The supervisor (RunSandbox, in the caller)
+// creates the namespaces with clone(2), sets limits and user mappings from
+// outside, streams the command's output and waits. The sandbox's init (pid 1
+// of the new pid namespace) re-executes this binary (InitMain), so that it
+// starts single-threaded and may allocate freely, then runs the steps in
+// init.cc in order and starts the command as its child. When init exits,
+// the kernel kills everything left in the sandbox; when the supervisor dies,
+// init gets SIGKILL (PR_SET_PDEATHSIG).
+#ifndef STRATA_SANDBOX_SANDBOX_H_
+#define STRATA_SANDBOX_SANDBOX_H_
+
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sandbox/cgroups.h"
+#include "strata/status.h"
+
+namespace strata::sandbox {
+
+struct BindMount {
+  std::string host;    // absolute host path
+  std::string target;  // absolute path inside the sandbox; must exist in the root
+  bool read_only = false;
+};
+
+struct ResourceLimit {
+  int resource = 0;  // RLIMIT_*
+  rlim_t soft = 0;
+  rlim_t hard = 0;
+};
+
+enum class Network { kNone, kHost };
+
+struct SandboxSpec {
+  std::string root;  // host directory that becomes "/"; must hold proc, dev, sys
+  std::vector<std::string> argv;
+  std::vector<std::string> env;  // "K=V": the command's whole environment
+  std::string cwd = "/";
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::string hostname = "strata";
+  Network network = Network::kNone;
+  // Map root inside to an unprivileged range outside (kUserNamespaceBase..).
+  bool user_namespace = false;
+  std::vector<BindMount> binds;
+  Limits limits;
+  std::vector<ResourceLimit> rlimits;
+  std::optional<double> timeout_seconds;
+  std::string seccomp_profile;  // Docker-format JSON; empty: the default policy
+  bool tty = false;             // a pseudo-terminal for stdin/stdout/stderr
+  std::string name;             // names the sandbox's cgroups
+};
+
+// --userns maps uids and gids 0..65535 inside to these plus 0..65535 outside.
+inline constexpr uid_t kUserNamespaceBase = 100000;
+
+struct SandboxResult {
+  int exit_code = 0;                // what the caller should exit with
+  std::optional<int> exit_status;   // the command's, if it exited
+  std::optional<int> signal;        // the signal that killed it
+  bool timed_out = false;           // killed by the timeout (exit_code 124)
+  std::string error;                // why the command did not start (126/127)
+  int64_t start_ns = 0, end_ns = 0;
+  struct rusage usage {};           // of every process of the sandbox
+  CgroupUsage cgroup;
+};
+
+// Receives the command's output as it comes: stream 1 (stdout) or 2
+// (stderr; with a terminal, everything is stream 1).
+using OutputSink = std::function<void(int stream, std::string_view bytes)>;
+
+// Runs the sandbox to completion. Setup failures (a namespace, a mount, a
+// limit) are errors; the command's own failure is a result. The calling
+// process's stdin is the command's (with a terminal: relayed, raw).
+Result<SandboxResult> RunSandbox(const SandboxSpec& spec, const OutputSink& sink);
+
+// Blocks, in the calling thread, the signals RunSandbox forwards to the
+// command (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH).
+// Call it before creating threads: a process-directed signal goes to any
+// thread that does not block it, and would then not reach the sandbox.
+void BlockForwardedSignals();
+
+// The entry point of a sandbox's init: main() calls it when argv[1] is
+// kInitArg, before anything else, and returns what it returns.
+inline constexpr const char* kInitArg = "__sandbox-init";
+int InitMain();
+
+}  // namespace strata::sandbox
+
+#endif  // STRATA_SANDBOX_SANDBOX_H_

@@ -1,0 +1,378 @@
+// The supervisor: creates the sandbox's namespaces, hands its init the spec,
+// relays output, signals and the terminal, enforces the timeout and waits.
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <pthread.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <linux/sched.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+#include "sandbox/sandbox.h"
+#include "sandbox/seccomp_policy.h"
+#include "sandbox/spec_codec.h"
+
+namespace strata::sandbox {
+
+namespace {
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Status Errno(const std::string& what) { return IoError(what + ": " + std::strerror(errno)); }
+
+// Owns a file descriptor.
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() { reset(); }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  void reset(int fd = -1) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_;
+};
+
+// Puts a terminal in raw mode and restores it on scope exit.
+class RawTerminal {
+ public:
+  explicit RawTerminal(int fd) : fd_(fd) {
+    if (!isatty(fd) || tcgetattr(fd, &saved_) != 0) return;
+    struct termios raw = saved_;
+    cfmakeraw(&raw);
+    active_ = tcsetattr(fd, TCSANOW, &raw) == 0;
+  }
+  ~RawTerminal() {
+    if (active_) tcsetattr(fd_, TCSANOW, &saved_);
+  }
+
+ private:
+  int fd_;
+  struct termios saved_ {};
+  bool active_ = false;
+};
+
+sigset_t ForwardedSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH}) {
+    sigaddset(&set, sig);
+  }
+  return set;
+}
+
+Status WriteFile(const std::string& path, const std::string& value) {
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return Errno("open " + path);
+  ssize_t n = write(fd, value.data(), value.size());
+  int err = errno;
+  close(fd);
+  errno = err;
+  if (n != static_cast<ssize_t>(value.size())) return Errno("write " + path);
+  return Status::Ok();
+}
+
+Status MapUsers(pid_t pid) {
+  const std::string base = "/proc/" + std::to_string(pid);
+  const std::string map = "0 " + std::to_string(kUserNamespaceBase) + " 65536\n";
+  RETURN_IF_ERROR(WriteFile(base + "/setgroups", "deny"));
+  RETURN_IF_ERROR(WriteFile(base + "/uid_map", map));
+  return WriteFile(base + "/gid_map", map);
+}
+
+bool WriteAll(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+void CopyWindowSize(int from, int to) {
+  struct winsize ws;
+  if (ioctl(from, TIOCGWINSZ, &ws) == 0) ioctl(to, TIOCSWINSZ, &ws);
+}
+
+}  // namespace
+
+void BlockForwardedSignals() {
+  sigset_t set = ForwardedSignals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+Result<SandboxResult> RunSandbox(const SandboxSpec& spec, const OutputSink& sink) {
+  if (spec.argv.empty()) return InvalidArgument("no command to run");
+  // Errors in a profile are reported before anything starts.
+  if (!spec.seccomp_profile.empty()) {
+    RETURN_IF_ERROR(SeccompFilter::FromProfile(spec.seccomp_profile).status().WithContext(
+        "seccomp profile"));
+  }
+  std::unique_ptr<SandboxCgroup> cgroup;
+  if (spec.limits.any()) {
+    ASSIGN_OR_RETURN(cgroup, SandboxCgroup::Create(spec.name, spec.limits));
+  }
+  Fd exe(open("/proc/self/exe", O_RDONLY | O_CLOEXEC));
+  if (exe.get() < 0) return Errno("open /proc/self/exe");
+  int pair[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) return Errno("socketpair");
+  Fd control(pair[0]), child_control(pair[1]);
+
+  // The command's stdio: a pseudo-terminal, or pipes for output and our stdin.
+  Fd out_read, out_write, err_read, err_write, pty_master, pty_slave;
+  if (spec.tty) {
+    int master, slave;
+    if (openpty(&master, &slave, nullptr, nullptr, nullptr) != 0) return Errno("openpty");
+    pty_master.reset(master);
+    pty_slave.reset(slave);
+    fcntl(master, F_SETFD, FD_CLOEXEC);
+    fcntl(slave, F_SETFD, FD_CLOEXEC);
+    CopyWindowSize(STDIN_FILENO, master);
+  } else {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) return Errno("pipe");
+    out_read.reset(p[0]);
+    out_write.reset(p[1]);
+    if (pipe2(p, O_CLOEXEC) != 0) return Errno("pipe");
+    err_read.reset(p[0]);
+    err_write.reset(p[1]);
+  }
+
+  // Signals arrive through a signalfd; this thread blocks them (others
+  // should, see BlockForwardedSignals). The child's exit is seen through a
+  // pidfd: a SIGCHLD may be taken by any thread of a multi-threaded caller.
+  BlockForwardedSignals();
+  const sigset_t forwarded = ForwardedSignals();
+  Fd signals(signalfd(-1, &forwarded, SFD_CLOEXEC));
+  if (signals.get() < 0) return Errno("signalfd");
+
+  // Everything the child needs is prepared here: between clone and exec it
+  // only makes system calls.
+  const char* init_argv[] = {"strata", kInitArg, nullptr};
+  const char* init_env[] = {nullptr};
+  const int stdin_fd = spec.tty ? pty_slave.get() : STDIN_FILENO;
+  const int stdout_fd = spec.tty ? pty_slave.get() : out_write.get();
+  const int stderr_fd = spec.tty ? pty_slave.get() : err_write.get();
+  unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
+  if (spec.network == Network::kNone) flags |= CLONE_NEWNET;
+  if (spec.user_namespace) flags |= CLONE_NEWUSER;
+  SandboxResult result;
+  result.start_ns = NowNs();
+  pid_t pid = static_cast<pid_t>(syscall(SYS_clone, flags, nullptr, nullptr, nullptr, nullptr));
+  if (pid < 0) return Errno("clone (new namespaces)");
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    dup2(stdin_fd, 0);
+    dup2(stdout_fd, 1);
+    dup2(stderr_fd, 2);
+    dup2(child_control.get(), 3);  // dup2 clears close-on-exec
+    syscall(SYS_execveat, exe.get(), "", init_argv, init_env, AT_EMPTY_PATH);
+    _exit(125);
+  }
+  Fd child_exit(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+  child_control.reset();
+  out_write.reset();
+  err_write.reset();
+  pty_slave.reset();
+
+  if (child_exit.get() < 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    return Errno("pidfd_open");
+  }
+  auto abort_child = [&](const Status& st) -> Status {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    return st;
+  };
+  if (spec.user_namespace) {
+    Status st = MapUsers(pid);
+    if (!st.ok()) return abort_child(st.WithContext("user namespace"));
+  }
+  if (cgroup) {
+    Status st = cgroup->Add(pid);
+    if (!st.ok()) return abort_child(st);
+  }
+  if (!WriteAll(control.get(), EncodeSpec(spec) + "\ngo\n")) {
+    return abort_child(Errno("start the sandbox"));
+  }
+
+  Fd timer;
+  if (spec.timeout_seconds) {
+    timer.reset(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC));
+    struct itimerspec its {};
+    double secs = std::max(0.001, *spec.timeout_seconds);
+    its.it_value.tv_sec = static_cast<time_t>(secs);
+    its.it_value.tv_nsec = static_cast<long>((secs - std::floor(secs)) * 1e9);
+    timerfd_settime(timer.get(), 0, &its, nullptr);
+  }
+
+  std::unique_ptr<RawTerminal> raw;
+  if (spec.tty) raw = std::make_unique<RawTerminal>(STDIN_FILENO);
+  bool stdin_open = spec.tty;
+  bool reaped = false;
+  int wait_status = 0;
+  std::string control_buf, setup_error;
+  std::optional<int> command_status;
+  int error_code = 0;
+  char buf[65536];
+  for (;;) {
+    const bool output_open = out_read.get() >= 0 || err_read.get() >= 0 || pty_master.get() >= 0;
+    if (reaped && !output_open) break;
+    pollfd fds[8];
+    int n = 0;
+    auto add = [&](int fd) {
+      if (fd >= 0) fds[n++] = {fd, POLLIN, 0};
+    };
+    add(signals.get());
+    if (!reaped) add(child_exit.get());
+    add(control.get());
+    add(out_read.get());
+    add(err_read.get());
+    add(pty_master.get());
+    add(timer.get());
+    if (stdin_open) add(STDIN_FILENO);
+    if (poll(fds, static_cast<nfds_t>(n), -1) < 0) {
+      if (errno == EINTR) continue;
+      return abort_child(Errno("poll"));
+    }
+    for (int i = 0; i < n; ++i) {
+      if (fds[i].revents == 0) continue;
+      const int fd = fds[i].fd;
+      if (fd == signals.get()) {
+        signalfd_siginfo si;
+        if (read(fd, &si, sizeof(si)) != sizeof(si)) continue;
+        const int sig = static_cast<int>(si.ssi_signo);
+        if (sig == SIGWINCH) {
+          if (pty_master.get() >= 0) CopyWindowSize(STDIN_FILENO, pty_master.get());
+        } else if (!reaped) {
+          kill(pid, sig);  // init passes it on to the command
+        }
+      } else if (fd == child_exit.get()) {
+        if (wait4(pid, &wait_status, 0, &result.usage) == pid) reaped = true;
+      } else if (fd == control.get()) {
+        ssize_t got = read(fd, buf, sizeof(buf));
+        if (got <= 0) {
+          control.reset();
+          continue;
+        }
+        control_buf.append(buf, static_cast<size_t>(got));
+        size_t nl;
+        while ((nl = control_buf.find('\n')) != std::string::npos) {
+          std::string line = control_buf.substr(0, nl);
+          control_buf.erase(0, nl + 1);
+          if (line.rfind("X ", 0) == 0) {
+            command_status = std::atoi(line.c_str() + 2);
+          } else if (line.rfind("E ", 0) == 0) {
+            error_code = std::atoi(line.c_str() + 2);
+            size_t space = line.find(' ', 2);
+            setup_error = space == std::string::npos ? line.substr(2) : line.substr(space + 1);
+          }
+        }
+      } else if (fd == out_read.get() || fd == err_read.get() || fd == pty_master.get()) {
+        ssize_t got = read(fd, buf, sizeof(buf));
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) {  // EOF (pipes) or EIO (terminal with no process left)
+          if (fd == out_read.get()) out_read.reset();
+          else if (fd == err_read.get()) err_read.reset();
+          else pty_master.reset();
+          continue;
+        }
+        sink(fd == err_read.get() ? 2 : 1, std::string_view(buf, static_cast<size_t>(got)));
+      } else if (fd == timer.get()) {
+        uint64_t expirations;
+        (void)!read(fd, &expirations, sizeof(expirations));
+        timer.reset();
+        if (!reaped) {
+          result.timed_out = true;
+          kill(pid, SIGKILL);  // init dies, and with it the whole pid namespace
+        }
+      } else if (fd == STDIN_FILENO) {
+        ssize_t got = read(fd, buf, sizeof(buf));
+        if (got <= 0) {
+          stdin_open = false;
+          if (pty_master.get() >= 0) (void)!write(pty_master.get(), "\x04", 1);  // EOF
+          continue;
+        }
+        if (pty_master.get() >= 0) WriteAll(pty_master.get(), {buf, static_cast<size_t>(got)});
+      }
+    }
+  }
+  // Read what init reported last (it wrote before exiting).
+  while (control.get() >= 0) {
+    ssize_t got = read(control.get(), buf, sizeof(buf));
+    if (got <= 0) break;
+    control_buf.append(buf, static_cast<size_t>(got));
+    size_t nl;
+    while ((nl = control_buf.find('\n')) != std::string::npos) {
+      std::string line = control_buf.substr(0, nl);
+      control_buf.erase(0, nl + 1);
+      if (line.rfind("X ", 0) == 0) command_status = std::atoi(line.c_str() + 2);
+      if (line.rfind("E ", 0) == 0) {
+        error_code = std::atoi(line.c_str() + 2);
+        size_t space = line.find(' ', 2);
+        setup_error = space == std::string::npos ? line.substr(2) : line.substr(space + 1);
+      }
+    }
+  }
+  result.end_ns = NowNs();
+  if (cgroup) result.cgroup = cgroup->Usage();
+  if (result.timed_out) {
+    result.exit_code = 124;
+    result.signal = SIGKILL;
+    return result;
+  }
+  if (command_status) {
+    const int st = *command_status;
+    if (WIFEXITED(st)) {
+      result.exit_status = WEXITSTATUS(st);
+      result.exit_code = WEXITSTATUS(st);
+    } else if (WIFSIGNALED(st)) {
+      result.signal = WTERMSIG(st);
+      result.exit_code = 128 + WTERMSIG(st);
+    }
+    // The command's exec failed after setup: a result, like a shell's 126/127.
+    if (!setup_error.empty()) result.error = setup_error;
+    return result;
+  }
+  if (!setup_error.empty()) {
+    if (error_code == 126 || error_code == 127) {
+      result.exit_code = error_code;
+      result.error = setup_error;
+      return result;
+    }
+    return Status(Code::kIoError, setup_error);
+  }
+  if (WIFSIGNALED(wait_status)) {
+    return IoError("the sandbox's init was killed by signal " +
+                   std::to_string(WTERMSIG(wait_status)));
+  }
+  return IoError("the sandbox's init exited without running the command");
+}
+
+}  // namespace strata::sandbox
