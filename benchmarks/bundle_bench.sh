@@ -21,7 +21,7 @@ for i in $(seq 1 32); do
   { printf 'copy %d\n' "$i"; head -c 16M "$DIR/text"; } >"$DIR/data/text$i"
 done
 raw=$(du -sb "$DIR/data" | cut -f1)
-"$S" --store "$DIR/src.db" init work >/dev/null
+"$S" --store "$DIR/src.db" init --base empty work >/dev/null
 "$S" --store "$DIR/src.db" copy-in "$DIR/data" work:/data >/dev/null
 "$S" --store "$DIR/src.db" snapshot work v1 >/dev/null
 sync

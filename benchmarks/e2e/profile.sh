@@ -53,7 +53,7 @@ trap 'exit 130' INT TERM
 
 mount_target() {
   if [ "$TARGET" = strata ]; then
-    [ -f "$DISK/store.db" ] || "$STRATA" --store "$DISK/store.db" init e2e >/dev/null
+    [ -f "$DISK/store.db" ] || "$STRATA" --store "$DISK/store.db" init --base empty e2e >/dev/null
     PID=$("$STRATA" --store "$DISK/store.db" mount e2e "$MNT" | sed -n 's/.*(pid \([0-9]*\)).*/\1/p')
   else
     mkdir -p "$DISK/src"

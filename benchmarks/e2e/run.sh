@@ -191,7 +191,7 @@ target_up() {
       ptll_mount; TDIR=$DISK/ptll-mnt ;;
     strata)
       rm -rf "$DISK/strata"; mkdir -p "$DISK/strata" "$DISK/strata-mnt"
-      "$STRATA" --store "$DISK/strata/store.db" init e2e >/dev/null
+      "$STRATA" --store "$DISK/strata/store.db" init --base empty e2e >/dev/null
       strata_mount; TDIR=$DISK/strata-mnt ;;
   esac
   sync

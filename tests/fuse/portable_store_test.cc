@@ -54,7 +54,7 @@ TEST_F(PortableStoreTest, CopiedStoreFileMountsElsewhereWithEverything) {
   const std::string tree = "/usr/include/linux";
   ASSERT_TRUE(std::filesystem::is_directory(tree));
   const std::string S = "\"$STRATA\" --store '" + store + "' ";
-  ASSERT_EQ(Sh("mkdir -p '" + here + "'; " + S + "init main >/dev/null; " + S + "mount main '" +
+  ASSERT_EQ(Sh("mkdir -p '" + here + "'; " + S + "init --base empty main >/dev/null; " + S + "mount main '" +
                here + "' >/dev/null"),
             0);
   int rc = Sh("cp -a '" + tree + "' '" + here + "/tree'; ln -s tree/stddef.h '" + here +

@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "catalog/schema.h"
 #include "testing/raw_db.h"
 #include "testing/temp_store.h"
 
@@ -161,10 +162,6 @@ TEST_F(CallsTest, BadCallsAreRefusedAndRecordNothing) {
   orphan.parent = 42;
   EXPECT_CODE(store_->StartCall(branch_, orphan), Code::kNotFound);
   EXPECT_CODE(store_->StartCall(branch_ + 100, Named("x")), Code::kNotFound);
-  CallOutcome both;
-  both.result = "1";
-  both.error = "and an error";
-  EXPECT_CODE(store_->RecordCall(branch_, Named("x"), both), Code::kInvalid);
   EXPECT_CODE(store_->RecordCall(branch_, Named("x"), Returned("[unclosed")), Code::kInvalid);
   CallStart late = Named("x");
   late.start_ns = 2'000;
@@ -176,6 +173,18 @@ TEST_F(CallsTest, BadCallsAreRefusedAndRecordNothing) {
   EXPECT_TRUE(HeadIds().empty());
 }
 
+// A failed sandbox run keeps its resource usage: an error may carry a result.
+TEST_F(CallsTest, AnErrorMayCarryAResult) {
+  CallOutcome both;
+  both.result = R"({"max_rss_bytes": 1})";
+  both.error = "exited with status 3";
+  both.exit_status = 3;
+  ASSERT_OK_AND_ASSIGN(ToolCall c, store_->RecordCall(branch_, Named("x"), both));
+  EXPECT_EQ(c.status, CallStatus::kError);
+  EXPECT_EQ(c.result.value_or(""), R"({"max_rss_bytes":1})");
+  EXPECT_EQ(c.error.value_or(""), "exited with status 3");
+}
+
 TEST_F(CallsTest, AStoreFromBeforeTheLogIsMigratedOnOpen) {
   Record("kept-out");
   fs_.reset();
@@ -184,13 +193,14 @@ TEST_F(CallsTest, AStoreFromBeforeTheLogIsMigratedOnOpen) {
     RawDb raw(dir_.File("store.db"));
     raw.Exec("DROP TABLE tool_calls");
     raw.Exec("DROP TABLE dropped_branches");
+    raw.Exec("DROP TABLE images");
     raw.Exec("PRAGMA user_version = 2");
   }
   OpenStore(StoreOptions{});
   EXPECT_TRUE(HeadIds().empty());
   int64_t id = Record("after");
   EXPECT_EQ(HeadIds(), (std::vector<int64_t>{id}));
-  EXPECT_EQ(RawDb(dir_.File("store.db")).Int("PRAGMA user_version"), 4);
+  EXPECT_EQ(RawDb(dir_.File("store.db")).Int("PRAGMA user_version"), catalog::kSchemaVersion);
 }
 
 }  // namespace

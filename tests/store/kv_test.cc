@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "catalog/schema.h"
 #include "testing/raw_db.h"
 #include "testing/temp_store.h"
 
@@ -126,6 +127,7 @@ TEST_F(KvTest, AStoreFromBeforeKeyValueStateIsMigratedOnOpen) {
     raw.Exec("DROP TABLE kv");
     raw.Exec("DROP TABLE tool_calls");
     raw.Exec("DROP TABLE dropped_branches");
+    raw.Exec("DROP TABLE images");
     raw.Exec("PRAGMA user_version = 1");
   }
   StoreOptions read_only;
@@ -136,7 +138,7 @@ TEST_F(KvTest, AStoreFromBeforeKeyValueStateIsMigratedOnOpen) {
   EXPECT_EQ(Head("k"), "<NotFound>");
   ASSERT_OK(Set(branch_, "k", "2"));
   EXPECT_EQ(Head("k"), "2");
-  EXPECT_EQ(RawDb(dir_.File("store.db")).Int("PRAGMA user_version"), 4);
+  EXPECT_EQ(RawDb(dir_.File("store.db")).Int("PRAGMA user_version"), catalog::kSchemaVersion);
 }
 
 }  // namespace

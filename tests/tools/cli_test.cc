@@ -64,7 +64,7 @@ TEST_F(CliTest, DemoShowsBaseAndForkSideBySide) {
 }
 
 TEST_F(CliTest, PutCatSnapshotForkDiffRoundTrip) {
-  ASSERT_EQ(Strata("init work").exit_code, 0);
+  ASSERT_EQ(Strata("init --base empty work").exit_code, 0);
   ASSERT_EQ(Strata("put work:/dir/a.txt", "first\n").exit_code, 0);
   CliRun cat = Strata("cat work:/dir/a.txt");
   ASSERT_EQ(cat.exit_code, 0) << cat.err;
@@ -88,7 +88,7 @@ TEST_F(CliTest, PutCatSnapshotForkDiffRoundTrip) {
 }
 
 TEST_F(CliTest, RestoreRewindsAndCanBeUndone) {
-  ASSERT_EQ(Strata("init s").exit_code, 0);
+  ASSERT_EQ(Strata("init --base empty s").exit_code, 0);
   ASSERT_EQ(Strata("put s:/f", "old").exit_code, 0);
   ASSERT_EQ(Strata("snapshot s before").exit_code, 0);
   ASSERT_EQ(Strata("put s:/f", "new").exit_code, 0);
@@ -125,7 +125,7 @@ TEST_F(CliTest, GarbageStoreFileIsRefusedAndUntouched) {
 }
 
 TEST_F(CliTest, BadAddressesAndNamesAreClearErrors) {
-  ASSERT_EQ(Strata("init s").exit_code, 0);
+  ASSERT_EQ(Strata("init --base empty s").exit_code, 0);
   struct Case {
     std::string args;
     std::string message;
@@ -161,7 +161,7 @@ TEST_F(CliTest, UsageErrorsExitNonZeroWithHint) {
 }
 
 TEST_F(CliTest, FsckReportsCleanStoreAndGcFreesOverwrittenData) {
-  ASSERT_EQ(Strata("init s").exit_code, 0);
+  ASSERT_EQ(Strata("init --base empty s").exit_code, 0);
   ASSERT_EQ(Strata("put s:/f", std::string(200000, 'a')).exit_code, 0);
   ASSERT_EQ(Strata("put s:/f", std::string(200000, 'b')).exit_code, 0);
   CliRun gc = Strata("gc");
@@ -181,7 +181,7 @@ namespace {
 class CliKvTest : public CliTest {};
 
 TEST_F(CliKvTest, SetGetListRemoveUpdateAcrossSnapshotsAndForks) {
-  ASSERT_EQ(Strata("init s").exit_code, 0);
+  ASSERT_EQ(Strata("init --base empty s").exit_code, 0);
   CliRun set = Strata(R"(kv s set plan '{"steps": [1, 2]}' turns 3)");
   ASSERT_EQ(set.exit_code, 0) << set.err;
   EXPECT_EQ(Strata("kv s get plan").out, "{\"steps\":[1,2]}\n");
@@ -217,7 +217,7 @@ TEST_F(CliKvTest, SetGetListRemoveUpdateAcrossSnapshotsAndForks) {
 }
 
 TEST_F(CliKvTest, BadInputIsAClearErrorAndChangesNothing) {
-  ASSERT_EQ(Strata("init s").exit_code, 0);
+  ASSERT_EQ(Strata("init --base empty s").exit_code, 0);
   ASSERT_EQ(Strata("kv s set k 1").exit_code, 0);
   struct Case {
     std::string args;
@@ -264,7 +264,7 @@ class CliHistoryTest : public CliTest {
 };
 
 TEST_F(CliHistoryTest, RecordInspectAndAddressCalls) {
-  ASSERT_EQ(Strata("init s").exit_code, 0);
+  ASSERT_EQ(Strata("init --base empty s").exit_code, 0);
   std::string build = Id(R"(call start s build --args '{"cmd": "make"}')");
   ASSERT_EQ(Strata("put s:/out.bin", "binary").exit_code, 0);
   CliRun end = Strata("call end " + build + R"( --result '{"ok": true}' --exit 0)");
@@ -327,8 +327,8 @@ TEST_F(CliHistoryTest, RecordInspectAndAddressCalls) {
 }
 
 TEST_F(CliHistoryTest, BadCallsAndAddressesAreClearErrors) {
-  ASSERT_EQ(Strata("init s").exit_code, 0);
-  ASSERT_EQ(Strata("init other").exit_code, 0);
+  ASSERT_EQ(Strata("init --base empty s").exit_code, 0);
+  ASSERT_EQ(Strata("init --base empty other").exit_code, 0);
   std::string pending = Id("call start s long");
   std::string elsewhere = Id("call record other x");
   struct Case {
@@ -371,7 +371,7 @@ namespace {
 class CliSqlTest : public CliTest {};
 
 TEST_F(CliSqlTest, ViewsShowSessionsFilesKvAndCalls) {
-  ASSERT_EQ(Strata("init s").exit_code, 0);
+  ASSERT_EQ(Strata("init --base empty s").exit_code, 0);
   ASSERT_EQ(Strata("put s:/src/main.c", "int main() {}\n").exit_code, 0);
   ASSERT_EQ(Strata("kv s set plan '{\"step\": 2}'").exit_code, 0);
   ASSERT_EQ(Strata("call record s build --result '{\"ok\": true}'").exit_code, 0);
@@ -405,7 +405,7 @@ TEST_F(CliSqlTest, ViewsShowSessionsFilesKvAndCalls) {
 }
 
 TEST_F(CliSqlTest, AnythingButReadingIsRefusedAndTheStoreIsUnchanged) {
-  ASSERT_EQ(Strata("init s").exit_code, 0);
+  ASSERT_EQ(Strata("init --base empty s").exit_code, 0);
   ASSERT_EQ(Strata("kv s set k 1").exit_code, 0);
   const std::vector<std::string> statements = {
        "DELETE FROM main.kv", "UPDATE main.sessions SET name = 'x'", "DROP TABLE main.kv",
@@ -435,7 +435,7 @@ namespace strata {
 namespace {
 
 TEST_F(CliTest, DiffContentShowsUnifiedDiffsOfTextFiles) {
-  ASSERT_EQ(Strata("init s").exit_code, 0);
+  ASSERT_EQ(Strata("init --base empty s").exit_code, 0);
   ASSERT_EQ(Strata("put s:/a.txt", "one\ntwo\nthree\n").exit_code, 0);
   ASSERT_EQ(Strata("put s:/b.bin", std::string("\0\1", 2)).exit_code, 0);
   ASSERT_EQ(Strata("snapshot s v1").exit_code, 0);
@@ -453,7 +453,7 @@ TEST_F(CliTest, DiffContentShowsUnifiedDiffsOfTextFiles) {
 }
 
 TEST_F(CliTest, RmRemovesASessionAndGcReclaimsIt) {
-  ASSERT_EQ(Strata("init s").exit_code, 0);
+  ASSERT_EQ(Strata("init --base empty s").exit_code, 0);
   ASSERT_EQ(Strata("put s:/data", std::string(100000, 'x')).exit_code, 0);
   ASSERT_EQ(Strata("fork s f").exit_code, 0);
   ASSERT_EQ(Strata("rm s").exit_code, 0);
@@ -478,7 +478,7 @@ namespace strata {
 namespace {
 
 TEST_F(CliTest, JsonOutputSurvivesNamesThatAreNotUtf8) {
-  ASSERT_EQ(Strata("init s").exit_code, 0);
+  ASSERT_EQ(Strata("init --base empty s").exit_code, 0);
   ASSERT_EQ(Strata("put 's:/bad\xff" "name'", "x").exit_code, 0);
   CliRun ls = Strata("--json ls s:/");
   ASSERT_EQ(ls.exit_code, 0) << ls.err;  // it used to abort in the JSON library
@@ -541,7 +541,7 @@ class CliBundleTest : public CliTest {
   // A source store: "work" forked from "base", with history, state,
   // snapshots, and data shared with base.
   void MakeSource() {
-    ASSERT_EQ(Strata("init base").exit_code, 0);
+    ASSERT_EQ(Strata("init --base empty base").exit_code, 0);
     // Incompressible, so that most of a bundle is chunk data.
     std::string big(300'000, '\0');
     uint32_t x = 12345;
@@ -595,7 +595,7 @@ TEST_F(CliBundleTest, DamagedBundlesAreRefusedOrImportIntact) {
   const std::string original = Slurp(bundle);
   const std::string expected = Everything(store(), "work");
   const std::string target = dir_.File("target.db");
-  ASSERT_EQ(Strata("--store '" + target + "' init other", "", false).exit_code, 0);
+  ASSERT_EQ(Strata("--store '" + target + "' init --base empty other", "", false).exit_code, 0);
   const std::string sessions_before = Strata("--store '" + target + "' sessions", "", false).out;
 
   // Truncated: refused, nothing imported.
@@ -638,7 +638,7 @@ namespace strata {
 namespace {
 
 TEST_F(CliTest, SessionsShowBaseSizeAndActivity) {
-  ASSERT_EQ(Strata("init base").exit_code, 0);
+  ASSERT_EQ(Strata("init --base empty base").exit_code, 0);
   ASSERT_EQ(Strata("put base:/a", std::string(1000, 'a')).exit_code, 0);
   ASSERT_EQ(Strata("snapshot base v1").exit_code, 0);
   ASSERT_EQ(Strata("fork base@v1 work").exit_code, 0);
@@ -667,7 +667,7 @@ namespace strata {
 namespace {
 
 TEST_F(CliTest, TablesFitTheTerminalAndKeepEverythingInAPipe) {
-  ASSERT_EQ(Strata("init a-session-with-a-rather-long-name").exit_code, 0);
+  ASSERT_EQ(Strata("init --base empty a-session-with-a-rather-long-name").exit_code, 0);
   // In a pipe: full lines.
   CliRun piped = Strata("sessions");
   ASSERT_EQ(piped.exit_code, 0);
@@ -695,7 +695,7 @@ namespace strata {
 namespace {
 
 TEST_F(CliTest, EveryAddressFormWorksAcrossCommands) {
-  ASSERT_EQ(Strata("init s").exit_code, 0);
+  ASSERT_EQ(Strata("init --base empty s").exit_code, 0);
   ASSERT_EQ(Strata("put s:/f", "one").exit_code, 0);
   ASSERT_EQ(Strata("kv s set k 1").exit_code, 0);
   ASSERT_EQ(Strata("snapshot s named").exit_code, 0);  // snapshot id 1
