@@ -324,17 +324,20 @@ void AddRunCommand(CLI::App& app, Globals& g, int* exit_code) {
   run->add_option("session", a.session, "Session (its files are the sandbox's /)")->required();
   run->add_option("command", a.command, "Command and arguments (after --)");
   run->add_flag("-t,--tty", a.tty, "Give the command a terminal (interactive, like docker -it)");
-  run->add_option("-e,--env", a.env, "K=V, or K to pass the host's value (repeatable)");
+  run->add_option("-e,--env", a.env, "K=V, or K to pass the host's value (repeatable)")
+      ->allow_extra_args(false);
   run->add_flag("--record-env", a.record_env, "Record environment values in the history (default: names only)");
   run->add_option("-w,--cwd", a.cwd, "Working directory inside the sandbox (default /)");
   run->add_option("-u,--user", a.user, "UID[:GID] to run as (default 0:0)");
-  run->add_option("--bind", a.binds, "HOST:SANDBOX[:ro] bind mount (repeatable)");
+  run->add_option("--bind", a.binds, "HOST:SANDBOX[:ro] bind mount (repeatable)")
+      ->allow_extra_args(false);
   run->add_option("--net", a.net, "none (default: loopback only) or host");
   run->add_option("--memory", a.memory, "Memory limit, e.g. 512m (cgroup)");
   run->add_option("--pids", a.pids, "Process/thread limit (cgroup)");
   run->add_option("--cpus", a.cpus, "CPU limit in CPUs, e.g. 0.5 (cgroup)");
   run->add_option("--timeout", a.timeout, "Kill the sandbox after SECONDS (exit 124)");
-  run->add_option("--rlimit", a.rlimits, "NAME=SOFT[:HARD], e.g. nofile=1024 (repeatable)");
+  run->add_option("--rlimit", a.rlimits, "NAME=SOFT[:HARD], e.g. nofile=1024 (repeatable)")
+      ->allow_extra_args(false);
   run->add_option("--disk-quota", a.disk_quota, "Limit the session's bytes (ENOSPC past it)");
   run->add_option("--seccomp", a.seccomp, "Docker-format seccomp profile replacing the default");
   run->add_flag("--userns", a.userns, "Map root inside to uid 100000 outside (user namespace)");

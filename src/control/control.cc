@@ -126,7 +126,9 @@ Result<std::unique_ptr<ControlServer>> ControlServer::Start(Store& store, Filesy
   std::string path = SocketPath(store.path(), session);
   std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
-  chmod(std::filesystem::path(path).parent_path().c_str(), 0700);
+  // Traversable, not listable: sockets are 0600, and run mounts below must
+  // be reachable by a sandbox in a user namespace.
+  chmod(std::filesystem::path(path).parent_path().c_str(), 0711);
   int live = Connect(path);
   if (live >= 0) {
     close(live);

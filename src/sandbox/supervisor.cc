@@ -178,6 +178,7 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, const OutputSink& sink
   const int stdin_fd = spec.tty ? pty_slave.get() : STDIN_FILENO;
   const int stdout_fd = spec.tty ? pty_slave.get() : out_write.get();
   const int stderr_fd = spec.tty ? pty_slave.get() : err_write.get();
+  const bool userns = spec.user_namespace;
   unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
   if (spec.network == Network::kNone) flags |= CLONE_NEWNET;
   if (spec.user_namespace) flags |= CLONE_NEWUSER;
@@ -191,6 +192,16 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, const OutputSink& sink
     dup2(stdout_fd, 1);
     dup2(stderr_fd, 2);
     dup2(child_control.get(), 3);  // dup2 clears close-on-exec
+    // Exec only once the user mappings exist: exec computes the process's
+    // capabilities, and an unmapped root would get none.
+    char ready;
+    if (read(3, &ready, 1) != 1) _exit(125);
+    // A new user namespace keeps our host ids, which it does not map: become
+    // its root (host uid kUserNamespaceBase). Raw system calls: libc's
+    // wrappers coordinate threads this copy of the process does not have.
+    if (userns && (syscall(SYS_setresgid, 0, 0, 0) != 0 || syscall(SYS_setresuid, 0, 0, 0) != 0)) {
+      _exit(125);
+    }
     syscall(SYS_execveat, exe.get(), "", init_argv, init_env, AT_EMPTY_PATH);
     _exit(125);
   }
@@ -218,7 +229,7 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, const OutputSink& sink
     Status st = cgroup->Add(pid);
     if (!st.ok()) return abort_child(st);
   }
-  if (!WriteAll(control.get(), EncodeSpec(spec) + "\ngo\n")) {
+  if (!WriteAll(control.get(), "." + EncodeSpec(spec) + "\ngo\n")) {
     return abort_child(Errno("start the sandbox"));
   }
 
