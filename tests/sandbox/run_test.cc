@@ -276,6 +276,28 @@ TEST_F(RunTest, TheDiffOfARunListsExactlyWhatItChanged) {
                                                "added /work/new"}));
 }
 
+TEST_F(RunTest, AnImageImportedFromATarballBootsAShell) {
+  // A minimal root: dash and the libraries it links, as a tarball.
+  const std::string root = dir_.File("rootfs");
+  std::string make = "mkdir -p '" + root + "/bin' && cp /bin/dash '" + root + "/bin/sh' && " +
+                     "for lib in $(ldd /bin/dash | grep -o '/[^ ]*'); do mkdir -p '" + root +
+                     "'$(dirname $lib) && cp -L $lib '" + root + "'$lib; done && tar -C '" +
+                     root + "' -cf '" + dir_.File("mini.tar") + "' .";
+  ASSERT_EQ(std::system(make.c_str()), 0);
+  const std::string image = "mini-" + std::to_string(getpid());
+  const std::string session = image + "-s";
+  ASSERT_EQ(Strata("image import " + image + " " + dir_.File("mini.tar")).exit_code, 0);
+  CliRun init = Strata("init --image " + image + " " + session);
+  ASSERT_EQ(init.exit_code, 0) << init.err;
+  CliRun r = Strata("run " + session + " -- /bin/sh -c 'echo booted; echo /*'");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.substr(0, 7), "booted\n");
+  EXPECT_NE(r.out.find("/bin"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("/usr/bin"), std::string::npos) << r.out;  // nothing of the host
+  Strata("rm " + session);
+  Strata("image rm " + image);
+}
+
 TEST_F(RunTest, BadOptionsAreRefusedClearly) {
   EXPECT_NE(Strata("run " + session_).exit_code, 0);
   CliRun r = Strata("run --memory lots " + session_ + " -- true");

@@ -1,0 +1,237 @@
+// Images and the host base, through the library: a fake host tree in a
+// temporary directory stands in for "/".
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+
+#include "strata/archive.h"
+#include "strata/host_base.h"
+#include "strata/import.h"
+#include "testing/raw_db.h"
+#include "testing/temp_store.h"
+
+namespace strata {
+namespace {
+
+class ImageTest : public testing::StoreTest {
+ protected:
+  void SetUp() override {
+    StoreTest::SetUp();
+    host_ = dir_.File("host");
+    Put("usr/bin/tool", RandomBytes(200'000), 0755);
+    Put("usr/share/doc/readme", "read me\n", 0644);
+    Put("etc/config", "key=value\n", 0644);
+    Put("etc/shadow", "root:secret\n", 0644);  // world-readable here, still never exposed
+    Put("etc/private", "only root\n", 0600);
+    Put("var/lib/dpkg/status", "Package: x\n", 0644);
+    Put("home/user/notes", "private\n", 0644);
+    std::filesystem::create_symlink("usr/bin", host_ + "/bin");
+  }
+
+  static std::string RandomBytes(size_t n) {
+    std::mt19937 rng(42);
+    std::string s(n, '\0');
+    for (char& c : s) c = static_cast<char>(rng());
+    return s;
+  }
+
+  void Put(const std::string& rel, const std::string& content, mode_t mode) {
+    std::string path = host_ + "/" + rel;
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+    std::ofstream(path) << content;
+    chmod(path.c_str(), mode);
+  }
+
+  std::unique_ptr<Filesystem> SessionFs(const std::string& name) {
+    auto info = store_->GetSession(name);
+    EXPECT_TRUE(info.ok()) << info.status().ToString();
+    auto fs = store_->OpenFilesystem(View{info->branch, kHead});
+    EXPECT_TRUE(fs.ok()) << fs.status().ToString();
+    return std::move(fs).value();
+  }
+
+  std::string ReadPath(Filesystem& fs, const std::string& path) {
+    auto attr = fs.Resolve(path);
+    EXPECT_TRUE(attr.ok()) << path << ": " << attr.status().ToString();
+    return attr.ok() ? ReadAll(fs, attr->ino) : "";
+  }
+
+  int64_t RealChunks() {
+    return testing::RawDb(dir_.File("store.db")).Int("SELECT count(*) FROM chunks WHERE codec != 2");
+  }
+
+  std::string host_;
+};
+
+TEST_F(ImageTest, HostBaseReadsWithoutCopyingAndWritesOnlyChangedBlocks) {
+  bool indexed = false;
+  ASSERT_OK_AND_ASSIGN(ImageInfo image, EnsureHostImage(*store_, host_, &indexed));
+  EXPECT_TRUE(indexed);
+  EXPECT_EQ(image.kind, "host");
+  ASSERT_OK(store_->CreateSessionFromImage("s", kHostImage).status());
+  auto fs = SessionFs("s");
+  const std::string tool = RandomBytes(200'000);
+  EXPECT_EQ(ReadPath(*fs, "/usr/bin/tool"), tool);
+  EXPECT_EQ(ReadPath(*fs, "/bin/tool"), tool);  // the symlink, as on the host
+  EXPECT_EQ(ReadPath(*fs, "/etc/config"), "key=value\n");
+  EXPECT_EQ(ReadPath(*fs, "/var/lib/dpkg/status"), "Package: x\n");
+  // Never exposed: secrets, files only root may read, private trees.
+  EXPECT_CODE(fs->Resolve("/etc/shadow"), Code::kNotFound);
+  EXPECT_CODE(fs->Resolve("/etc/private"), Code::kNotFound);
+  EXPECT_CODE(fs->Resolve("/home/user"), Code::kNotFound);
+  ASSERT_OK_AND_ASSIGN(auto tmp, fs->Resolve("/tmp"));
+  EXPECT_EQ(tmp.mode & 07777, 01777u);
+  ASSERT_OK_AND_ASSIGN(auto empty, fs->ReadDir(tmp.ino));
+  EXPECT_EQ(empty.size(), 2u);  // . and ..
+  // Only /etc's files hold bytes in the store; the rest refers to the host.
+  const int64_t copied = RealChunks();
+  EXPECT_EQ(copied, 1);  // etc/config
+
+  // A 10-byte write stores one block, not the 200 kB file.
+  ASSERT_OK_AND_ASSIGN(auto attr, fs->Resolve("/usr/bin/tool"));
+  ASSERT_OK(fs->Open(attr.ino));
+  ASSERT_OK(fs->Write(attr.ino, 70'000, {reinterpret_cast<const uint8_t*>("0123456789"), 10}).status());
+  ASSERT_OK(fs->Release(attr.ino));
+  ASSERT_OK(fs->FlushAll());
+  EXPECT_EQ(RealChunks(), copied + 1);
+  std::string expected = tool;
+  expected.replace(70'000, 10, "0123456789");
+  EXPECT_EQ(ReadPath(*fs, "/usr/bin/tool"), expected);
+  // The host is untouched, and so is a second session from the same base.
+  std::ifstream host_file(host_ + "/usr/bin/tool");
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(host_file), {}), tool);
+  ASSERT_OK(store_->CreateSessionFromImage("t", kHostImage).status());
+  EXPECT_EQ(ReadPath(*SessionFs("t"), "/usr/bin/tool"), tool);
+  // Deleting a host file only changes the session.
+  ASSERT_OK_AND_ASSIGN(auto doc, fs->Resolve("/usr/share/doc"));
+  ASSERT_OK(fs->Unlink(doc.ino, "readme"));
+  EXPECT_TRUE(std::filesystem::exists(host_ + "/usr/share/doc/readme"));
+  EXPECT_TRUE(store_->CheckIntegrity()->empty());
+}
+
+TEST_F(ImageTest, AnUnchangedHostReusesItsIndexAndAChangedOneIsIndexedAgain) {
+  ASSERT_OK_AND_ASSIGN(ImageInfo first, EnsureHostImage(*store_, host_));
+  bool indexed = true;
+  ASSERT_OK_AND_ASSIGN(ImageInfo again, EnsureHostImage(*store_, host_, &indexed));
+  EXPECT_FALSE(indexed);
+  EXPECT_EQ(again.branch, first.branch);
+  ASSERT_OK(store_->CreateSessionFromImage("old", kHostImage).status());
+  // A package upgrade replaces files: the directory changes.
+  Put("usr/bin/new-tool", "#!/bin/sh\n", 0755);
+  ASSERT_OK_AND_ASSIGN(ImageInfo fresh, EnsureHostImage(*store_, host_, &indexed));
+  EXPECT_TRUE(indexed);
+  EXPECT_NE(fresh.branch, first.branch);
+  ASSERT_OK(store_->CreateSessionFromImage("new", kHostImage).status());
+  EXPECT_TRUE(SessionFs("new")->Resolve("/usr/bin/new-tool").ok());
+  EXPECT_CODE(SessionFs("old")->Resolve("/usr/bin/new-tool"), Code::kNotFound);
+}
+
+TEST_F(ImageTest, AHostFileChangedInPlaceIsAnErrorNotWrongBytes) {
+  ASSERT_OK(EnsureHostImage(*store_, host_).status());
+  ASSERT_OK(store_->CreateSessionFromImage("s", kHostImage).status());
+  std::ofstream(host_ + "/usr/share/doc/readme", std::ios::app) << "edited on the host\n";
+  auto fs = SessionFs("s");
+  ASSERT_OK_AND_ASSIGN(auto attr, fs->Resolve("/usr/share/doc/readme"));
+  std::string buf(64, '\0');
+  auto n = fs->Read(attr.ino, 0, {reinterpret_cast<uint8_t*>(buf.data()), buf.size()});
+  EXPECT_CODE(n, Code::kIoError);
+  EXPECT_NE(n.status().message().find("changed since it was indexed"), std::string::npos)
+      << n.status().message();
+  ASSERT_OK_AND_ASSIGN(auto problems, store_->CheckIntegrity());
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].kind, "host-changed");
+}
+
+class TarImageTest : public ImageTest {
+ protected:
+  // A tarball of `dir` made by GNU tar, as `docker export` would write one.
+  std::string Tar(const std::string& dir, const std::string& extra = "") {
+    std::string tar = dir_.File("image.tar");
+    std::filesystem::remove(tar);
+    std::string cmd = "tar -C '" + dir + "' " + extra + " -cf '" + tar + "' . 2>/dev/null";
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    return tar;
+  }
+  Status ImportTar(const std::string& name, const std::string& tar) {
+    ImageInfo spec;
+    spec.name = name;
+    spec.kind = "tar";
+    spec.source = tar;
+    UnpackStats stats;
+    return store_->CreateImage(spec, [&](Filesystem& fs) { return UnpackTar(fs, tar, &stats); })
+        .status();
+  }
+};
+
+TEST_F(TarImageTest, ATarballBecomesAnImageThatSessionsShare) {
+  std::filesystem::create_hard_link(host_ + "/usr/bin/tool", host_ + "/usr/bin/tool-link");
+  ASSERT_OK(ImportTar("img", Tar(host_)));
+  ASSERT_OK(store_->CreateSessionFromImage("a", "img").status());
+  ASSERT_OK(store_->CreateSessionFromImage("b", "img").status());
+  auto a = SessionFs("a");
+  EXPECT_EQ(ReadPath(*a, "/usr/bin/tool"), RandomBytes(200'000));
+  EXPECT_EQ(ReadPath(*a, "/etc/shadow"), "root:secret\n");  // an image is taken whole
+  ASSERT_OK_AND_ASSIGN(auto tool, a->Resolve("/usr/bin/tool"));
+  ASSERT_OK_AND_ASSIGN(auto link, a->Resolve("/usr/bin/tool-link"));
+  EXPECT_EQ(tool.ino, link.ino);
+  EXPECT_EQ(tool.mode & 07777, 0755u);
+  ASSERT_OK_AND_ASSIGN(auto bin, a->Resolve("/bin", false));
+  EXPECT_TRUE(S_ISLNK(bin.mode));
+  // A session's change stays in it.
+  ASSERT_OK_AND_ASSIGN(auto etc, a->Resolve("/etc"));
+  ASSERT_OK(a->Unlink(etc.ino, "config"));
+  EXPECT_EQ(ReadPath(*SessionFs("b"), "/etc/config"), "key=value\n");
+  ASSERT_OK_AND_ASSIGN(auto images, store_->ListImages());
+  ASSERT_EQ(images.size(), 1u);
+  EXPECT_EQ(images[0].name, "img");
+  EXPECT_CODE(ImportTar("img", Tar(host_)), Code::kExists);
+}
+
+TEST_F(TarImageTest, PathTraversalIsRefusedAndLeavesNoImage) {
+  Put("evil", "x", 0644);
+  std::string tar = dir_.File("evil.tar");
+  ASSERT_EQ(std::system(("tar -C '" + host_ + "' -P --transform 's,^evil,../../evil,' -cf '" +
+                         tar + "' evil 2>/dev/null").c_str()),
+            0);
+  Status s = ImportTar("bad", tar);
+  EXPECT_CODE(s, Code::kInvalid);
+  EXPECT_NE(s.message().find("leaves the image root"), std::string::npos) << s.message();
+  EXPECT_CODE(store_->GetImage("bad"), Code::kNotFound);
+  EXPECT_FALSE(std::filesystem::exists(dir_.path().parent_path() / "evil"));
+  // What it wrote before failing is garbage for gc.
+  ASSERT_OK_AND_ASSIGN(GcStats gc, store_->CollectGarbage());
+  EXPECT_EQ(gc.branches_freed, 1u);
+}
+
+TEST_F(TarImageTest, ATruncatedTarballIsRefused) {
+  std::string tar = Tar(host_);
+  std::filesystem::resize_file(tar, std::filesystem::file_size(tar) / 2);
+  Status s = ImportTar("cut", tar);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("damaged or truncated"), std::string::npos) << s.message();
+  EXPECT_CODE(store_->GetImage("cut"), Code::kNotFound);
+}
+
+TEST_F(TarImageTest, ADirectoryBecomesAnImage) {
+  ImageInfo spec;
+  spec.name = "dir";
+  spec.kind = "dir";
+  spec.source = host_;
+  ImportStats stats;
+  ASSERT_OK(store_->CreateImage(spec, [&](Filesystem& fs) { return ImportTree(fs, host_, &stats); })
+                .status());
+  ASSERT_OK(store_->CreateSessionFromImage("d", "dir").status());
+  EXPECT_EQ(ReadPath(*SessionFs("d"), "/usr/share/doc/readme"), "read me\n");
+  ASSERT_OK(store_->RemoveImage("dir"));
+  // The session keeps the image's tree after the image is removed and collected.
+  ASSERT_OK(store_->CollectGarbage().status());
+  EXPECT_EQ(ReadPath(*SessionFs("d"), "/usr/share/doc/readme"), "read me\n");
+}
+
+}  // namespace
+}  // namespace strata
