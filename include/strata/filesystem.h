@@ -14,6 +14,7 @@
 #define STRATA_FILESYSTEM_H_
 
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -109,6 +110,12 @@ class Filesystem {
   // host file no longer has that size and mtime.
   virtual Status AttachHostFile(InodeId ino, const std::string& host_path, uint64_t size,
                                 int64_t mtime_ns) = 0;
+
+  // From now on, refuses with NoSpace any write, truncation or allocation
+  // that would make the total size of the files grow by more than `bytes`
+  // beyond what it is now. Net: removing or shrinking files gives room back.
+  // nullopt removes the limit. (Sizes are logical: holes count.)
+  virtual void SetGrowthLimit(std::optional<uint64_t> bytes) = 0;
 
   // --- Conveniences for tools and tests (not used by the FUSE adapter).
   // Resolves an absolute or root-relative path, following symlinks in every

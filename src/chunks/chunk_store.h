@@ -84,9 +84,11 @@ class ChunkStore {
   ChunkHash Hash(std::span<const uint8_t> bytes) const;
 
  private:
-  // `is_host`, if given, is set when the chunk is a host reference.
+  // `is_host`, if given, is set when the chunk is a host reference; with
+  // `check_host_only`, such a chunk's file is checked but not read (and no
+  // bytes are returned).
   Result<Bytes> Load(sql::Connection& conn, ChunkId id, ChunkHash* key_out,
-                     bool* is_host = nullptr);
+                     bool* is_host = nullptr, bool check_host_only = false);
   // Sets out's size, codec and compressed bytes (zstd only where smaller).
   void Compress(std::span<const uint8_t> bytes, Encoded* out) const;
   void CacheInsert(ChunkId id, std::shared_ptr<const Bytes> bytes);

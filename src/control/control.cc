@@ -236,6 +236,15 @@ nlohmann::json ControlServer::Handle(const nlohmann::json& request) {
     if (!s.ok()) return ErrorReply(s);
     return {{"ok", true}};
   }
+  if (op == "quota") {
+    // The growth the session's files may still have, from now (null: none).
+    if (request.contains("bytes") && request["bytes"].is_number_unsigned()) {
+      fs_.SetGrowthLimit(request["bytes"].get<uint64_t>());
+    } else {
+      fs_.SetGrowthLimit(std::nullopt);
+    }
+    return {{"ok", true}};
+  }
   if (op == "status") {
     return {{"ok", true},          {"pid", getpid()},
             {"session", session_}, {"branch", view.branch},

@@ -8,6 +8,7 @@
 //   {"op":"flush"}                  -> {"ok":true}
 //   {"op":"status"}                 -> {"ok":true,"pid":P,"session":S,"branch":B,
 //                                       "mountpoint":M}
+//   {"op":"quota","bytes":N|null}  -> {"ok":true}: Filesystem::SetGrowthLimit
 //   {"op":"lease"}                  -> {"ok":true,"mountpoint":M}, and the
 //       connection stays open: the client uses the mount until it closes it.
 //       A daemon started for `strata run` unmounts and exits when its last

@@ -28,17 +28,44 @@ Status CheckRegular(const tree::InodeRow& row) {
 
 Status FilesystemImpl::Open(InodeId ino) {
   bool regular = false;
+  uint64_t size = 0;
   RETURN_IF_ERROR(Query([&](sql::Connection& conn, tree::Scope scope) -> Status {
     ASSIGN_OR_RETURN(tree::InodeRow row, LoadInode(conn, scope, ino));
     regular = S_ISREG(row.mode);
+    size = row.size;
     return Status::Ok();
   }));
   std::scoped_lock lock(open_mu_);
   OpenFile& file = open_files_[ino];
+  if (file.count == 0) file.known_size = size;
   file.count++;
   file.regular = regular;
   return Status::Ok();
 }
+
+void FilesystemImpl::SetGrowthLimit(std::optional<uint64_t> bytes) {
+  growth_ = 0;
+  growth_limit_ = bytes ? static_cast<int64_t>(std::min<uint64_t>(*bytes, INT64_MAX)) : -1;
+}
+
+Status FilesystemImpl::CountResize(InodeId ino, uint64_t current, uint64_t new_size,
+                                   bool grow_only) {
+  std::scoped_lock lock(open_mu_);
+  auto it = open_files_.find(ino);
+  if (it != open_files_.end()) current = std::max(current, it->second.known_size);
+  if (grow_only && new_size <= current) return Status::Ok();
+  const int64_t delta = static_cast<int64_t>(new_size) - static_cast<int64_t>(current);
+  const int64_t limit = growth_limit_.load();
+  if (delta > 0 && limit >= 0 && growth_.load() + delta > limit) {
+    return Status(Code::kNoSpace, "the session's disk quota (" + std::to_string(limit) +
+                                      " bytes of growth) is used up");
+  }
+  growth_ += delta;
+  if (it != open_files_.end()) it->second.known_size = new_size;
+  return Status::Ok();
+}
+
+void FilesystemImpl::CountRemoved(uint64_t size) { growth_ -= static_cast<int64_t>(size); }
 
 Status FilesystemImpl::Release(InodeId ino) {
   bool maybe_orphan;
@@ -63,6 +90,7 @@ Status FilesystemImpl::Release(InodeId ino) {
     }
     buffer_.Discard(ino);
     RETURN_IF_ERROR(tree::DeleteInode(conn, head, ino));
+    CountRemoved(row->size);
     return tree::RemoveOrphan(conn, head.branch, ino);
   });
 }
@@ -153,6 +181,15 @@ Result<size_t> FilesystemImpl::Write(InodeId ino, uint64_t offset, std::span<con
       ASSIGN_OR_RETURN(tree::InodeRow row, LoadInode(conn, scope, ino));
       return CheckRegular(row);
     }));
+  }
+  if (growth_limit_.load() >= 0 || growth_.load() != 0) {
+    bool open;
+    {
+      std::scoped_lock lock(open_mu_);
+      open = open_files_.count(ino) != 0;
+    }
+    // Only open files are counted (the FUSE adapter writes through handles).
+    if (open) RETURN_IF_ERROR(CountResize(ino, 0, offset + data.size(), /*grow_only=*/true));
   }
   uint64_t buffered = buffer_.Write(ino, offset, data, core_->Now());
   // Blocks this write completed are hashed and compressed here, on the
@@ -331,6 +368,7 @@ Status FilesystemImpl::Fallocate(InodeId ino, int mode, uint64_t offset, uint64_
       row.mtime_ns = row.ctime_ns = now;
     }
     if (!keep_size && offset + length > row.size) {
+      RETURN_IF_ERROR(CountResize(ino, row.size, offset + length));
       row.size = offset + length;
       row.mtime_ns = row.ctime_ns = now;
     }
@@ -355,6 +393,7 @@ Result<size_t> FilesystemImpl::CopyRange(InodeId in, uint64_t in_offset, InodeId
   if (in == out && in_offset < out_offset + length && out_offset < in_offset + length) {
     return InvalidArgument("overlapping ranges of one file");
   }
+  RETURN_IF_ERROR(CountResize(out, out_attr.size, out_offset + length, /*grow_only=*/true));
   // Whole output blocks whose source is a whole block too are shared; the
   // bytes before (lead) and after them are copied.
   uint64_t lead = length;

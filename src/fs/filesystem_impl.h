@@ -12,6 +12,7 @@
 #define STRATA_FS_FILESYSTEM_IMPL_H_
 
 #include <functional>
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -63,6 +64,7 @@ class FilesystemImpl final : public Filesystem {
   Status Fallocate(InodeId ino, int mode, uint64_t offset, uint64_t length) override;
   Status AttachHostFile(InodeId ino, const std::string& host_path, uint64_t size,
                         int64_t mtime_ns) override;
+  void SetGrowthLimit(std::optional<uint64_t> bytes) override;
   Result<size_t> CopyRange(InodeId in, uint64_t in_offset, InodeId out, uint64_t out_offset,
                            uint64_t length) override;
 
@@ -146,6 +148,18 @@ class FilesystemImpl final : public Filesystem {
   const uint32_t block_size_;
   WriteBuffer buffer_;
   std::mutex open_mu_;
+  // --- The growth limit (SetGrowthLimit). Sizes change under Mutate, the
+  // counter outside it: a transaction that fails after counting leaves the
+  // count slightly high, never low.
+  // Counts `ino` going from `current` (or the size counted for it while
+  // open, if larger) to `new_size`; NoSpace if that passes the limit. With
+  // `grow_only`, a smaller `new_size` (a write inside the file) counts nothing.
+  Status CountResize(InodeId ino, uint64_t current, uint64_t new_size, bool grow_only = false);
+  // Counts a file of `size` bytes leaving the tree.
+  void CountRemoved(uint64_t size);
+  std::atomic<int64_t> growth_{0};
+  std::atomic<int64_t> growth_limit_{-1};  // -1: no limit
+
   struct OpenFile {
     int count = 0;
     // Write skips its type check for open regular files only (an open
@@ -154,6 +168,8 @@ class FilesystemImpl final : public Filesystem {
     // Its last name went while open (or a transaction that removed it was
     // tried): the last Release checks whether it must be deleted.
     bool maybe_orphan = false;
+    // The file's size as the growth limit has counted it (see GrowthLimit).
+    uint64_t known_size = 0;
   };
   std::map<InodeId, OpenFile> open_files_;  // guarded by open_mu_
   // Declared last: its thread calls into everything above, so it stops first.

@@ -72,6 +72,7 @@ Result<Attr> FilesystemImpl::SetAttr(InodeId ino, const AttrChanges& changes) {
       if (!S_ISREG(row.mode)) return InvalidArgument("cannot truncate a special file");
       if (*changes.size > kMaxFileSize) return Status(Code::kFileTooBig, "size too large");
       if (*changes.size != row.size) {
+        RETURN_IF_ERROR(CountResize(ino, row.size, *changes.size));
         RETURN_IF_ERROR(Truncate(conn, head, row, *changes.size));
         row.mtime_ns = now;
       }
@@ -215,6 +216,7 @@ Status FilesystemImpl::DropLink(sql::Connection& conn, tree::Head head, const tr
     return tree::AddOrphan(conn, head.branch, row.ino);
   }
   buffer_.Discard(row.ino);
+  if (S_ISREG(row.mode)) CountRemoved(row.size);
   return tree::DeleteInode(conn, head, row.ino);
 }
 

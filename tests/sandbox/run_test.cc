@@ -166,6 +166,21 @@ TEST_F(RunTest, AMemoryHogIsKilledAtTheMemoryLimit) {
   EXPECT_TRUE(result.value("oom_killed", false)) << result.dump();
 }
 
+TEST_F(RunTest, ADiskFillerStopsAtTheDiskQuota) {
+  // With the kernel's write-back cache, the error comes at close (as on NFS).
+  CliRun r = Run("dd if=/dev/zero of=/tmp/fill bs=1M count=64 2>&1; truncate -s 1G /tmp/big 2>&1; exit 0",
+                 "--disk-quota 8m");
+  EXPECT_NE(r.out.find("dd: closing output file"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("truncate: failed"), std::string::npos) << r.out;
+  CliRun size = Run("stat -c %s /tmp/fill");
+  ASSERT_EQ(size.exit_code, 0) << size.err;
+  EXPECT_LE(std::stoll(size.out), 8ll << 20);
+  // Removing files gives room back.
+  EXPECT_EQ(Run("rm /tmp/fill && head -c 6000000 /dev/urandom > /tmp/again", "--disk-quota 8m").exit_code, 0);
+  CliRun again = Run("stat -c %s /tmp/again");
+  EXPECT_EQ(again.out, "6000000\n") << again.err;
+}
+
 TEST_F(RunTest, AFileWrittenByOneRunIsThereInTheNext) {
   ASSERT_EQ(Run("echo remembered > /root/note").exit_code, 0);
   CliRun r = Run("cat /root/note");
