@@ -10,4 +10,5 @@ apt-get install -y -qq --no-install-recommends \
   libfuse3-dev fuse3 libseccomp-dev libarchive-dev \
   libcli11-dev nlohmann-json3-dev libfmt-dev \
   libgtest-dev libgmock-dev libbenchmark-dev \
-  make gcc tar diffutils python3 python3-venv stress-ng attr linux-perf >/dev/null
+  make gcc tar diffutils python3 python3-venv stress-ng attr linux-perf bubblewrap \
+  util-linux procps >/dev/null

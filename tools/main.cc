@@ -1,16 +1,10 @@
 // strata: the command-line tool. Every subcommand takes --store FILE (else
 // $STRATA_STORE, else ~/.strata/store.db).
-#include <cstring>
 #include <iostream>
 
 #include "cli.h"
-#include "sandbox/sandbox.h"
 
 int main(int argc, char** argv) {
-  // A sandbox's init re-executes this binary; it must not parse anything else.
-  if (argc == 2 && std::strcmp(argv[1], strata::sandbox::kInitArg) == 0) {
-    return strata::sandbox::InitMain();
-  }
   using strata::cli::Globals;
   CLI::App app{"Strata: versioned, deduplicated filesystems for AI-agent sandboxes"};
   app.require_subcommand(1);

@@ -1,12 +1,8 @@
-// The sandbox's init: pid 1 of the new pid namespace. It reads the spec from
-// the supervisor, runs the setup steps below in order, starts the command as
-// its child and reports how it ended.
-//
-// Protocol on fd 3 (a socket to the supervisor), one line each:
-//   supervisor -> init:  the spec (JSON), then "go" once limits and user
-//                        mappings are in place;
-//   init -> supervisor:  "E <message>" when a step or exec fails,
-//                        "X <wait status>" when the command ends.
+// The sandbox's init: pid 1 of the new pid namespace. It runs the setup
+// steps below in order, starts the command as its child and reports how it
+// ended on fd 3 (a socket to the supervisor), one line each:
+//   "E <code> <message>"  when a step or the command's exec fails,
+//   "X <wait status>"     when the command ends.
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
@@ -29,7 +25,6 @@
 
 #include "sandbox/sandbox.h"
 #include "sandbox/seccomp_policy.h"
-#include "sandbox/spec_codec.h"
 
 extern char** environ;
 
@@ -294,33 +289,11 @@ void Forward(int sig) {
   if (g_command > 0) kill(-g_command, sig);
 }
 
-bool ReadLine(int fd, std::string* line) {
-  line->clear();
-  char c;
-  for (;;) {
-    ssize_t n = read(fd, &c, 1);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    if (c == '\n') return true;
-    line->push_back(c);
-  }
-}
-
 }  // namespace
 
-int InitMain() {
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, nullptr);
-  std::string line, go;
-  if (!ReadLine(kControlFd, &line) || !ReadLine(kControlFd, &go) || go != "go") return 1;
-  auto spec = DecodeSpec(line);
-  if (!spec.ok()) {
-    Report("E 125 " + spec.status().message());
-    return 1;
-  }
+int RunInit(const SandboxSpec& spec) {
   for (const Step& step : kSetupSteps) {
-    Status st = step.run(*spec);
+    Status st = step.run(spec);
     if (!st.ok()) {
       Report("E 125 sandbox setup, " + std::string(step.name) + ": " + st.message());
       return 1;
@@ -331,7 +304,7 @@ int InitMain() {
     Report(std::string("E 125 fork: ") + std::strerror(errno));
     return 1;
   }
-  if (pid == 0) RunCommand(*spec);
+  if (pid == 0) RunCommand(spec);
   g_command = pid;
   // Signals the supervisor forwards go to the command's process group. Init
   // holds no terminal or output of its own.

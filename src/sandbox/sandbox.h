@@ -2,14 +2,15 @@
 // directory of the host (a session's mount), with seccomp, capabilities and
 // resource limits.
 //
-// Two processes do the work. The supervisor (RunSandbox, in the caller)
-// creates the namespaces with clone(2), sets limits and user mappings from
-// outside, streams the command's output and waits. The sandbox's init (pid 1
-// of the new pid namespace) re-executes this binary (InitMain), so that it
-// starts single-threaded and may allocate freely, then runs the steps in
-// init.cc in order and starts the command as its child. When init exits,
-// the kernel kills everything left in the sandbox; when the supervisor dies,
-// init gets SIGKILL (PR_SET_PDEATHSIG).
+// Three processes do the work. The supervisor (RunSandbox, in the caller)
+// sets limits and user mappings from outside, streams the command's output
+// and waits. Its child, the keeper, enters new namespaces with unshare(2)
+// and forks the sandbox's init (pid 1 of the new pid namespace), which runs
+// the steps in init.cc in order and starts the command as its child. Both
+// are made with fork(), which leaves a multi-threaded caller's malloc usable
+// in the child, so no exec is needed before the command's. When init exits,
+// the kernel kills everything left in the sandbox; when the supervisor or
+// the keeper dies, its child gets SIGKILL (PR_SET_PDEATHSIG).
 #ifndef STRATA_SANDBOX_SANDBOX_H_
 #define STRATA_SANDBOX_SANDBOX_H_
 
@@ -91,10 +92,9 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, const OutputSink& sink
 // thread that does not block it, and would then not reach the sandbox.
 void BlockForwardedSignals();
 
-// The entry point of a sandbox's init: main() calls it when argv[1] is
-// kInitArg, before anything else, and returns what it returns.
-inline constexpr const char* kInitArg = "__sandbox-init";
-int InitMain();
+// The sandbox's init (init.cc), in the forked pid 1: sets the sandbox up,
+// runs the command and returns init's exit code. Reports on fd 3.
+int RunInit(const SandboxSpec& spec);
 
 }  // namespace strata::sandbox
 

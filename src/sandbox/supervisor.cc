@@ -26,7 +26,6 @@
 
 #include "sandbox/sandbox.h"
 #include "sandbox/seccomp_policy.h"
-#include "sandbox/spec_codec.h"
 
 namespace strata::sandbox {
 
@@ -119,6 +118,68 @@ void CopyWindowSize(int from, int to) {
   if (ioctl(from, TIOCGWINSZ, &ws) == 0) ioctl(to, TIOCSWINSZ, &ws);
 }
 
+pid_t g_init = 0;  // in the keeper: the sandbox's init
+
+void ForwardToInit(int sig) {
+  if (g_init > 0) kill(g_init, sig);
+}
+
+// The keeper, in the supervisor's fork: enters the new namespaces, waits for
+// the supervisor's mappings and limits, forks the sandbox's init (the first
+// process of the new pid namespace), passes signals on to it and exits when
+// it does. Returns the keeper's exit code.
+int Keeper(const SandboxSpec& spec, int stdin_fd, int stdout_fd, int stderr_fd, int control) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  dup2(stdin_fd, 0);
+  dup2(stdout_fd, 1);
+  dup2(stderr_fd, 2);
+  dup2(control, 3);
+  close_range(4, ~0u, 0);  // nothing of the caller's leaks into the sandbox
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
+  if (spec.network == Network::kNone) flags |= CLONE_NEWNET;
+  if (spec.user_namespace) flags |= CLONE_NEWUSER;
+  auto report = [](const std::string& line) {
+    std::string out = line + "\n";
+    (void)!write(3, out.data(), out.size());
+  };
+  if (unshare(flags) != 0) {
+    report(std::string("E 125 cannot create the sandbox's namespaces: ") + std::strerror(errno));
+    return 125;
+  }
+  char go = 0;
+  if (write(3, "U", 1) != 1 || read(3, &go, 1) != 1 || go != 'G') return 125;
+  // A new user namespace keeps our host ids, which it does not map: become
+  // its root (host uid kUserNamespaceBase), before the fork so that init
+  // starts with a full set of capabilities in the namespace.
+  if (spec.user_namespace && (setresgid(0, 0, 0) != 0 || setresuid(0, 0, 0) != 0)) {
+    report(std::string("E 125 cannot become root in the user namespace: ") + std::strerror(errno));
+    return 125;
+  }
+  g_init = fork();
+  if (g_init < 0) {
+    report(std::string("E 125 fork: ") + std::strerror(errno));
+    return 125;
+  }
+  if (g_init == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    _exit(RunInit(spec));
+  }
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2}) {
+    struct sigaction sa {};
+    sa.sa_handler = ForwardToInit;
+    sigaction(sig, &sa, nullptr);
+  }
+  for (;;) {
+    int status;
+    pid_t done = waitpid(g_init, &status, 0);
+    if (done == g_init) return 0;
+    if (done < 0 && errno != EINTR) return 125;
+  }
+}
+
 }  // namespace
 
 void BlockForwardedSignals() {
@@ -137,8 +198,6 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, const OutputSink& sink
   if (spec.limits.any()) {
     ASSIGN_OR_RETURN(cgroup, SandboxCgroup::Create(spec.name, spec.limits));
   }
-  Fd exe(open("/proc/self/exe", O_RDONLY | O_CLOEXEC));
-  if (exe.get() < 0) return Errno("open /proc/self/exe");
   int pair[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) return Errno("socketpair");
   Fd control(pair[0]), child_control(pair[1]);
@@ -171,56 +230,37 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, const OutputSink& sink
   Fd signals(signalfd(-1, &forwarded, SFD_CLOEXEC));
   if (signals.get() < 0) return Errno("signalfd");
 
-  // Everything the child needs is prepared here: between clone and exec it
-  // only makes system calls.
-  const char* init_argv[] = {"strata", kInitArg, nullptr};
-  const char* init_env[] = {nullptr};
   const int stdin_fd = spec.tty ? pty_slave.get() : STDIN_FILENO;
   const int stdout_fd = spec.tty ? pty_slave.get() : out_write.get();
   const int stderr_fd = spec.tty ? pty_slave.get() : err_write.get();
-  const bool userns = spec.user_namespace;
-  unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
-  if (spec.network == Network::kNone) flags |= CLONE_NEWNET;
-  if (spec.user_namespace) flags |= CLONE_NEWUSER;
   SandboxResult result;
   result.start_ns = NowNs();
-  pid_t pid = static_cast<pid_t>(syscall(SYS_clone, flags, nullptr, nullptr, nullptr, nullptr));
-  if (pid < 0) return Errno("clone (new namespaces)");
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    dup2(stdin_fd, 0);
-    dup2(stdout_fd, 1);
-    dup2(stderr_fd, 2);
-    dup2(child_control.get(), 3);  // dup2 clears close-on-exec
-    // Exec only once the user mappings exist: exec computes the process's
-    // capabilities, and an unmapped root would get none.
-    char ready;
-    if (read(3, &ready, 1) != 1) _exit(125);
-    // A new user namespace keeps our host ids, which it does not map: become
-    // its root (host uid kUserNamespaceBase). Raw system calls: libc's
-    // wrappers coordinate threads this copy of the process does not have.
-    if (userns && (syscall(SYS_setresgid, 0, 0, 0) != 0 || syscall(SYS_setresuid, 0, 0, 0) != 0)) {
-      _exit(125);
-    }
-    syscall(SYS_execveat, exe.get(), "", init_argv, init_env, AT_EMPTY_PATH);
-    _exit(125);
-  }
+  const pid_t pid = fork();
+  if (pid < 0) return Errno("fork");
+  if (pid == 0) _exit(Keeper(spec, stdin_fd, stdout_fd, stderr_fd, child_control.get()));
   Fd child_exit(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
   child_control.reset();
   out_write.reset();
   err_write.reset();
   pty_slave.reset();
 
-  if (child_exit.get() < 0) {
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-    return Errno("pidfd_open");
-  }
   auto abort_child = [&](const Status& st) -> Status {
     kill(pid, SIGKILL);
     waitpid(pid, nullptr, 0);
     return st;
   };
+  if (child_exit.get() < 0) return abort_child(Errno("pidfd_open"));
+  // The keeper says "U" once it is in its new namespaces (or reports an
+  // error); then the user mappings and cgroups are set from out here, and
+  // "G" lets it go on.
+  char unshared = 0;
+  if (read(control.get(), &unshared, 1) != 1 || unshared != 'U') {
+    std::string why;
+    char c;
+    while (read(control.get(), &c, 1) == 1 && c != '\n') why += c;
+    waitpid(pid, nullptr, 0);
+    return IoError(why.size() > 6 ? why.substr(why.find(' ', 2) + 1) : "the sandbox did not start");
+  }
   if (spec.user_namespace) {
     Status st = MapUsers(pid);
     if (!st.ok()) return abort_child(st.WithContext("user namespace"));
@@ -229,9 +269,7 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, const OutputSink& sink
     Status st = cgroup->Add(pid);
     if (!st.ok()) return abort_child(st);
   }
-  if (!WriteAll(control.get(), "." + EncodeSpec(spec) + "\ngo\n")) {
-    return abort_child(Errno("start the sandbox"));
-  }
+  if (!WriteAll(control.get(), "G")) return abort_child(Errno("start the sandbox"));
 
   Fd timer;
   if (spec.timeout_seconds) {
@@ -282,7 +320,7 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, const OutputSink& sink
         if (sig == SIGWINCH) {
           if (pty_master.get() >= 0) CopyWindowSize(STDIN_FILENO, pty_master.get());
         } else if (!reaped) {
-          kill(pid, sig);  // init passes it on to the command
+          kill(pid, sig);  // the keeper passes it to init, init to the command
         }
       } else if (fd == child_exit.get()) {
         if (wait4(pid, &wait_status, 0, &result.usage) == pid) reaped = true;
@@ -321,7 +359,7 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, const OutputSink& sink
         timer.reset();
         if (!reaped) {
           result.timed_out = true;
-          kill(pid, SIGKILL);  // init dies, and with it the whole pid namespace
+          kill(pid, SIGKILL);  // then init (death signal), then the pid namespace
         }
       } else if (fd == STDIN_FILENO) {
         ssize_t got = read(fd, buf, sizeof(buf));
