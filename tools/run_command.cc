@@ -235,9 +235,6 @@ Status Run(Globals& g, const RunArgs& a, int* exit_code) {
   spec.root = lease->mountpoint();
   spec.name = a.session + "-" + std::to_string(getpid());
   RETURN_IF_ERROR(PrepareRoot(spec.root, spec.binds));
-  ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
-  ASSIGN_OR_RETURN(SessionInfo session, store->GetSession(a.session));
-
   nlohmann::json env_record = nlohmann::json::object();
   for (const auto& [k, v] : env) env_record[k] = a.record_env ? nlohmann::json(v) : nlohmann::json(nullptr);
   nlohmann::json args = {{"argv", a.command}, {"cwd", a.cwd}, {"env", env_record},
@@ -248,17 +245,26 @@ Status Run(Globals& g, const RunArgs& a, int* exit_code) {
   if (spec.limits.cpus) args["cpus"] = *spec.limits.cpus;
   if (spec.timeout_seconds) args["timeout"] = *spec.timeout_seconds;
   if (!a.binds.empty()) args["binds"] = a.binds;
-  if (disk_quota) {
-    args["disk_quota"] = *disk_quota;
-    RETURN_IF_ERROR(control::Call(StorePath(g), a.session, {{"op", "quota"}, {"bytes", *disk_quota}})
-                        .status());
-  }
-  // The state before: every write that returned before now.
-  RETURN_IF_ERROR(FlushIfMounted(g, a.session));
-  CallStart start;
-  start.name = a.name;
-  start.args = args.dump();
-  ASSIGN_OR_RETURN(int64_t call_id, store->StartCall(session.branch, start));
+  if (disk_quota) args["disk_quota"] = *disk_quota;
+
+  // While the sandbox sets itself up: open the store and record the call's
+  // start, freezing the state before it (every write that returned before).
+  std::unique_ptr<Store> store;
+  std::optional<int64_t> call_id;
+  auto before_command = [&]() -> Status {
+    ASSIGN_OR_RETURN(store, OpenStore(g, false));
+    ASSIGN_OR_RETURN(SessionInfo session, store->GetSession(a.session));
+    if (disk_quota) {
+      RETURN_IF_ERROR(
+          control::Call(StorePath(g), a.session, {{"op", "quota"}, {"bytes", *disk_quota}}).status());
+    }
+    RETURN_IF_ERROR(FlushIfMounted(g, a.session));
+    CallStart start;
+    start.name = a.name;
+    start.args = args.dump();
+    ASSIGN_OR_RETURN(call_id, store->StartCall(session.branch, start));
+    return Status::Ok();
+  };
 
   std::string captured[2];
   bool truncated[2] = {false, false};
@@ -275,7 +281,8 @@ Status Run(Globals& g, const RunArgs& a, int* exit_code) {
     if (bytes.size() > room) truncated[stream == 2 ? 1 : 0] = true;
     buf.append(bytes.substr(0, room));
   };
-  auto ran = sandbox::RunSandbox(spec, sink);
+  auto ran = sandbox::RunSandbox(spec, sink, before_command);
+  if (!call_id) return ran.status();  // nothing started, nothing to record
 
   if (disk_quota) (void)control::Call(StorePath(g), a.session, {{"op", "quota"}, {"bytes", nullptr}});
   CallOutcome outcome;
@@ -314,7 +321,7 @@ Status Run(Globals& g, const RunArgs& a, int* exit_code) {
     }
     *exit_code = r.exit_code;
   }
-  auto ended = store->EndCall(call_id, outcome);
+  auto ended = store->EndCall(*call_id, outcome);
   RETURN_IF_ERROR(ran.status());
   if (!ran->error.empty()) std::cerr << "strata run: " << ran->error << "\n";
   if (ran->timed_out) std::cerr << "strata run: timed out; the sandbox was killed\n";

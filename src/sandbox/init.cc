@@ -1,6 +1,8 @@
 // The sandbox's init: pid 1 of the new pid namespace. It runs the setup
 // steps below in order, starts the command as its child and reports how it
 // ended on fd 3 (a socket to the supervisor), one line each:
+//   "R"                   when set up; it then waits for "C" to start the
+//                         command,
 //   "E <code> <message>"  when a step or the command's exec fails,
 //   "X <wait status>"     when the command ends.
 #include <fcntl.h>
@@ -299,6 +301,14 @@ int RunInit(const SandboxSpec& spec) {
       return 1;
     }
   }
+  // Ready; the command starts when the supervisor says so ("C"), after its
+  // own preparations (recording the state before the command) ran alongside
+  // the steps above.
+  Report("R");
+  char start = 0;
+  while (read(kControlFd, &start, 1) < 0 && errno == EINTR) {
+  }
+  if (start != 'C') return 1;
   pid_t pid = fork();
   if (pid < 0) {
     Report(std::string("E 125 fork: ") + std::strerror(errno));

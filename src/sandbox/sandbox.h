@@ -84,7 +84,13 @@ using OutputSink = std::function<void(int stream, std::string_view bytes)>;
 // Runs the sandbox to completion. Setup failures (a namespace, a mount, a
 // limit) are errors; the command's own failure is a result. The calling
 // process's stdin is the command's (with a terminal: relayed, raw).
-Result<SandboxResult> RunSandbox(const SandboxSpec& spec, const OutputSink& sink);
+//
+// `before_command`, if given, runs in the caller while the sandbox is being
+// set up, and the command starts only after it returned Ok (an error stops
+// the sandbox and is returned). Threads it starts must not take the
+// forwarded signals (see BlockForwardedSignals).
+Result<SandboxResult> RunSandbox(const SandboxSpec& spec, const OutputSink& sink,
+                                 const std::function<Status()>& before_command = nullptr);
 
 // Blocks, in the calling thread, the signals RunSandbox forwards to the
 // command (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH).

@@ -187,7 +187,8 @@ void BlockForwardedSignals() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
-Result<SandboxResult> RunSandbox(const SandboxSpec& spec, const OutputSink& sink) {
+Result<SandboxResult> RunSandbox(const SandboxSpec& spec, const OutputSink& sink,
+                                 const std::function<Status()>& before_command) {
   if (spec.argv.empty()) return InvalidArgument("no command to run");
   // Errors in a profile are reported before anything starts.
   if (!spec.seccomp_profile.empty()) {
@@ -270,6 +271,28 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, const OutputSink& sink
     if (!st.ok()) return abort_child(st);
   }
   if (!WriteAll(control.get(), "G")) return abort_child(Errno("start the sandbox"));
+  // While the sandbox sets itself up: the caller's preparations. Then wait
+  // for init to be ready ("R", or an error line) and let the command start.
+  if (before_command) {
+    Status prepared = before_command();
+    if (!prepared.ok()) return abort_child(prepared);
+  }
+  std::string control_buf;
+  char buf[65536];
+  for (;;) {
+    size_t nl = control_buf.find('\n');
+    if (nl != std::string::npos) {
+      if (control_buf.compare(0, nl, "R") == 0) {
+        control_buf.erase(0, nl + 1);
+        if (!WriteAll(control.get(), "C")) return abort_child(Errno("start the command"));
+      }
+      break;  // "R" handled, or an error line for the loop below
+    }
+    ssize_t got = read(control.get(), buf, sizeof(buf));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;  // init died: the loop below finds out why
+    control_buf.append(buf, static_cast<size_t>(got));
+  }
 
   Fd timer;
   if (spec.timeout_seconds) {
@@ -286,10 +309,25 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, const OutputSink& sink
   bool stdin_open = spec.tty;
   bool reaped = false;
   int wait_status = 0;
-  std::string control_buf, setup_error;
+  std::string setup_error;
   std::optional<int> command_status;
   int error_code = 0;
-  char buf[65536];
+  // Init's report lines: "X <wait status>", "E <code> <message>".
+  auto parse_reports = [&] {
+    size_t nl;
+    while ((nl = control_buf.find('\n')) != std::string::npos) {
+      std::string line = control_buf.substr(0, nl);
+      control_buf.erase(0, nl + 1);
+      if (line.rfind("X ", 0) == 0) {
+        command_status = std::atoi(line.c_str() + 2);
+      } else if (line.rfind("E ", 0) == 0) {
+        error_code = std::atoi(line.c_str() + 2);
+        size_t space = line.find(' ', 2);
+        setup_error = space == std::string::npos ? line.substr(2) : line.substr(space + 1);
+      }
+    }
+  };
+  parse_reports();
   for (;;) {
     const bool output_open = out_read.get() >= 0 || err_read.get() >= 0 || pty_master.get() >= 0;
     if (reaped && !output_open) break;
@@ -331,18 +369,7 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, const OutputSink& sink
           continue;
         }
         control_buf.append(buf, static_cast<size_t>(got));
-        size_t nl;
-        while ((nl = control_buf.find('\n')) != std::string::npos) {
-          std::string line = control_buf.substr(0, nl);
-          control_buf.erase(0, nl + 1);
-          if (line.rfind("X ", 0) == 0) {
-            command_status = std::atoi(line.c_str() + 2);
-          } else if (line.rfind("E ", 0) == 0) {
-            error_code = std::atoi(line.c_str() + 2);
-            size_t space = line.find(' ', 2);
-            setup_error = space == std::string::npos ? line.substr(2) : line.substr(space + 1);
-          }
-        }
+        parse_reports();
       } else if (fd == out_read.get() || fd == err_read.get() || fd == pty_master.get()) {
         ssize_t got = read(fd, buf, sizeof(buf));
         if (got < 0 && errno == EINTR) continue;
@@ -377,18 +404,8 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, const OutputSink& sink
     ssize_t got = read(control.get(), buf, sizeof(buf));
     if (got <= 0) break;
     control_buf.append(buf, static_cast<size_t>(got));
-    size_t nl;
-    while ((nl = control_buf.find('\n')) != std::string::npos) {
-      std::string line = control_buf.substr(0, nl);
-      control_buf.erase(0, nl + 1);
-      if (line.rfind("X ", 0) == 0) command_status = std::atoi(line.c_str() + 2);
-      if (line.rfind("E ", 0) == 0) {
-        error_code = std::atoi(line.c_str() + 2);
-        size_t space = line.find(' ', 2);
-        setup_error = space == std::string::npos ? line.substr(2) : line.substr(space + 1);
-      }
-    }
   }
+  parse_reports();
   result.end_ns = NowNs();
   if (cgroup) result.cgroup = cgroup->Usage();
   if (result.timed_out) {

@@ -188,8 +188,13 @@ class TarReader {
 
 Status UnpackTar(Filesystem& fs, const std::string& path, UnpackStats* stats) {
   ArchivePtr in(archive_read_new(), archive_read_free);
-  archive_read_support_format_all(in.get());
-  archive_read_support_filter_all(in.get());
+  // Tar in its variants (ustar, pax, GNU: what docker export and tar(1)
+  // write), plain or compressed. Only these are linked in (see CMakeLists).
+  archive_read_support_format_tar(in.get());
+  archive_read_support_filter_gzip(in.get());
+  archive_read_support_filter_bzip2(in.get());
+  archive_read_support_filter_xz(in.get());
+  archive_read_support_filter_zstd(in.get());
   if (archive_read_open_filename(in.get(), path.c_str(), 1 << 20) != ARCHIVE_OK) {
     const char* why = archive_error_string(in.get());
     return InvalidArgument("cannot read archive " + path + ": " + (why != nullptr ? why : "unknown error"));
