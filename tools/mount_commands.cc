@@ -281,8 +281,7 @@ Result<std::unique_ptr<control::Lease>> LeaseMount(Globals& g, const std::string
       last = spawned.status();
       // Busy: another run mounted it first, or the last daemon is leaving.
       if (last.code() != Code::kBusy && last.code() != Code::kExists) return last;
-    } else if (last.code() != Code::kBusy && last.code() != Code::kIoError) {
-      // (IoError: a daemon that was exiting closed the connection unanswered.)
+    } else if (last.code() != Code::kBusy) {
       return last;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));

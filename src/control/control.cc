@@ -268,7 +268,10 @@ Result<nlohmann::json> Exchange(const std::string& store_path, const std::string
   }
   if (!WriteAll(fd->get(), request.dump() + "\n")) return IoError("lost the daemon at " + path);
   std::string line;
-  if (!ReadLine(fd->get(), &line)) return IoError("the daemon at " + path + " did not answer");
+  if (!ReadLine(fd->get(), &line)) {
+    // It closed the connection unanswered: it is unmounting and exiting.
+    return NotFound("session '" + session + "' is not mounted (its daemon is exiting)");
+  }
   nlohmann::json reply = nlohmann::json::parse(line, nullptr, false);
   if (!reply.is_object()) return IoError("the daemon sent a malformed reply");
   if (!reply.value("ok", false)) {

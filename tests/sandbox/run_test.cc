@@ -313,6 +313,21 @@ TEST_F(RunTest, AnImageImportedFromATarballBootsAShell) {
   Strata("image rm " + image);
 }
 
+TEST_F(RunTest, TheQuickStartAgentDemoRuns) {
+  std::string out = dir_.File("demo.out");
+  std::string cmd = "STRATA_STORE='" + SharedStore() + "' DEMO_SESSION=" + session_ +
+                    "-demo " + STRATA_SOURCE_DIR + "/tools/agent-demo.sh " + STRATA_CLI + " >" +
+                    out + " 2>&1";
+  int status = std::system(cmd.c_str());
+  std::string text = Slurp(out);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << text;
+  EXPECT_NE(text.find("4 words"), std::string::npos) << text;
+  EXPECT_NE(text.find("  - /work/count.py"), std::string::npos) << text;
+  EXPECT_NE(text.find("  + /work/next.py"), std::string::npos) << text;
+  EXPECT_NE(text.find("+jumps over the lazy dog"), std::string::npos) << text;
+  Strata("rm " + session_ + "-demo");
+}
+
 TEST_F(RunTest, BadOptionsAreRefusedClearly) {
   EXPECT_NE(Strata("run " + session_).exit_code, 0);
   CliRun r = Strata("run --memory lots " + session_ + " -- true");
