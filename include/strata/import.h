@@ -5,6 +5,9 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include <sys/stat.h>
 
 #include "strata/filesystem.h"
 #include "strata/status.h"
@@ -31,6 +34,13 @@ Status ImportPath(Filesystem& fs, const std::string& host_path, InodeId parent,
 // Copies the contents of the host directory `host_dir` (recursively, like
 // ImportPath) into the root of `fs`, and gives the root its modes and times.
 Status ImportTree(Filesystem& fs, const std::string& host_dir, ImportStats* stats);
+
+// Gives `ino` the mode bits, owner and times of a host file.
+Status CopyHostAttrs(Filesystem& fs, InodeId ino, const struct stat& st);
+
+// The names in a host directory, without "." and "..", sorted (so that
+// walks do not depend on readdir's order). Access when it may not be read.
+Result<std::vector<std::string>> ListHostDir(const std::string& host_dir);
 
 // Like open(O_CREAT|O_TRUNC|O_WRONLY): an existing regular file is truncated
 // and keeps its inode, otherwise a file is created with `mode` and `cred`.

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -36,15 +37,6 @@ Status HostError(const std::string& what, const std::string& path) {
   return IoError(what + " " + path + ": " + std::strerror(errno));
 }
 
-Status CopyAttrs(Filesystem& fs, InodeId ino, const struct stat& st) {
-  AttrChanges ch;
-  ch.mode = st.st_mode & 07777;
-  ch.uid = st.st_uid;
-  ch.gid = st.st_gid;
-  ch.atime_ns = ToNs(st.st_atim);
-  ch.mtime_ns = ToNs(st.st_mtim);
-  return fs.SetAttr(ino, ch).status();
-}
 
 Status ImportFile(Filesystem& fs, const std::string& host, const struct stat& st, InodeId parent,
                   std::string_view name, ImportStats* stats) {
@@ -81,7 +73,7 @@ Status ImportFile(Filesystem& fs, const std::string& host, const struct stat& st
   RETURN_IF_ERROR(released);
   stats->files++;
   stats->bytes += offset;
-  return CopyAttrs(fs, attr.ino, st);
+  return CopyHostAttrs(fs, attr.ino, st);
 }
 
 Status ImportAny(Filesystem& fs, const std::string& host, InodeId parent, std::string_view name,
@@ -99,26 +91,18 @@ Status ImportDir(Filesystem& fs, const std::string& host, const struct stat& st,
     ASSIGN_OR_RETURN(Attr attr, fs.MkDir(parent, name, 0700, Cred{st.st_uid, st.st_gid}));
     dir = attr.ino;
   }
-  DIR* d = opendir(host.c_str());
-  if (d == nullptr) {
-    if (errno == EACCES || errno == EPERM) {
-      stats->skipped++;
-      return Status::Ok();
-    }
-    return HostError("cannot open directory", host);
+  auto names = ListHostDir(host);
+  if (!names.ok()) {
+    if (names.status().code() != Code::kAccess) return names.status();
+    stats->skipped++;
+    return Status::Ok();
   }
-  std::vector<std::string> names;
-  while (struct dirent* e = readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") names.push_back(std::move(n));
-  }
-  closedir(d);
-  for (const std::string& n : names) {
+  for (const std::string& n : *names) {
     RETURN_IF_ERROR(ImportAny(fs, host + "/" + n, dir, n, stats, depth + 1));
   }
   stats->directories++;
   // Last, so that adding entries does not disturb the copied times.
-  return CopyAttrs(fs, dir, st);
+  return CopyHostAttrs(fs, dir, st);
 }
 
 Status ImportAny(Filesystem& fs, const std::string& host, InodeId parent, std::string_view name,
@@ -148,6 +132,34 @@ Status ImportAny(Filesystem& fs, const std::string& host, InodeId parent, std::s
 
 }  // namespace
 
+Status CopyHostAttrs(Filesystem& fs, InodeId ino, const struct stat& st) {
+  AttrChanges ch;
+  ch.mode = st.st_mode & 07777;
+  ch.uid = st.st_uid;
+  ch.gid = st.st_gid;
+  ch.atime_ns = ToNs(st.st_atim);
+  ch.mtime_ns = ToNs(st.st_mtim);
+  return fs.SetAttr(ino, ch).status();
+}
+
+Result<std::vector<std::string>> ListHostDir(const std::string& host_dir) {
+  DIR* d = opendir(host_dir.c_str());
+  if (d == nullptr) {
+    if (errno == EACCES || errno == EPERM) {
+      return Status(Code::kAccess, "cannot open directory " + host_dir);
+    }
+    return HostError("cannot open directory", host_dir);
+  }
+  std::vector<std::string> names;
+  while (struct dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(std::move(n));
+  }
+  closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 Status ImportPath(Filesystem& fs, const std::string& host_path, InodeId parent,
                   std::string_view name, ImportStats* stats) {
   RETURN_IF_ERROR(ImportAny(fs, host_path, parent, name, stats, 0));
@@ -158,18 +170,11 @@ Status ImportTree(Filesystem& fs, const std::string& host_dir, ImportStats* stat
   struct stat st;
   if (stat(host_dir.c_str(), &st) != 0) return HostError("cannot stat", host_dir);
   if (!S_ISDIR(st.st_mode)) return NotDir(host_dir + " is not a directory");
-  DIR* d = opendir(host_dir.c_str());
-  if (d == nullptr) return HostError("cannot open directory", host_dir);
-  std::vector<std::string> names;
-  while (struct dirent* e = readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") names.push_back(std::move(n));
-  }
-  closedir(d);
+  ASSIGN_OR_RETURN(auto names, ListHostDir(host_dir));
   for (const std::string& n : names) {
     RETURN_IF_ERROR(ImportAny(fs, host_dir + "/" + n, kRootIno, n, stats, 1));
   }
-  RETURN_IF_ERROR(CopyAttrs(fs, kRootIno, st));
+  RETURN_IF_ERROR(CopyHostAttrs(fs, kRootIno, st));
   return fs.FlushAll();
 }
 

@@ -1,7 +1,6 @@
 // The host base: which host files a session sees, and their index.
 #include "strata/host_base.h"
 
-#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -115,18 +114,11 @@ class HostWalk {
     RETURN_IF_ERROR(visit_(e, false));
     if (!S_ISDIR(e.st.st_mode)) return Status::Ok();
     if (depth > 256) return InvalidArgument(e.host + ": directories nested too deeply");
-    DIR* d = opendir(e.host.c_str());
-    if (d == nullptr) {
+    auto names = ListHostDir(e.host);
+    if (!names.ok()) {
       ++*skipped_;
     } else {
-      std::vector<std::string> names;
-      while (struct dirent* de = readdir(d)) {
-        std::string n = de->d_name;
-        if (n != "." && n != "..") names.push_back(std::move(n));
-      }
-      closedir(d);
-      std::sort(names.begin(), names.end());
-      for (const std::string& n : names) {
+      for (const std::string& n : *names) {
         Entry child;
         child.rel = e.rel + "/" + n;
         child.host = e.host + "/" + n;
@@ -166,15 +158,6 @@ Result<InodeId> EnsureDir(Filesystem& fs, const std::string& rel, uint32_t mode)
   return made.ino;
 }
 
-Status CopyOwnerModeTimes(Filesystem& fs, InodeId ino, const struct stat& st) {
-  AttrChanges ch;
-  ch.mode = st.st_mode & 07777;
-  ch.uid = st.st_uid;
-  ch.gid = st.st_gid;
-  ch.atime_ns = Ns(st.st_atim);
-  ch.mtime_ns = Ns(st.st_mtim);
-  return fs.SetAttr(ino, ch).status();
-}
 
 }  // namespace
 
@@ -183,7 +166,7 @@ Status IndexHostBase(Filesystem& fs, const std::string& host_root, HostBaseStats
   std::vector<InodeId> dirs;
   auto visit = [&](const Entry& e, bool leave) -> Status {
     if (leave) {
-      RETURN_IF_ERROR(CopyOwnerModeTimes(fs, dirs.back(), e.st));
+      RETURN_IF_ERROR(CopyHostAttrs(fs, dirs.back(), e.st));
       dirs.pop_back();
       stats->directories++;
       return Status::Ok();
@@ -231,7 +214,7 @@ Status IndexHostBase(Filesystem& fs, const std::string& host_root, HostBaseStats
                                       Ns(e.st.st_mtim)));
     stats->files++;
     stats->bytes += static_cast<uint64_t>(e.st.st_size);
-    return CopyOwnerModeTimes(fs, f.ino, e.st);
+    return CopyHostAttrs(fs, f.ino, e.st);
   };
   HostWalk walk(host_root, visit, &stats->skipped);
   RETURN_IF_ERROR(walk.Run());

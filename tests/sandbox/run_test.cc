@@ -15,23 +15,14 @@
 #include <string>
 #include <vector>
 
+#include "testing/cli_runner.h"
 #include "testing/temp_store.h"
 
 namespace strata {
 namespace {
 
-struct CliRun {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string Slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
+using testing::CliRun;
+using testing::Slurp;
 
 // One store for every test process, holding a session "base" on the host
 // base: indexing the host takes seconds, forking it nothing. Made once, under
@@ -62,16 +53,7 @@ class RunTest : public ::testing::Test {
   void TearDown() override { Strata("rm " + session_); }
 
   CliRun Strata(const std::string& args, const std::string& input = "") {
-    std::string in = dir_.File("stdin"), out = dir_.File("stdout"), err = dir_.File("stderr");
-    std::ofstream(in) << input;
-    std::string cmd = std::string(STRATA_CLI) + " --store '" + SharedStore() + "' " + args +
-                      " <'" + in + "' >'" + out + "' 2>'" + err + "'";
-    int status = std::system(cmd.c_str());
-    CliRun r;
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r.out = Slurp(out);
-    r.err = Slurp(err);
-    return r;
+    return testing::RunStrata(dir_, SharedStore(), args, input);
   }
 
   // `strata run [options] SESSION -- sh -c SCRIPT`.

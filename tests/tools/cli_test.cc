@@ -9,16 +9,14 @@
 #include <string>
 #include <vector>
 
+#include "testing/cli_runner.h"
 #include "testing/temp_store.h"
 
 namespace strata {
 namespace {
 
-struct CliRun {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
+using testing::CliRun;
+using testing::Slurp;
 
 class CliTest : public ::testing::Test {
  protected:
@@ -27,23 +25,7 @@ class CliTest : public ::testing::Test {
   // Runs `strata ARGS` with --store pointing into the test's directory (unless
   // the arguments name one), feeding `input` on standard input.
   CliRun Strata(const std::string& args, const std::string& input = "", bool with_store = true) {
-    std::string in = dir_.File("stdin"), out = dir_.File("stdout"), err = dir_.File("stderr");
-    std::ofstream(in) << input;
-    std::string cmd = std::string(STRATA_CLI) + (with_store ? " --store '" + store() + "' " : " ") +
-                      args + " <'" + in + "' >'" + out + "' 2>'" + err + "'";
-    int status = std::system(cmd.c_str());
-    CliRun r;
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r.out = Slurp(out);
-    r.err = Slurp(err);
-    return r;
-  }
-
-  static std::string Slurp(const std::string& path) {
-    std::ifstream f(path);
-    std::stringstream s;
-    s << f.rdbuf();
-    return s.str();
+    return testing::RunStrata(dir_, with_store ? store() : "", args, input);
   }
 
   testing::TempDir dir_;
