@@ -1,6 +1,4 @@
 // Unpacking a tarball into a filesystem (for images).
-#include <archive.h>
-#include <archive_entry.h>
 #include <sys/stat.h>
 
 #include <memory>
@@ -8,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "store/archive_api.h"
 #include "strata/archive.h"
 #include "strata/import.h"
 
@@ -38,12 +37,13 @@ Result<std::string> CleanPath(const char* raw) {
 
 class TarReader {
  public:
-  TarReader(Filesystem& fs, archive* in, UnpackStats* stats) : fs_(fs), in_(in), stats_(stats) {}
+  TarReader(const ArchiveApi& api, Filesystem& fs, archive* in, UnpackStats* stats)
+      : api(api), fs_(fs), in_(in), stats_(stats) {}
 
   Status Run() {
     for (;;) {
       archive_entry* entry = nullptr;
-      int r = archive_read_next_header(in_, &entry);
+      int r = api.archive_read_next_header(in_, &entry);
       if (r == ARCHIVE_EOF) break;
       if (r < ARCHIVE_WARN) return Damaged("");
       RETURN_IF_ERROR(Entry(entry));
@@ -55,21 +55,21 @@ class TarReader {
 
  private:
   Status Damaged(const std::string& name) {
-    const char* why = archive_error_string(in_);
+    const char* why = api.archive_error_string(in_);
     return InvalidArgument("the archive is damaged or truncated" +
                            (name.empty() ? std::string() : " at '" + name + "'") + ": " +
                            (why != nullptr ? why : "unknown error"));
   }
 
   Status Entry(archive_entry* entry) {
-    ASSIGN_OR_RETURN(std::string path, CleanPath(archive_entry_pathname(entry)));
-    const mode_t type = archive_entry_filetype(entry);
+    ASSIGN_OR_RETURN(std::string path, CleanPath(api.archive_entry_pathname(entry)));
+    const mode_t type = api.archive_entry_filetype(entry);
     AttrChanges attrs;
-    attrs.mode = archive_entry_perm(entry) & 07777;
-    attrs.uid = static_cast<uint32_t>(archive_entry_uid(entry));
-    attrs.gid = static_cast<uint32_t>(archive_entry_gid(entry));
-    attrs.mtime_ns = static_cast<int64_t>(archive_entry_mtime(entry)) * 1'000'000'000 +
-                     archive_entry_mtime_nsec(entry);
+    attrs.mode = api.archive_entry_perm(entry) & 07777;
+    attrs.uid = static_cast<uint32_t>(api.archive_entry_uid(entry));
+    attrs.gid = static_cast<uint32_t>(api.archive_entry_gid(entry));
+    attrs.mtime_ns = static_cast<int64_t>(api.archive_entry_mtime(entry)) * 1'000'000'000 +
+                     api.archive_entry_mtime_nsec(entry);
     attrs.atime_ns = attrs.mtime_ns;
     const Cred owner{*attrs.uid, *attrs.gid};
     if (path.empty()) {  // the root itself
@@ -83,7 +83,7 @@ class TarReader {
       ASSIGN_OR_RETURN(Attr p, MakeDirs(fs_, path.substr(0, slash)));
       parent = p.ino;
     }
-    if (const char* link = archive_entry_hardlink(entry)) {
+    if (const char* link = api.archive_entry_hardlink(entry)) {
       ASSIGN_OR_RETURN(std::string target_path, CleanPath(link));
       ASSIGN_OR_RETURN(Attr target, fs_.Resolve(target_path, /*follow_last=*/false));
       if (S_ISDIR(target.mode)) return InvalidArgument("entry '" + path + "' hard-links a directory");
@@ -119,7 +119,7 @@ class TarReader {
         break;
       }
       case AE_IFLNK: {
-        const char* target = archive_entry_symlink(entry);
+        const char* target = api.archive_entry_symlink(entry);
         if (target == nullptr || *target == '\0') {
           return InvalidArgument("entry '" + path + "' is a symlink without a target");
         }
@@ -143,8 +143,8 @@ class TarReader {
     const char* xname = nullptr;
     const void* xvalue = nullptr;
     size_t xsize = 0;
-    archive_entry_xattr_reset(entry);
-    while (archive_entry_xattr_next(entry, &xname, &xvalue, &xsize) == ARCHIVE_OK) {
+    api.archive_entry_xattr_reset(entry);
+    while (api.archive_entry_xattr_next(entry, &xname, &xvalue, &xsize) == ARCHIVE_OK) {
       Status s = fs_.SetXattr(ino, xname, {static_cast<const char*>(xvalue), xsize}, 0);
       if (!s.ok()) return s.WithContext("entry '" + path + "': xattr " + xname);
     }
@@ -168,7 +168,7 @@ class TarReader {
       const void* buf = nullptr;
       size_t size = 0;
       la_int64_t offset = 0;
-      int r = archive_read_data_block(in_, &buf, &size, &offset);
+      int r = api.archive_read_data_block(in_, &buf, &size, &offset);
       if (r == ARCHIVE_EOF) return Status::Ok();
       if (r < ARCHIVE_WARN) return Damaged(path);
       if (size == 0) continue;
@@ -178,6 +178,7 @@ class TarReader {
     }
   }
 
+  const ArchiveApi& api;
   Filesystem& fs_;
   archive* in_;
   UnpackStats* stats_;
@@ -187,19 +188,21 @@ class TarReader {
 }  // namespace
 
 Status UnpackTar(Filesystem& fs, const std::string& path, UnpackStats* stats) {
-  ArchivePtr in(archive_read_new(), archive_read_free);
+  ASSIGN_OR_RETURN(const ArchiveApi* loaded, LoadArchiveApi());
+  const ArchiveApi& api = *loaded;
+  ArchivePtr in(api.archive_read_new(), api.archive_read_free);
   // Tar in its variants (ustar, pax, GNU: what docker export and tar(1)
   // write), plain or compressed. Only these are linked in (see CMakeLists).
-  archive_read_support_format_tar(in.get());
-  archive_read_support_filter_gzip(in.get());
-  archive_read_support_filter_bzip2(in.get());
-  archive_read_support_filter_xz(in.get());
-  archive_read_support_filter_zstd(in.get());
-  if (archive_read_open_filename(in.get(), path.c_str(), 1 << 20) != ARCHIVE_OK) {
-    const char* why = archive_error_string(in.get());
+  api.archive_read_support_format_tar(in.get());
+  api.archive_read_support_filter_gzip(in.get());
+  api.archive_read_support_filter_bzip2(in.get());
+  api.archive_read_support_filter_xz(in.get());
+  api.archive_read_support_filter_zstd(in.get());
+  if (api.archive_read_open_filename(in.get(), path.c_str(), 1 << 20) != ARCHIVE_OK) {
+    const char* why = api.archive_error_string(in.get());
     return InvalidArgument("cannot read archive " + path + ": " + (why != nullptr ? why : "unknown error"));
   }
-  Status s = TarReader(fs, in.get(), stats).Run();
+  Status s = TarReader(api, fs, in.get(), stats).Run();
   return s.ok() ? s : s.WithContext(path);
 }
 
