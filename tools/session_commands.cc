@@ -64,8 +64,10 @@ Status Sessions(Globals& g) {
     const std::string base =
         !u.base_session.empty() ? u.base_session + "@v" + std::to_string(u.base_version)
         : u.base_image == kHostImage ? "host"
-        : !u.base_image.empty()      ? "image:" + u.base_image
-                                     : "-";
+        : u.base_image.rfind(std::string(kHostImage) + ".superseded-", 0) == 0
+            ? "host (older index)"
+        : !u.base_image.empty() ? "image:" + u.base_image
+                                : "-";
     if (g.json) {
       out.push_back({{"name", s.name}, {"branch", s.branch}, {"created_ns", s.created_ns},
                      {"head_version", b.head_version}, {"depth", b.depth},

@@ -57,6 +57,7 @@ DELETE FROM kv WHERE branch IN (SELECT branch FROM temp.gc_branches);
 DELETE FROM tool_calls WHERE branch IN (SELECT branch FROM temp.gc_branches);
 DELETE FROM snapshots WHERE branch IN (SELECT branch FROM temp.gc_branches);
 DELETE FROM ancestry WHERE branch IN (SELECT branch FROM temp.gc_branches);
+DELETE FROM images WHERE branch IN (SELECT branch FROM temp.gc_branches);
 DELETE FROM branches WHERE id IN (SELECT branch FROM temp.gc_branches);
 DELETE FROM dropped_branches WHERE branch IN (SELECT branch FROM temp.gc_branches);
 )sql";

@@ -16,6 +16,8 @@ constexpr const char* kSelectImage =
     "SELECT name, branch, version, kind, source, coalesce(fingerprint, ''), created_ns"
     " FROM images WHERE name = ?1";
 constexpr const char* kDeleteImage = "DELETE FROM images WHERE name = ?1";
+constexpr const char* kSupersedeImage =
+    "UPDATE images SET name = name || '.superseded-' || created_ns WHERE name = ?1";
 constexpr const char* kDropBranch =
     "INSERT OR IGNORE INTO dropped_branches(branch, dropped_ns) VALUES (?1, ?2)";
 // The deepest ancestor of a branch is the root of its lineage.
@@ -86,6 +88,13 @@ Status DeleteImage(sql::Connection& conn, std::string_view name, int64_t now_ns)
 Status KeepBranch(sql::Connection& conn, BranchId branch) {
   ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kKeepBranch));
   return s.Bind(1, branch).Run();
+}
+
+Status SupersedeImage(sql::Connection& conn, std::string_view name, int64_t now_ns) {
+  ASSIGN_OR_RETURN(ImageInfo image, GetImage(conn, name));
+  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kSupersedeImage));
+  RETURN_IF_ERROR(s.BindText(1, name).Run());
+  return DropBranch(conn, image.branch, now_ns);
 }
 
 Result<std::string> BaseImage(sql::Connection& conn, BranchId branch) {

@@ -20,6 +20,10 @@ Result<std::vector<ImageInfo>> ListImages(sql::Connection& conn);
 // Removes the name; its branch is dropped, and gc reclaims it once no session
 // is forked from it.
 Status DeleteImage(sql::Connection& conn, std::string_view name, int64_t now_ns);
+// Renames image `name` to "<name>.superseded-<created_ns>" (sessions made
+// from it still name their base) and drops its branch: gc removes both once
+// no session descends from it.
+Status SupersedeImage(sql::Connection& conn, std::string_view name, int64_t now_ns);
 // Drops a branch that no session or image names (an image whose import
 // failed halfway), for gc.
 Status DropBranch(sql::Connection& conn, BranchId branch, int64_t now_ns);

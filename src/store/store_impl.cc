@@ -90,7 +90,7 @@ class StoreImpl final : public Store {
     RETURN_IF_ERROR(WriteTxn([&](sql::Connection& conn) -> Status {
       ASSIGN_OR_RETURN(image.version, catalog::FreezeHead(conn, branch));
       if (replace) {
-        Status removed = catalog::DeleteImage(conn, image.name, image.created_ns);
+        Status removed = catalog::SupersedeImage(conn, image.name, image.created_ns);
         if (!removed.ok() && removed.code() != Code::kNotFound) return removed;
       }
       RETURN_IF_ERROR(catalog::KeepBranch(conn, branch));

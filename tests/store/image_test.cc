@@ -129,6 +129,17 @@ TEST_F(ImageTest, AnUnchangedHostReusesItsIndexAndAChangedOneIsIndexedAgain) {
   ASSERT_OK(store_->CreateSessionFromImage("new", kHostImage).status());
   EXPECT_TRUE(SessionFs("new")->Resolve("/usr/bin/new-tool").ok());
   EXPECT_CODE(SessionFs("old")->Resolve("/usr/bin/new-tool"), Code::kNotFound);
+  // The old index stays, superseded, while a session uses it; then gc takes it.
+  ASSERT_OK_AND_ASSIGN(SessionUsage old_usage, store_->GetSessionUsage("old"));
+  EXPECT_EQ(old_usage.base_image.rfind("host.superseded-", 0), 0u) << old_usage.base_image;
+  ASSERT_OK_AND_ASSIGN(SessionUsage new_usage, store_->GetSessionUsage("new"));
+  EXPECT_EQ(new_usage.base_image, "host");
+  EXPECT_EQ(store_->ListImages()->size(), 2u);
+  ASSERT_OK(store_->RemoveSession("old"));
+  ASSERT_OK(store_->CollectGarbage().status());
+  ASSERT_OK_AND_ASSIGN(auto images, store_->ListImages());
+  ASSERT_EQ(images.size(), 1u);
+  EXPECT_EQ(images[0].branch, fresh.branch);
 }
 
 TEST_F(ImageTest, AHostFileChangedInPlaceIsAnErrorNotWrongBytes) {
