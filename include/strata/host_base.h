@@ -2,8 +2,8 @@
 //
 // The base is an image named "host" holding an index of the host's userland:
 // directories, symlinks and file metadata, with every regular file's blocks
-// referring to the host file instead of holding its bytes (small files under
-// /etc are copied). Reading never copies; a write stores only the blocks it
+// referring to the host file instead of holding its bytes (/etc and dpkg's
+// and apt's state are copied: the host edits them in place). Reading never copies; a write stores only the blocks it
 // changes; deletes and renames change only the session. README.md lists
 // exactly what is exposed.
 #ifndef STRATA_HOST_BASE_H_
@@ -22,7 +22,7 @@ inline constexpr const char* kHostImage = "host";
 
 struct HostBaseStats {
   uint64_t files = 0;        // regular files referred to
-  uint64_t copied = 0;       // regular files copied (under /etc)
+  uint64_t copied = 0;       // regular files copied (/etc, /var/lib/dpkg, /var/lib/apt)
   uint64_t directories = 0;
   uint64_t symlinks = 0;
   uint64_t bytes = 0;        // regular file bytes, referred to or copied
@@ -36,7 +36,7 @@ Status IndexHostBase(Filesystem& fs, const std::string& host_root, HostBaseStats
 // A digest of what the host base of `host_root` would hold: the identity and
 // times of every exposed directory, and of every file under etc/. It changes
 // when a package is installed, removed or upgraded (they add, remove and
-// rename files) and when a file in /etc is edited.
+// rename files) and when a copied file (/etc, dpkg's and apt's state) changes.
 Result<std::string> HostBaseFingerprint(const std::string& host_root);
 
 // The store's host image, indexed now if it is missing or the host changed

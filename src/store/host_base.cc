@@ -19,7 +19,8 @@ namespace {
 // Trees of the host that a host base exposes, relative to the host root.
 // Each is taken as it is on the host: a symlink (merged /usr) or a directory.
 // Files under the trees with `copy` set are copied instead of referred to,
-// so that editing them on the host does not disturb existing sessions.
+// so that the host editing them in place (as it does /etc, and dpkg and apt
+// their state) does not disturb existing sessions.
 struct ExposedTree {
   const char* path;
   bool copy;
@@ -27,7 +28,7 @@ struct ExposedTree {
 constexpr ExposedTree kExposedTrees[] = {
     {"bin", false},  {"sbin", false},  {"lib", false},          {"lib32", false},
     {"lib64", false}, {"libx32", false}, {"usr", false},        {"opt", false},
-    {"etc", true},   {"var/lib/dpkg", false}, {"var/lib/apt", false},
+    {"etc", true},   {"var/lib/dpkg", true}, {"var/lib/apt", true},
 };
 
 // Directories every host-base session starts with, empty, and their modes.
