@@ -21,6 +21,8 @@ namespace {
 constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 // Output kept in the history per stream; the rest is streamed, not stored.
 constexpr size_t kCaptureLimit = 64u << 20;
+// The exit status when the sandbox could not be set up (as docker run).
+constexpr int kSetupFailed = 125;
 
 struct RunArgs {
   std::string session;
@@ -155,15 +157,26 @@ std::string SignalName(int sig) {
   return abbrev != nullptr ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
 }
 
-Status Run(Globals& g, const RunArgs& a, int* exit_code) {
+// What a run will do, from its options.
+struct Plan {
+  sandbox::SandboxSpec spec;  // without root and name: those come with the mount
+  std::vector<std::pair<std::string, std::string>> env;
+  std::optional<uint64_t> disk_quota;
+};
+
+Result<Plan> MakePlan(const RunArgs& a) {
   if (a.command.empty()) return InvalidArgument("no command given (strata run SESSION -- CMD ...)");
-  sandbox::SandboxSpec spec;
+  Plan plan;
+  sandbox::SandboxSpec& spec = plan.spec;
   spec.argv = a.command;
   spec.tty = a.tty;
   spec.cwd = a.cwd;
   if (a.cwd.empty() || a.cwd[0] != '/') return InvalidArgument("--cwd must be an absolute path");
-  if (a.net == "host") spec.network = sandbox::Network::kHost;
-  else if (a.net != "none") return InvalidArgument("--net must be 'none' or 'host'");
+  if (a.net == "host") {
+    spec.network = sandbox::Network::kHost;
+  } else if (a.net != "none") {
+    return InvalidArgument("--net must be 'none' or 'host'");
+  }
   spec.user_namespace = a.userns;
   if (!a.user.empty()) {
     char* end = nullptr;
@@ -185,9 +198,8 @@ Status Run(Globals& g, const RunArgs& a, int* exit_code) {
   if (a.cpus > 0) spec.limits.cpus = a.cpus;
   if (a.timeout < 0) return InvalidArgument("--timeout must be positive");
   if (a.timeout > 0) spec.timeout_seconds = a.timeout;
-  std::optional<uint64_t> disk_quota;
   if (!a.disk_quota.empty()) {
-    ASSIGN_OR_RETURN(disk_quota, ParseSize(a.disk_quota, "--disk-quota"));
+    ASSIGN_OR_RETURN(plan.disk_quota, ParseSize(a.disk_quota, "--disk-quota"));
   }
   for (const std::string& r : a.rlimits) {
     ASSIGN_OR_RETURN(sandbox::ResourceLimit limit, ParseRlimit(r));
@@ -205,9 +217,8 @@ Status Run(Globals& g, const RunArgs& a, int* exit_code) {
     spec.seccomp_profile = text.str();
   }
   // The environment: a clean one, plus --env (K=V, or K to pass the host's).
-  std::vector<std::pair<std::string, std::string>> env = {
-      {"PATH", kDefaultPath}, {"HOME", spec.uid == 0 ? "/root" : "/"}, {"HOSTNAME", "strata"}};
-  if (a.tty) env.emplace_back("TERM", getenv("TERM") != nullptr ? getenv("TERM") : "xterm");
+  plan.env = {{"PATH", kDefaultPath}, {"HOME", spec.uid == 0 ? "/root" : "/"}, {"HOSTNAME", "strata"}};
+  if (a.tty) plan.env.emplace_back("TERM", getenv("TERM") != nullptr ? getenv("TERM") : "xterm");
   for (const std::string& e : a.env) {
     size_t eq = e.find('=');
     std::string key = e.substr(0, eq);
@@ -220,11 +231,92 @@ Status Run(Globals& g, const RunArgs& a, int* exit_code) {
     } else {
       continue;
     }
-    std::erase_if(env, [&](const auto& kv) { return kv.first == key; });
-    env.emplace_back(key, value);
+    std::erase_if(plan.env, [&](const auto& kv) { return kv.first == key; });
+    plan.env.emplace_back(key, value);
   }
-  for (const auto& [k, v] : env) spec.env.push_back(k + "=" + v);
+  for (const auto& [k, v] : plan.env) spec.env.push_back(k + "=" + v);
+  return plan;
+}
 
+// The tool call's arguments (see README.md, Recording).
+std::string CallArgs(const RunArgs& a, const Plan& plan) {
+  nlohmann::json env = nlohmann::json::object();
+  for (const auto& [k, v] : plan.env) env[k] = a.record_env ? nlohmann::json(v) : nlohmann::json(nullptr);
+  nlohmann::json args = {{"argv", a.command}, {"cwd", a.cwd},   {"env", env},
+                         {"net", a.net},      {"tty", a.tty},   {"userns", a.userns}};
+  const sandbox::SandboxSpec& spec = plan.spec;
+  if (!a.user.empty()) args["user"] = a.user;
+  if (spec.limits.memory_bytes) args["memory"] = *spec.limits.memory_bytes;
+  if (spec.limits.pids) args["pids"] = *spec.limits.pids;
+  if (spec.limits.cpus) args["cpus"] = *spec.limits.cpus;
+  if (spec.timeout_seconds) args["timeout"] = *spec.timeout_seconds;
+  if (!a.binds.empty()) args["binds"] = a.binds;
+  if (plan.disk_quota) args["disk_quota"] = *plan.disk_quota;
+  return args.dump();
+}
+
+// The command's output, streamed to ours and kept for the history.
+class OutputCapture {
+ public:
+  void operator()(int stream, std::string_view bytes) {
+    const int i = stream == 2 ? 1 : 0;
+    for (std::string_view rest = bytes; !rest.empty();) {
+      ssize_t n = write(i == 1 ? STDERR_FILENO : STDOUT_FILENO, rest.data(), rest.size());
+      if (n <= 0) break;  // our output is gone; the capture goes on
+      rest.remove_prefix(static_cast<size_t>(n));
+    }
+    size_t room = kCaptureLimit - std::min(kCaptureLimit, kept_[i].size());
+    if (bytes.size() > room) truncated_[i] = true;
+    kept_[i].append(bytes.substr(0, room));
+  }
+  std::string kept_[2];
+  bool truncated_[2] = {false, false};
+};
+
+// How the run ended, as the tool call records it.
+CallOutcome Outcome(const Result<sandbox::SandboxResult>& ran, OutputCapture& output,
+                    const sandbox::SandboxSpec& spec) {
+  CallOutcome outcome;
+  outcome.stdout_data = std::move(output.kept_[0]);
+  outcome.stderr_data = std::move(output.kept_[1]);
+  if (!ran.ok()) {
+    outcome.error = ran.status().message();
+    outcome.exit_status = kSetupFailed;
+    return outcome;
+  }
+  const sandbox::SandboxResult& r = *ran;
+  auto tv_ns = [](const timeval& tv) {
+    return static_cast<int64_t>(tv.tv_sec) * 1'000'000'000 + tv.tv_usec * 1000;
+  };
+  nlohmann::json result = {{"exit_code", r.exit_code},
+                           {"duration_ns", r.end_ns - r.start_ns},
+                           {"user_cpu_ns", tv_ns(r.usage.ru_utime)},
+                           {"system_cpu_ns", tv_ns(r.usage.ru_stime)},
+                           {"max_rss_bytes", static_cast<int64_t>(r.usage.ru_maxrss) * 1024}};
+  if (r.signal) result["signal"] = SignalName(*r.signal);
+  if (r.timed_out) result["timed_out"] = true;
+  if (r.cgroup.memory_peak_bytes > 0) result["memory_peak_bytes"] = r.cgroup.memory_peak_bytes;
+  if (r.cgroup.oom_killed) result["oom_killed"] = true;
+  if (output.truncated_[0]) result["stdout_truncated"] = true;
+  if (output.truncated_[1]) result["stderr_truncated"] = true;
+  outcome.result = result.dump();
+  outcome.exit_status = r.exit_code;
+  outcome.end_ns = r.end_ns;
+  if (!r.error.empty()) {
+    outcome.error = r.error;
+  } else if (r.timed_out) {
+    outcome.error = "timed out after " + FormatDuration(static_cast<int64_t>(*spec.timeout_seconds * 1e9));
+  } else if (r.signal) {
+    outcome.error = "killed by " + SignalName(*r.signal) + (r.cgroup.oom_killed ? " (out of memory)" : "");
+  } else if (r.exit_code != 0) {
+    outcome.error = "exited with status " + std::to_string(r.exit_code);
+  }
+  return outcome;
+}
+
+Status Run(Globals& g, const RunArgs& a, int* exit_code) {
+  ASSIGN_OR_RETURN(Plan plan, MakePlan(a));
+  sandbox::SandboxSpec& spec = plan.spec;
   RETURN_IF_ERROR(CheckSessionName(a.session));
   // Before any thread exists (the store starts some): signals for the
   // command must reach the thread that forwards them.
@@ -235,100 +327,46 @@ Status Run(Globals& g, const RunArgs& a, int* exit_code) {
   spec.root = lease->mountpoint();
   spec.name = a.session + "-" + std::to_string(getpid());
   RETURN_IF_ERROR(PrepareRoot(spec.root, spec.binds));
-  nlohmann::json env_record = nlohmann::json::object();
-  for (const auto& [k, v] : env) env_record[k] = a.record_env ? nlohmann::json(v) : nlohmann::json(nullptr);
-  nlohmann::json args = {{"argv", a.command}, {"cwd", a.cwd}, {"env", env_record},
-                         {"net", a.net}, {"tty", a.tty}, {"userns", a.userns}};
-  if (!a.user.empty()) args["user"] = a.user;
-  if (spec.limits.memory_bytes) args["memory"] = *spec.limits.memory_bytes;
-  if (spec.limits.pids) args["pids"] = *spec.limits.pids;
-  if (spec.limits.cpus) args["cpus"] = *spec.limits.cpus;
-  if (spec.timeout_seconds) args["timeout"] = *spec.timeout_seconds;
-  if (!a.binds.empty()) args["binds"] = a.binds;
-  if (disk_quota) args["disk_quota"] = *disk_quota;
+  const std::string store_path = StorePath(g);
+  auto set_quota = [&](std::optional<uint64_t> bytes) {
+    return control::Call(store_path, a.session,
+                         {{"op", "quota"}, {"bytes", bytes ? nlohmann::json(*bytes) : nlohmann::json(nullptr)}})
+        .status();
+  };
 
-  // While the sandbox sets itself up: open the store and record the call's
-  // start, freezing the state before it (every write that returned before).
+  // While the sandbox sets itself up: open the store and start the call,
+  // freezing the state before it (every write that returned before now).
   std::unique_ptr<Store> store;
   std::optional<int64_t> call_id;
   auto before_command = [&]() -> Status {
     ASSIGN_OR_RETURN(store, OpenStore(g, false));
     ASSIGN_OR_RETURN(SessionInfo session, store->GetSession(a.session));
-    if (disk_quota) {
-      RETURN_IF_ERROR(
-          control::Call(StorePath(g), a.session, {{"op", "quota"}, {"bytes", *disk_quota}}).status());
-    }
+    if (plan.disk_quota) RETURN_IF_ERROR(set_quota(plan.disk_quota));
     RETURN_IF_ERROR(FlushIfMounted(g, a.session));
     CallStart start;
     start.name = a.name;
-    start.args = args.dump();
+    start.args = CallArgs(a, plan);
     ASSIGN_OR_RETURN(call_id, store->StartCall(session.branch, start));
     return Status::Ok();
   };
-
-  std::string captured[2];
-  bool truncated[2] = {false, false};
   signal(SIGPIPE, SIG_IGN);  // a closed stdout must not stop the capture
-  auto sink = [&](int stream, std::string_view bytes) {
-    int fd = stream == 2 ? STDERR_FILENO : STDOUT_FILENO;
-    for (std::string_view rest = bytes; !rest.empty();) {
-      ssize_t n = write(fd, rest.data(), rest.size());
-      if (n <= 0) break;
-      rest.remove_prefix(static_cast<size_t>(n));
-    }
-    std::string& buf = captured[stream == 2 ? 1 : 0];
-    size_t room = kCaptureLimit - std::min(kCaptureLimit, buf.size());
-    if (bytes.size() > room) truncated[stream == 2 ? 1 : 0] = true;
-    buf.append(bytes.substr(0, room));
-  };
-  auto ran = sandbox::RunSandbox(spec, sink, before_command);
+  OutputCapture output;
+  auto ran = sandbox::RunSandbox(
+      spec, [&](int stream, std::string_view bytes) { output(stream, bytes); }, before_command);
+  *exit_code = ran.ok() ? ran->exit_code : kSetupFailed;
   if (!call_id) return ran.status();  // nothing started, nothing to record
 
-  if (disk_quota) (void)control::Call(StorePath(g), a.session, {{"op", "quota"}, {"bytes", nullptr}});
-  CallOutcome outcome;
-  outcome.stdout_data = std::move(captured[0]);
-  outcome.stderr_data = std::move(captured[1]);
+  // The state after: the daemon flushes what the command wrote.
+  if (plan.disk_quota) (void)set_quota(std::nullopt);
   Status flushed = FlushIfMounted(g, a.session);
-  if (!ran.ok()) {
-    outcome.error = ran.status().message();
-  } else {
-    const sandbox::SandboxResult& r = *ran;
-    auto tv_ns = [](const timeval& tv) {
-      return static_cast<int64_t>(tv.tv_sec) * 1'000'000'000 + tv.tv_usec * 1000;
-    };
-    nlohmann::json result = {{"exit_code", r.exit_code},
-                             {"duration_ns", r.end_ns - r.start_ns},
-                             {"user_cpu_ns", tv_ns(r.usage.ru_utime)},
-                             {"system_cpu_ns", tv_ns(r.usage.ru_stime)},
-                             {"max_rss_bytes", static_cast<int64_t>(r.usage.ru_maxrss) * 1024}};
-    if (r.signal) result["signal"] = SignalName(*r.signal);
-    if (r.timed_out) result["timed_out"] = true;
-    if (r.cgroup.memory_peak_bytes > 0) result["memory_peak_bytes"] = r.cgroup.memory_peak_bytes;
-    if (r.cgroup.oom_killed) result["oom_killed"] = true;
-    if (truncated[0]) result["stdout_truncated"] = true;
-    if (truncated[1]) result["stderr_truncated"] = true;
-    outcome.result = result.dump();
-    outcome.exit_status = r.exit_code;
-    outcome.end_ns = r.end_ns;
-    if (!r.error.empty()) {
-      outcome.error = r.error;
-    } else if (r.timed_out) {
-      outcome.error = "timed out after " + FormatDuration(static_cast<int64_t>(*spec.timeout_seconds * 1e9));
-    } else if (r.signal) {
-      outcome.error = "killed by " + SignalName(*r.signal) + (r.cgroup.oom_killed ? " (out of memory)" : "");
-    } else if (r.exit_code != 0) {
-      outcome.error = "exited with status " + std::to_string(r.exit_code);
-    }
-    *exit_code = r.exit_code;
-  }
-  auto ended = store->EndCall(*call_id, outcome);
+  Status ended = store->EndCall(*call_id, Outcome(ran, output, spec)).status();
   RETURN_IF_ERROR(ran.status());
   if (!ran->error.empty()) std::cerr << "strata run: " << ran->error << "\n";
   if (ran->timed_out) std::cerr << "strata run: timed out; the sandbox was killed\n";
   // The command already saw a failed write-back (at close or fsync, as with
   // ENOSPC past --disk-quota); it is not a failure of the run.
   if (!flushed.ok()) std::cerr << "strata run: warning: " << flushed.message() << "\n";
-  return ended.status();
+  return ended;
 }
 
 }  // namespace

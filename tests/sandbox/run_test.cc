@@ -209,7 +209,7 @@ TEST_F(RunTest, TimeoutKillsTheWholeProcessTree) {
   EXPECT_EQ(r.exit_code, 124) << r.err;
   EXPECT_NE(r.err.find("timed out"), std::string::npos) << r.err;
   // (The pattern does not match the shell that runs pgrep.)
-  EXPECT_NE(std::system("pgrep -f 'sleep 31[.]4159' >/dev/null"), 0)
+  EXPECT_NE(std::system("pgrep -f '^sleep 31[.]4159' >/dev/null"), 0)
       << "a process of the sandbox outlived it";
 }
 
@@ -238,6 +238,49 @@ TEST_F(RunTest, InteractiveTerminalUnderAPseudoTerminal) {
   EXPECT_NE(text.find("TTY"), std::string::npos) << text;
   EXPECT_NE(text.find("33 91"), std::string::npos) << text;
   EXPECT_NE(text.find("got typed"), std::string::npos) << text;
+}
+
+TEST_F(RunTest, CtrlCAtTheTerminalInterruptsTheCommand) {
+  // Ctrl-C typed into `strata run -t` reaches the command as SIGINT (the
+  // terminal is raw outside, so the byte travels to the sandbox's terminal).
+  std::string out = dir_.File("ctrl-c.out");
+  std::string inner = std::string(STRATA_CLI) + " --store " + SharedStore() + " run -t " +
+                      session_ + " -- sleep 30";
+  std::string cmd = "(sleep 1; printf '\\003') | script -qec '" + inner + "' /dev/null >" + out;
+  int status = std::system(cmd.c_str());
+  EXPECT_EQ(WEXITSTATUS(status), 130) << Slurp(out);
+}
+
+TEST_F(RunTest, KillingStrataRunKillsTheSandbox) {
+  std::string cmd = std::string(STRATA_CLI) + " --store '" + SharedStore() + "' run " + session_ +
+                    " -- sh -c 'sleep 31.2718 & sleep 31.2718' & pid=$!; sleep 1; kill -9 $pid; "
+                    "wait $pid; sleep 0.5; pgrep -f '^sleep 31[.]2718'";
+  EXPECT_NE(WEXITSTATUS(std::system(cmd.c_str())), 0) << "a sandbox process outlived strata run";
+}
+
+TEST_F(RunTest, SeveralSandboxesRunInOneSessionAtOnce) {
+  // Four at once on a session nobody mounted: they share one daemon.
+  std::string cmd;
+  for (int i = 0; i < 4; ++i) {
+    cmd += std::string(STRATA_CLI) + " --store '" + SharedStore() + "' run " + session_ +
+           " -- sh -c 'sleep 0.3; echo " + std::to_string(i) + " > /tmp/par" + std::to_string(i) +
+           "' & ";
+  }
+  cmd += "fail=0; for j in 1 2 3 4; do wait -n || fail=1; done; exit $fail";
+  EXPECT_EQ(std::system(("bash -c \"" + cmd + "\"").c_str()), 0);
+  CliRun r = Run("cat /tmp/par0 /tmp/par1 /tmp/par2 /tmp/par3");
+  EXPECT_EQ(r.out, "0\n1\n2\n3\n") << r.err;
+  CliRun log = Strata("--json log " + session_);
+  EXPECT_EQ(nlohmann::json::parse(log.out).size(), 5u) << log.out;
+}
+
+TEST_F(RunTest, UserCwdAndEnvApply) {
+  CliRun r = Run("id -u; id -g; pwd; echo $GREETING; echo ${SECRET:-unset}",
+                 "--user 1000:1001 --cwd /tmp --env GREETING=hello");
+  EXPECT_EQ(r.out, "1000\n1001\n/tmp\nhello\nunset\n") << r.err;
+  nlohmann::json call = LastCall();
+  EXPECT_TRUE(call["args"]["env"].contains("GREETING"));
+  EXPECT_TRUE(call["args"]["env"]["GREETING"].is_null());  // names only, by default
 }
 
 TEST_F(RunTest, UserNamespaceMapsRootToAnUnprivilegedUid) {
