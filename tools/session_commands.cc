@@ -59,8 +59,12 @@ Status Sessions(Globals& g) {
   std::vector<std::vector<std::string>> rows{
       {"SESSION", "BASE", "FILES", "SIZE", "LAST ACTIVITY", "CREATED"}};
   for (const auto& s : sessions) {
+    auto usage = store->GetSessionUsage(s.name);
+    // Removed by another process since the listing: no longer a session.
+    if (!usage.ok() && usage.status().code() == Code::kNotFound) continue;
+    RETURN_IF_ERROR(usage.status());
+    const SessionUsage& u = *usage;
     ASSIGN_OR_RETURN(BranchInfo b, store->GetBranch(s.branch));
-    ASSIGN_OR_RETURN(SessionUsage u, store->GetSessionUsage(s.name));
     const std::string base =
         !u.base_session.empty() ? u.base_session + "@v" + std::to_string(u.base_version)
         : u.base_image == kHostImage ? "host"

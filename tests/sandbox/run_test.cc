@@ -33,9 +33,8 @@ const std::string& SharedStore() {
     std::string store = std::string(STRATA_TEST_STATE) + "/run_test.db";
     int lock = open((store + ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
     flock(lock, LOCK_EX);
-    std::string cmd = std::string(STRATA_CLI) + " --store '" + store +
-                      "' sessions 2>/dev/null | grep -q '^base ' || " + STRATA_CLI + " --store '" +
-                      store + "' init base >/dev/null 2>&1";
+    std::string cmd = std::string(STRATA_CLI) + " --store '" + store + "' ls base:/ >/dev/null 2>&1 || " +
+                      STRATA_CLI + " --store '" + store + "' init base >/dev/null 2>&1";
     if (std::system(cmd.c_str()) != 0) std::abort();
     close(lock);
     return store;
