@@ -173,12 +173,25 @@ ControlServer::~ControlServer() {
 }
 
 void ControlServer::Serve() {
+  const auto deadline = std::chrono::steady_clock::now() + options_.first_lease_timeout;
   for (;;) {
     std::vector<pollfd> fds = {{wake_[0], POLLIN, 0}, {listen_fd_, POLLIN, 0}};
     for (int fd : leases_) fds.push_back({fd, POLLIN, 0});
-    if (poll(fds.data(), fds.size(), -1) < 0) {
+    int timeout = -1;
+    if (options_.on_idle && !leased_ && !idle_) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      timeout = static_cast<int>(std::max<int64_t>(0, left.count()));
+    }
+    int ready = poll(fds.data(), fds.size(), timeout);
+    if (ready < 0) {
       if (errno == EINTR) continue;
       return;
+    }
+    if (ready == 0) {  // nobody came for the mount this daemon was started for
+      idle_ = true;
+      options_.on_idle();
+      continue;
     }
     if (fds[0].revents != 0) return;
     // A lease ends when its client closes the connection (or dies).
@@ -206,7 +219,10 @@ void ControlServer::Accept() {
     nlohmann::json reply =
         idle_ ? ErrorReply(Status(Code::kBusy, "the daemon is unmounting the session"))
               : nlohmann::json{{"ok", true}, {"mountpoint", options_.mountpoint}};
-    if (WriteAll(conn.get(), reply.dump() + "\n") && !idle_) leases_.push_back(conn.release());
+    if (WriteAll(conn.get(), reply.dump() + "\n") && !idle_) {
+      leases_.push_back(conn.release());
+      leased_ = true;
+    }
     return;
   }
   nlohmann::json reply = request.is_object()

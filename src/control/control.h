@@ -17,6 +17,7 @@
 #ifndef STRATA_CONTROL_CONTROL_H_
 #define STRATA_CONTROL_CONTROL_H_
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -46,9 +47,11 @@ struct ControlOptions {
   std::function<Status()> drain;
   // Where the session is mounted (reported by status and lease).
   std::string mountpoint;
-  // If set, called (on the server's thread) when the last lease ends; after
-  // that, leases are refused.
+  // If set, called (on the server's thread) when the last lease ends, or
+  // when no lease came within `first_lease_timeout` of the start (its client
+  // died before taking one); after that, leases are refused.
   std::function<void()> on_idle;
+  std::chrono::milliseconds first_lease_timeout{10'000};
 };
 
 class ControlServer {
@@ -81,6 +84,7 @@ class ControlServer {
   int wake_[2] = {-1, -1};  // written to stop Serve()
   std::vector<int> leases_;  // open lease connections; only Serve's thread
   bool idle_ = false;        // on_idle has run; only Serve's thread
+  bool leased_ = false;      // a lease was ever taken; only Serve's thread
   std::thread thread_;
 };
 

@@ -1,0 +1,64 @@
+// Leases on the control socket: what keeps a `strata run` daemon mounted.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "control/control.h"
+#include "testing/temp_store.h"
+
+namespace strata {
+namespace {
+
+class LeaseTest : public testing::StoreTest {
+ protected:
+  void Start(std::chrono::milliseconds first_lease_timeout) {
+    control::ControlOptions options;
+    options.mountpoint = "/somewhere";
+    options.on_idle = [this] { idle_calls_++; };
+    options.first_lease_timeout = first_lease_timeout;
+    ASSERT_OK_AND_ASSIGN(server_, control::ControlServer::Start(*store_, *fs_, "main", options));
+  }
+  bool WaitForIdle(int calls) {
+    for (int i = 0; i < 500 && idle_calls_ < calls; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return idle_calls_ == calls;
+  }
+  std::atomic<int> idle_calls_{0};
+  std::unique_ptr<control::ControlServer> server_;
+};
+
+TEST_F(LeaseTest, TheLastLeaseEndingMakesTheDaemonIdleAndLeasesAreThenRefused) {
+  Start(std::chrono::minutes(1));
+  ASSERT_OK_AND_ASSIGN(auto first, control::TakeLease(store_->path(), "main"));
+  ASSERT_OK_AND_ASSIGN(auto second, control::TakeLease(store_->path(), "main"));
+  EXPECT_EQ(first->mountpoint(), "/somewhere");
+  first.reset();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(idle_calls_, 0);  // one lease is still held
+  second.reset();
+  EXPECT_TRUE(WaitForIdle(1));
+  EXPECT_CODE(control::TakeLease(store_->path(), "main"), Code::kBusy);
+  // Other requests still work while the daemon unmounts.
+  EXPECT_TRUE(control::Call(store_->path(), "main", {{"op", "status"}}).ok());
+}
+
+TEST_F(LeaseTest, ADaemonNobodyLeasesGoesIdleAfterTheFirstLeaseTimeout) {
+  Start(std::chrono::milliseconds(100));
+  EXPECT_TRUE(WaitForIdle(1));
+}
+
+TEST_F(LeaseTest, WithoutAnIdleHandlerLeasesComeAndGo) {
+  control::ControlOptions options;
+  options.mountpoint = "/m";
+  ASSERT_OK_AND_ASSIGN(server_, control::ControlServer::Start(*store_, *fs_, "main", options));
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_OK_AND_ASSIGN(auto lease, control::TakeLease(store_->path(), "main"));
+  }
+  EXPECT_TRUE(control::TakeLease(store_->path(), "main").ok());
+}
+
+}  // namespace
+}  // namespace strata
