@@ -19,8 +19,6 @@ namespace strata::cli {
 namespace {
 
 constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-// Output kept in the history per stream; the rest is streamed, not stored.
-constexpr size_t kCaptureLimit = 64u << 20;
 // The exit status when the sandbox could not be set up (as docker run).
 constexpr int kSetupFailed = 125;
 
@@ -255,9 +253,13 @@ std::string CallArgs(const RunArgs& a, const Plan& plan) {
   return args.dump();
 }
 
-// The command's output, streamed to ours and kept for the history.
+// The command's output, streamed to ours and stored in the call as it comes,
+// a block at a time (the rest goes with EndCall): nothing is lost and
+// memory stays bounded however much the command prints.
 class OutputCapture {
  public:
+  OutputCapture(Store& store, int64_t call) : store_(store), call_(call) {}
+
   void operator()(int stream, std::string_view bytes) {
     const int i = stream == 2 ? 1 : 0;
     for (std::string_view rest = bytes; !rest.empty();) {
@@ -265,20 +267,27 @@ class OutputCapture {
       if (n <= 0) break;  // our output is gone; the capture goes on
       rest.remove_prefix(static_cast<size_t>(n));
     }
-    size_t room = kCaptureLimit - std::min(kCaptureLimit, kept_[i].size());
-    if (bytes.size() > room) truncated_[i] = true;
-    kept_[i].append(bytes.substr(0, room));
+    pending_[i].append(bytes);
+    const size_t block = store_.block_size();
+    if (pending_[i].size() < block || !status_.ok()) return;
+    const size_t whole = pending_[i].size() / block * block;
+    status_ = store_.AppendCallOutput(call_, i + 1, std::string_view(pending_[i]).substr(0, whole));
+    pending_[i].erase(0, whole);
   }
-  std::string kept_[2];
-  bool truncated_[2] = {false, false};
+
+  std::string pending_[2];  // not yet stored: less than a block, or after a failure
+  Status status_;           // the first failure to store output
+ private:
+  Store& store_;
+  const int64_t call_;
 };
 
 // How the run ended, as the tool call records it.
 CallOutcome Outcome(const Result<sandbox::SandboxResult>& ran, OutputCapture& output,
                     const sandbox::SandboxSpec& spec) {
   CallOutcome outcome;
-  outcome.stdout_data = std::move(output.kept_[0]);
-  outcome.stderr_data = std::move(output.kept_[1]);
+  outcome.stdout_data = std::move(output.pending_[0]);
+  outcome.stderr_data = std::move(output.pending_[1]);
   if (!ran.ok()) {
     outcome.error = ran.status().message();
     outcome.exit_status = kSetupFailed;
@@ -297,8 +306,6 @@ CallOutcome Outcome(const Result<sandbox::SandboxResult>& ran, OutputCapture& ou
   if (r.timed_out) result["timed_out"] = true;
   if (r.cgroup.memory_peak_bytes > 0) result["memory_peak_bytes"] = r.cgroup.memory_peak_bytes;
   if (r.cgroup.oom_killed) result["oom_killed"] = true;
-  if (output.truncated_[0]) result["stdout_truncated"] = true;
-  if (output.truncated_[1]) result["stderr_truncated"] = true;
   outcome.result = result.dump();
   outcome.exit_status = r.exit_code;
   outcome.end_ns = r.end_ns;
@@ -350,22 +357,28 @@ Status Run(Globals& g, const RunArgs& a, int* exit_code) {
     return Status::Ok();
   };
   signal(SIGPIPE, SIG_IGN);  // a closed stdout must not stop the capture
-  OutputCapture output;
+  std::unique_ptr<OutputCapture> output;  // once the call has started
   auto ran = sandbox::RunSandbox(
-      spec, [&](int stream, std::string_view bytes) { output(stream, bytes); }, before_command);
+      spec, [&](int stream, std::string_view bytes) { (*output)(stream, bytes); },
+      [&]() -> Status {
+        RETURN_IF_ERROR(before_command());
+        output = std::make_unique<OutputCapture>(*store, *call_id);
+        return Status::Ok();
+      });
   *exit_code = ran.ok() ? ran->exit_code : kSetupFailed;
   if (!call_id) return ran.status();  // nothing started, nothing to record
 
   // The state after: the daemon flushes what the command wrote.
   if (plan.disk_quota) (void)set_quota(std::nullopt);
   Status flushed = FlushIfMounted(g, a.session);
-  Status ended = store->EndCall(*call_id, Outcome(ran, output, spec)).status();
+  Status ended = store->EndCall(*call_id, Outcome(ran, *output, spec)).status();
   RETURN_IF_ERROR(ran.status());
   if (!ran->error.empty()) std::cerr << "strata run: " << ran->error << "\n";
   if (ran->timed_out) std::cerr << "strata run: timed out; the sandbox was killed\n";
   // The command already saw a failed write-back (at close or fsync, as with
   // ENOSPC past --disk-quota); it is not a failure of the run.
   if (!flushed.ok()) std::cerr << "strata run: warning: " << flushed.message() << "\n";
+  RETURN_IF_ERROR(output->status_.WithContext("storing the command's output"));
   return ended;
 }
 

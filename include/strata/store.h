@@ -124,13 +124,20 @@ class Store {
   virtual Result<int64_t> StartCall(BranchId branch, const CallStart& start) = 0;
   // Ends a pending call: freezes the head again (the state right after it).
   virtual Result<ToolCall> EndCall(int64_t id, const CallOutcome& outcome) = 0;
+  // Adds output to a pending call as it is produced (stream 1 stdout, 2
+  // stderr), so that none of it needs to be held in memory; EndCall's
+  // outcome output is appended after it. Pass whole multiples of
+  // block_size() until the last piece: output is stored in chunks of that
+  // size, compressed and deduplicated.
+  virtual Status AppendCallOutput(int64_t id, int stream, std::string_view bytes) = 0;
   // Records a call that already happened, in one step. Its "before" state is
   // the head as last frozen (by a snapshot or a call), its "after" state the
   // head now, so it owns every change since the previous call.
   virtual Result<ToolCall> RecordCall(BranchId branch, const CallStart& start,
                                       const CallOutcome& outcome) = 0;
   virtual Result<ToolCall> GetCall(int64_t id) = 0;
-  // The history seen from `view`, newest first.
+  // The history seen from `view`, newest first. Without the calls' output
+  // (stdout_data and stderr_data are empty): GetCall has it.
   virtual Result<std::vector<ToolCall>> ListCalls(View view, const CallFilter& filter) = 0;
 
   // --- Read-only SQL over documented views of the store (see README.md):

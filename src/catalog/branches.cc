@@ -54,6 +54,8 @@ DELETE FROM blocks WHERE branch IN (SELECT branch FROM temp.gc_branches);
 DELETE FROM xattrs WHERE branch IN (SELECT branch FROM temp.gc_branches);
 DELETE FROM orphans WHERE branch IN (SELECT branch FROM temp.gc_branches);
 DELETE FROM kv WHERE branch IN (SELECT branch FROM temp.gc_branches);
+DELETE FROM call_output WHERE call IN
+  (SELECT id FROM tool_calls WHERE branch IN (SELECT branch FROM temp.gc_branches));
 DELETE FROM tool_calls WHERE branch IN (SELECT branch FROM temp.gc_branches);
 DELETE FROM snapshots WHERE branch IN (SELECT branch FROM temp.gc_branches);
 DELETE FROM ancestry WHERE branch IN (SELECT branch FROM temp.gc_branches);

@@ -27,6 +27,13 @@ constexpr const char* kListCalls =
 
 #undef CALL_COLUMNS
 
+constexpr const char* kInsertOutput =
+    "INSERT INTO call_output(call, stream, idx, chunk) VALUES (?1, ?2, ?3, ?4)";
+constexpr const char* kOutputLength =
+    "SELECT count(*) FROM call_output WHERE call = ?1 AND stream = ?2";
+constexpr const char* kOutputChunks =
+    "SELECT chunk FROM call_output WHERE call = ?1 AND stream = ?2 ORDER BY idx";
+
 Result<ToolCall> ReadCall(const sql::Statement& s) {
   ToolCall c;
   c.id = s.Int(0);
@@ -83,9 +90,48 @@ Status FinishCall(sql::Connection& conn, const ToolCall& call) {
   text_or_null(4, call.error);
   int_or_null(5, call.end_ns);
   int_or_null(6, call.exit_status);
-  s.BindBytes(7, call.stdout_data).BindBytes(8, call.stderr_data);
+  // Output lives in call_output (see Store); the columns hold only that of
+  // calls recorded before it did.
+  auto bytes_or_null = [&](int index, const std::string& v) {
+    if (v.empty()) {
+      s.BindNull(index);
+    } else {
+      s.BindBytes(index, v);
+    }
+  };
+  bytes_or_null(7, call.stdout_data);
+  bytes_or_null(8, call.stderr_data);
   int_or_null(9, call.version_after);
   return s.Run();
+}
+
+Status InsertOutput(sql::Connection& conn, int64_t call, int stream,
+                    const std::vector<int64_t>& chunks) {
+  if (chunks.empty()) return Status::Ok();
+  int64_t next = 0;
+  {
+    ASSIGN_OR_RETURN(sql::Statement count, conn.Prepare(kOutputLength));
+    count.Bind(1, call).Bind(2, stream);
+    ASSIGN_OR_RETURN(bool row, count.Step());
+    if (row) next = count.Int(0);
+  }
+  for (int64_t chunk : chunks) {
+    ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kInsertOutput));
+    RETURN_IF_ERROR(s.Bind(1, call).Bind(2, stream).Bind(3, next++).Bind(4, chunk).Run());
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<int64_t>> OutputChunks(sql::Connection& conn, int64_t call, int stream) {
+  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kOutputChunks));
+  s.Bind(1, call).Bind(2, stream);
+  std::vector<int64_t> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(s.Int(0));
+  }
+  return out;
 }
 
 Result<ToolCall> GetCall(sql::Connection& conn, int64_t id) {

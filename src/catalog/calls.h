@@ -25,6 +25,11 @@ Result<int64_t> InsertCall(sql::Connection& conn, const ToolCall& call);
 // end_ns, version_after are taken from `call`).
 Status FinishCall(sql::Connection& conn, const ToolCall& call);
 Result<ToolCall> GetCall(sql::Connection& conn, int64_t id);
+// A call's output: `stream` 1 (stdout) or 2 (stderr) as chunks, in order.
+// InsertOutput appends after the chunks the stream already has.
+Status InsertOutput(sql::Connection& conn, int64_t call, int stream,
+                    const std::vector<int64_t>& chunks);
+Result<std::vector<int64_t>> OutputChunks(sql::Connection& conn, int64_t call, int stream);
 // The calls visible through `ancestry` ((branch, limit) pairs, shallowest
 // first, as catalog::Ancestry returns them), newest first.
 Result<std::vector<ToolCall>> ListCalls(sql::Connection& conn,

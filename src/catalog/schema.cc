@@ -182,9 +182,20 @@ CREATE TABLE images (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 6: tool-call output stored as chunks.
+constexpr const char* kMigrationV6 = R"sql(
+CREATE TABLE call_output (
+  call   INTEGER NOT NULL,
+  stream INTEGER NOT NULL,
+  idx    INTEGER NOT NULL,
+  chunk  INTEGER NOT NULL,
+  PRIMARY KEY (call, stream, idx)
+) WITHOUT ROWID;
+)sql";
+
 // kMigrations[i] upgrades schema version i+1 to i+2.
 const std::vector<const char*> kMigrations = {kMigrationV2, kMigrationV3, kMigrationV4,
-                                              kMigrationV5};
+                                              kMigrationV5, kMigrationV6};
 
 Result<int64_t> PragmaInt(sql::Connection& conn, const char* pragma) {
   ASSIGN_OR_RETURN(sql::Statement stmt, conn.Prepare(pragma));

@@ -35,7 +35,7 @@ constexpr const char* kInsertChunk =
 constexpr const char* kLoadChunk = "SELECT hash, size, codec, data FROM chunks WHERE id = ?1";
 constexpr const char* kCollect =
     "DELETE FROM chunks WHERE id NOT IN (SELECT chunk FROM blocks WHERE chunk IS NOT NULL) "
-    "RETURNING length(data)";
+    "AND id NOT IN (SELECT chunk FROM call_output) RETURNING length(data)";
 
 struct CctxDeleter {
   void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }

@@ -73,7 +73,7 @@ class ChunkStore {
   // IoError if it refers to a host file that changed or cannot be read.
   Result<std::shared_ptr<const Bytes>> Get(sql::Connection& conn, ChunkId id);
 
-  // Deletes every chunk that no block references. Must run inside a write
+  // Deletes every chunk that no block and no tool call's output references. Must run inside a write
   // transaction on `writer`.
   Result<GcStats> CollectUnreferenced(sql::Connection& writer);
 

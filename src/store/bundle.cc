@@ -36,6 +36,7 @@ constexpr TableOrder kTables[] = {
     {"xattrs", "ino, branch, name, vfrom"},
     {"kv", "branch, key, vfrom"},
     {"tool_calls", "id"},
+    {"call_output", "call, stream, idx"},
     {"bundle", "key"},
 };
 
@@ -73,8 +74,11 @@ constexpr const char* kExportRows[] = {
     " JOIN temp.lineage l ON l.branch = r.branch WHERE r.vfrom <= l.lim",
     "INSERT INTO b.tool_calls SELECT r.* FROM main.tool_calls r"
     " JOIN temp.lineage l ON l.branch = r.branch WHERE r.version_before < l.lim",
+    "INSERT INTO b.call_output SELECT r.* FROM main.call_output r"
+    " WHERE r.call IN (SELECT id FROM b.tool_calls)",
     "INSERT INTO b.chunks SELECT r.* FROM main.chunks r"
-    " WHERE r.id IN (SELECT chunk FROM b.blocks WHERE chunk IS NOT NULL)",
+    " WHERE r.id IN (SELECT chunk FROM b.blocks WHERE chunk IS NOT NULL)"
+    " OR r.id IN (SELECT chunk FROM b.call_output)",
     "UPDATE b.meta SET value = (SELECT value FROM main.meta WHERE key = 'next_ino')"
     " WHERE key = 'next_ino'",
 };
@@ -145,6 +149,9 @@ INSERT INTO main.tool_calls(id, branch, parent, name, args, result, error, statu
          r.args, r.result, r.error, r.status, r.start_ns, r.end_ns, r.exit_status, r.stdout,
          r.stderr, r.version_before, r.version_after
   FROM b.tool_calls r JOIN temp.map_call c ON c.old = r.id JOIN temp.map_branch m ON m.old = r.branch;
+INSERT INTO main.call_output(call, stream, idx, chunk)
+  SELECT c.new, r.stream, r.idx, (SELECT k.new FROM temp.map_chunk k WHERE k.old = r.chunk)
+  FROM b.call_output r JOIN temp.map_call c ON c.old = r.call;
 UPDATE main.meta SET value = max(value, (SELECT coalesce(max(ino), 0) + 1 FROM b.inodes))
   WHERE key = 'next_ino';
 )sql";

@@ -5,6 +5,8 @@
 #include <cctype>
 #include <memory>
 
+#include "catalog/calls.h"
+#include "chunks/chunk_store.h"
 #include "sql/database.h"
 
 namespace strata {
@@ -34,7 +36,8 @@ CREATE TEMP VIEW tool_calls AS
   SELECT c.id AS id, sb.session AS session, c.parent AS parent, c.name AS name, c.args AS args,
          c.result AS result, c.error AS error, c.status AS status, c.start_ns AS start_ns,
          c.end_ns AS end_ns, c.end_ns - c.start_ns AS duration_ns, c.exit_status AS exit_status,
-         c.stdout AS stdout, c.stderr AS stderr, c.branch AS branch,
+         coalesce(c.stdout, call_output(c.id, 1)) AS stdout,
+         coalesce(c.stderr, call_output(c.id, 2)) AS stderr, c.branch AS branch,
          c.version_before AS version_before, c.version_after AS version_after
   FROM main.tool_calls c LEFT JOIN main.session_branches sb ON sb.branch = c.branch;
 
@@ -141,10 +144,36 @@ QueryCell Cell(sqlite3_stmt* s, int i) {
   return c;
 }
 
+// call_output(CALL, STREAM): a tool call's stdout (1) or stderr (2), put
+// together from its chunks (NULL when it has none).
+struct OutputReader {
+  sql::Connection* conn;
+  chunks::ChunkStore* chunks;
+};
+
+void CallOutputFunction(sqlite3_context* ctx, int, sqlite3_value** argv) {
+  auto* reader = static_cast<OutputReader*>(sqlite3_user_data(ctx));
+  auto ids = catalog::OutputChunks(*reader->conn, sqlite3_value_int64(argv[0]),
+                                   static_cast<int>(sqlite3_value_int64(argv[1])));
+  if (!ids.ok()) return sqlite3_result_error(ctx, ids.status().message().c_str(), -1);
+  if (ids->empty()) return sqlite3_result_null(ctx);
+  std::string out;
+  for (int64_t id : *ids) {
+    auto bytes = reader->chunks->Get(*reader->conn, id);
+    if (!bytes.ok()) return sqlite3_result_error(ctx, bytes.status().message().c_str(), -1);
+    out.append(reinterpret_cast<const char*>((*bytes)->data()), (*bytes)->size());
+  }
+  sqlite3_result_blob64(ctx, out.data(), out.size(), SQLITE_TRANSIENT);
+}
+
 }  // namespace
 
 Result<QueryResult> RunReadOnlyQuery(const std::string& path, std::string_view statement) {
   ASSIGN_OR_RETURN(auto conn, sql::Connection::Open(path, sql::OpenMode::kQueryOnly));
+  chunks::ChunkStore chunks(nullptr, /*compression_level=*/0, /*cache_bytes=*/0);
+  OutputReader reader{conn.get(), &chunks};
+  sqlite3_create_function(conn->handle(), "call_output", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+                          &reader, CallOutputFunction, nullptr, nullptr);
   // query_only also refuses TEMP views: lift it while they are defined (on
   // this connection's own temp schema), then the authorizer guards the rest.
   RETURN_IF_ERROR(conn->Exec("PRAGMA query_only = 0"));

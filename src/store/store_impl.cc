@@ -282,6 +282,17 @@ class StoreImpl final : public Store {
     return call;
   }
 
+  Status AppendCallOutput(int64_t id, int stream, std::string_view bytes) override {
+    if (stream != 1 && stream != 2) return InvalidArgument("output stream must be 1 or 2");
+    return WriteTxn([&](sql::Connection& conn) -> Status {
+      ASSIGN_OR_RETURN(ToolCall call, catalog::GetCall(conn, id));
+      if (call.status != CallStatus::kPending) {
+        return Status(Code::kExists, "tool call " + std::to_string(id) + " has already ended");
+      }
+      return StoreOutput(conn, id, stream, bytes);
+    }, catalog::Commit::kBatched);
+  }
+
   Result<ToolCall> RecordCall(BranchId branch, const CallStart& start,
                               const CallOutcome& outcome) override {
     ToolCall call;
@@ -297,7 +308,11 @@ class StoreImpl final : public Store {
   }
 
   Result<ToolCall> GetCall(int64_t id) override {
-    return Read([&](sql::Connection& c) { return catalog::GetCall(c, id); });
+    return Read([&](sql::Connection& c) -> Result<ToolCall> {
+      ASSIGN_OR_RETURN(ToolCall call, catalog::GetCall(c, id));
+      RETURN_IF_ERROR(LoadOutput(c, call));
+      return call;
+    });
   }
 
   Result<std::vector<ToolCall>> ListCalls(View view, const CallFilter& filter) override {
@@ -431,7 +446,42 @@ class StoreImpl final : public Store {
       return InvalidArgument("a tool call cannot end before it started");
     }
     ASSIGN_OR_RETURN(call.version_after, FreezeWithPending(conn, call.branch));
-    return catalog::FinishCall(conn, call);
+    ToolCall row = call;  // the output goes to chunks, not to the row
+    row.stdout_data.clear();
+    row.stderr_data.clear();
+    RETURN_IF_ERROR(catalog::FinishCall(conn, row));
+    RETURN_IF_ERROR(StoreOutput(conn, call.id, 1, call.stdout_data));
+    return StoreOutput(conn, call.id, 2, call.stderr_data);
+  }
+
+  // A call's output (stream 1 stdout, 2 stderr) as chunks of the block size:
+  // compressed, deduplicated, and without a size limit of its own.
+  Status StoreOutput(sql::Connection& conn, int64_t call, int stream, std::string_view data) {
+    std::vector<int64_t> ids;
+    const size_t piece = core_->block_size();
+    for (size_t offset = 0; offset < data.size(); offset += piece) {
+      std::string_view bytes = data.substr(offset, piece);
+      ASSIGN_OR_RETURN(int64_t id, core_->chunks().Put(conn, {reinterpret_cast<const uint8_t*>(
+                                                                  bytes.data()), bytes.size()}));
+      ids.push_back(id);
+    }
+    return catalog::InsertOutput(conn, call, stream, ids);
+  }
+
+  // Fills the call's output from its chunks (calls recorded before chunked
+  // output keep theirs in the row).
+  Status LoadOutput(sql::Connection& conn, ToolCall& call) {
+    for (int stream : {1, 2}) {
+      ASSIGN_OR_RETURN(auto ids, catalog::OutputChunks(conn, call.id, stream));
+      if (ids.empty()) continue;
+      std::string& out = stream == 1 ? call.stdout_data : call.stderr_data;
+      out.clear();
+      for (int64_t id : ids) {
+        ASSIGN_OR_RETURN(auto bytes, core_->chunks().Get(conn, id));
+        out.append(reinterpret_cast<const char*>(bytes->data()), bytes->size());
+      }
+    }
+    return Status::Ok();
   }
 
   // Writes the buffered data of every open filesystem of `branch` into the

@@ -292,7 +292,7 @@ TEST_F(RunTest, UserNamespaceMapsRootToAnUnprivilegedUid) {
 }
 
 TEST_F(RunTest, OutputInTheHistoryEqualsWhatWasPrinted) {
-  CliRun r = Run("printf \"out %s\\n\" 1 2 3; printf \"err\\n\" >&2; head -c 100000 /dev/zero | tr \"\\0\" x");
+  CliRun r = Run("printf \"out %s\\n\" 1 2 3; printf \"err\\n\" >&2; head -c 1000000 /dev/zero | tr \"\\0\" x");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   nlohmann::json call = LastCall();
   ASSERT_TRUE(call.is_object());

@@ -173,6 +173,51 @@ TEST_F(CallsTest, BadCallsAreRefusedAndRecordNothing) {
   EXPECT_TRUE(HeadIds().empty());
 }
 
+// Output is kept whole, as chunks: compressed, deduplicated, removed with its
+// calls by gc, carried by bundles, visible in SQL.
+TEST_F(CallsTest, LargeOutputIsStoredAsChunksAndComesBackWhole) {
+  std::string out;
+  for (int i = 0; i < 20'000; ++i) out += "line " + std::to_string(i) + "\n";  // ~200 kB
+  CallOutcome outcome = Returned("{}");
+  outcome.stdout_data = out;
+  outcome.stderr_data = std::string(70'000, 'e');
+  ASSERT_OK_AND_ASSIGN(ToolCall recorded, store_->RecordCall(branch_, Named("big"), outcome));
+  ASSERT_OK(store_->Sync());  // committed, for the connections below
+  testing::RawDb raw(dir_.File("store.db"));
+  EXPECT_EQ(raw.Int("SELECT count(*) FROM call_output WHERE stream = 1"), 4);  // 64 KiB pieces
+  EXPECT_EQ(raw.Int("SELECT count(*) FROM tool_calls WHERE stdout IS NOT NULL AND length(stdout) > 0"), 0);
+  ASSERT_OK_AND_ASSIGN(ToolCall back, store_->GetCall(recorded.id));
+  EXPECT_EQ(back.stdout_data, out);
+  EXPECT_EQ(back.stderr_data, std::string(70'000, 'e'));
+  ASSERT_OK_AND_ASSIGN(QueryResult q, store_->Query(
+      "SELECT length(stdout), length(stderr) FROM tool_calls WHERE name = 'big'"));
+  ASSERT_EQ(q.rows.size(), 1u);
+  EXPECT_EQ(q.rows[0][0].integer, static_cast<int64_t>(out.size()));
+  EXPECT_EQ(q.rows[0][1].integer, 70'000);
+  // A bundle carries it.
+  const std::string bundle = dir_.File("s.bundle");
+  ASSERT_OK(store_->Export("main", bundle).status());
+  StoreOptions other;
+  other.path = dir_.File("other.db");
+  ASSERT_OK_AND_ASSIGN(auto second, Store::Open(other));
+  ASSERT_OK(second->Import(bundle).status());
+  ASSERT_OK_AND_ASSIGN(SessionInfo moved, second->GetSession("main"));
+  ASSERT_OK_AND_ASSIGN(auto calls, second->ListCalls(View{moved.branch, kHead}, CallFilter{}));
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_TRUE(calls[0].stdout_data.empty());  // listings leave the output out
+  ASSERT_OK_AND_ASSIGN(ToolCall imported, second->GetCall(calls[0].id));
+  EXPECT_EQ(imported.stdout_data, out);
+  // gc keeps it while the call exists, and frees it with the session.
+  ASSERT_OK(store_->CollectGarbage().status());
+  EXPECT_EQ(store_->GetCall(recorded.id)->stdout_data, out);
+  fs_.reset();
+  ASSERT_OK(store_->RemoveSession("main"));
+  ASSERT_OK(store_->CollectGarbage().status());
+  ASSERT_OK(store_->Sync());
+  EXPECT_EQ(raw.Int("SELECT count(*) FROM call_output"), 0);
+  EXPECT_EQ(raw.Int("SELECT count(*) FROM chunks"), 0);
+}
+
 // A failed sandbox run keeps its resource usage: an error may carry a result.
 TEST_F(CallsTest, AnErrorMayCarryAResult) {
   CallOutcome both;
@@ -194,6 +239,7 @@ TEST_F(CallsTest, AStoreFromBeforeTheLogIsMigratedOnOpen) {
     raw.Exec("DROP TABLE tool_calls");
     raw.Exec("DROP TABLE dropped_branches");
     raw.Exec("DROP TABLE images");
+    raw.Exec("DROP TABLE call_output");
     raw.Exec("PRAGMA user_version = 2");
   }
   OpenStore(StoreOptions{});

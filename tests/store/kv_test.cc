@@ -128,6 +128,7 @@ TEST_F(KvTest, AStoreFromBeforeKeyValueStateIsMigratedOnOpen) {
     raw.Exec("DROP TABLE tool_calls");
     raw.Exec("DROP TABLE dropped_branches");
     raw.Exec("DROP TABLE images");
+    raw.Exec("DROP TABLE call_output");
     raw.Exec("PRAGMA user_version = 1");
   }
   StoreOptions read_only;
