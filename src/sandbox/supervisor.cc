@@ -434,6 +434,9 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, const OutputSink& sink
     }
     return Status(Code::kIoError, setup_error);
   }
+  if (result.cgroup.oom_killed) {
+    return Status(Code::kNoSpace, "the sandbox ran out of memory while starting (--memory too small)");
+  }
   if (WIFSIGNALED(wait_status)) {
     return IoError("the sandbox's init was killed by signal " +
                    std::to_string(WTERMSIG(wait_status)));
