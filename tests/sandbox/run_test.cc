@@ -239,6 +239,18 @@ TEST_F(RunTest, InteractiveTerminalUnderAPseudoTerminal) {
   EXPECT_NE(text.find("got typed"), std::string::npos) << text;
 }
 
+TEST_F(RunTest, WindowSizeChangesReachTheSandboxTerminal) {
+  std::string out = dir_.File("resize.out");
+  std::string cmd = std::string("python3 ") + STRATA_SOURCE_DIR + "/tests/sandbox/resize_terminal.py " +
+                    STRATA_CLI + " --store '" + SharedStore() + "' run -t " + session_ +
+                    " -- sh -c 'stty size; trap \"stty size; exit 0\" WINCH; echo ready; sleep 10 & wait' >" + out;
+  int status = std::system(cmd.c_str());
+  std::string text = Slurp(out);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << text;
+  EXPECT_NE(text.find("24 80"), std::string::npos) << text;
+  EXPECT_NE(text.find("40 120"), std::string::npos) << text;
+}
+
 TEST_F(RunTest, CtrlCAtTheTerminalInterruptsTheCommand) {
   // Ctrl-C typed into `strata run -t` reaches the command as SIGINT (the
   // terminal is raw outside, so the byte travels to the sandbox's terminal).
