@@ -38,9 +38,15 @@ Status ImportTree(Filesystem& fs, const std::string& host_dir, ImportStats* stat
 // Gives `ino` the mode bits, owner and times of a host file.
 Status CopyHostAttrs(Filesystem& fs, InodeId ino, const struct stat& st);
 
-// The names in a host directory, without "." and "..", sorted (so that
-// walks do not depend on readdir's order). Access when it may not be read.
-Result<std::vector<std::string>> ListHostDir(const std::string& host_dir);
+// The entries of a host directory, without "." and "..", sorted by name (so
+// that walks do not depend on readdir's order). Access when it may not be
+// read. `type` is readdir's d_type (DT_UNKNOWN when the filesystem does not
+// say).
+struct HostDirEntry {
+  std::string name;
+  unsigned char type;
+};
+Result<std::vector<HostDirEntry>> ListHostDir(const std::string& host_dir);
 
 // Like open(O_CREAT|O_TRUNC|O_WRONLY): an existing regular file is truncated
 // and keeps its inode, otherwise a file is created with `mode` and `cred`.

@@ -97,8 +97,8 @@ Status ImportDir(Filesystem& fs, const std::string& host, const struct stat& st,
     stats->skipped++;
     return Status::Ok();
   }
-  for (const std::string& n : *names) {
-    RETURN_IF_ERROR(ImportAny(fs, host + "/" + n, dir, n, stats, depth + 1));
+  for (const HostDirEntry& e : *names) {
+    RETURN_IF_ERROR(ImportAny(fs, host + "/" + e.name, dir, e.name, stats, depth + 1));
   }
   stats->directories++;
   // Last, so that adding entries does not disturb the copied times.
@@ -142,7 +142,7 @@ Status CopyHostAttrs(Filesystem& fs, InodeId ino, const struct stat& st) {
   return fs.SetAttr(ino, ch).status();
 }
 
-Result<std::vector<std::string>> ListHostDir(const std::string& host_dir) {
+Result<std::vector<HostDirEntry>> ListHostDir(const std::string& host_dir) {
   DIR* d = opendir(host_dir.c_str());
   if (d == nullptr) {
     if (errno == EACCES || errno == EPERM) {
@@ -150,14 +150,15 @@ Result<std::vector<std::string>> ListHostDir(const std::string& host_dir) {
     }
     return HostError("cannot open directory", host_dir);
   }
-  std::vector<std::string> names;
+  std::vector<HostDirEntry> entries;
   while (struct dirent* e = readdir(d)) {
     std::string n = e->d_name;
-    if (n != "." && n != "..") names.push_back(std::move(n));
+    if (n != "." && n != "..") entries.push_back({std::move(n), e->d_type});
   }
   closedir(d);
-  std::sort(names.begin(), names.end());
-  return names;
+  std::sort(entries.begin(), entries.end(),
+            [](const HostDirEntry& a, const HostDirEntry& b) { return a.name < b.name; });
+  return entries;
 }
 
 Status ImportPath(Filesystem& fs, const std::string& host_path, InodeId parent,
@@ -170,9 +171,9 @@ Status ImportTree(Filesystem& fs, const std::string& host_dir, ImportStats* stat
   struct stat st;
   if (stat(host_dir.c_str(), &st) != 0) return HostError("cannot stat", host_dir);
   if (!S_ISDIR(st.st_mode)) return NotDir(host_dir + " is not a directory");
-  ASSIGN_OR_RETURN(auto names, ListHostDir(host_dir));
-  for (const std::string& n : names) {
-    RETURN_IF_ERROR(ImportAny(fs, host_dir + "/" + n, kRootIno, n, stats, 1));
+  ASSIGN_OR_RETURN(auto entries, ListHostDir(host_dir));
+  for (const HostDirEntry& e : entries) {
+    RETURN_IF_ERROR(ImportAny(fs, host_dir + "/" + e.name, kRootIno, e.name, stats, 1));
   }
   RETURN_IF_ERROR(CopyHostAttrs(fs, kRootIno, st));
   return fs.FlushAll();

@@ -1,6 +1,7 @@
 // The host base: which host files a session sees, and their index.
 #include "strata/host_base.h"
 
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -82,8 +83,13 @@ struct Entry {
 class HostWalk {
  public:
   using Visit = std::function<Status(const Entry&, bool leave)>;
-  HostWalk(std::string root, Visit visit, uint64_t* skipped)
-      : root_(std::move(root)), visit_(std::move(visit)), skipped_(skipped) {
+  // With `directories_only`, regular files, symlinks and the like outside
+  // copied trees are not visited (nor examined: the fingerprint's walk).
+  HostWalk(std::string root, Visit visit, uint64_t* skipped, bool directories_only = false)
+      : root_(std::move(root)),
+        visit_(std::move(visit)),
+        skipped_(skipped),
+        directories_only_(directories_only) {
     while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
   }
 
@@ -119,11 +125,12 @@ class HostWalk {
     if (!names.ok()) {
       ++*skipped_;
     } else {
-      for (const std::string& n : *names) {
+      for (const HostDirEntry& d : *names) {
+        if (directories_only_ && !e.copy && d.type != DT_DIR && d.type != DT_UNKNOWN) continue;
         Entry child;
-        child.rel = e.rel + "/" + n;
-        child.host = e.host + "/" + n;
-        child.name = n;
+        child.rel = e.rel + "/" + d.name;
+        child.host = e.host + "/" + d.name;
+        child.name = d.name;
         child.copy = e.copy;
         if (lstat(child.host.c_str(), &child.st) != 0) continue;  // gone meanwhile
         RETURN_IF_ERROR(Any(child, depth + 1));
@@ -135,6 +142,7 @@ class HostWalk {
   std::string root_;
   Visit visit_;
   uint64_t* skipped_;
+  bool directories_only_;
 };
 
 int64_t Ns(const struct timespec& ts) {
@@ -245,7 +253,7 @@ Result<std::string> HostBaseFingerprint(const std::string& host_root) {
     digest_input += '\n';
     return Status::Ok();
   };
-  HostWalk walk(host_root, visit, &skipped);
+  HostWalk walk(host_root, visit, &skipped, /*directories_only=*/true);
   RETURN_IF_ERROR(walk.Run());
   ChunkHash h = Xxh3Hash({reinterpret_cast<const uint8_t*>(digest_input.data()),
                           digest_input.size()});
