@@ -12,7 +12,7 @@ void DirtyBlock::Apply(uint32_t offset, std::span<const uint8_t> bytes) {
   encoded.reset();
   if (offset > data.size()) data.resize(offset);
   const size_t overlap = std::min(bytes.size(), data.size() - offset);
-  std::memcpy(data.data() + offset, bytes.data(), overlap);
+  if (overlap > 0) std::memcpy(data.data() + offset, bytes.data(), overlap);
   data.insert(data.end(), bytes.begin() + static_cast<ptrdiff_t>(overlap), bytes.end());
   uint32_t start = offset;
   uint32_t end = offset + static_cast<uint32_t>(bytes.size());

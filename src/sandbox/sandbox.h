@@ -96,6 +96,7 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, const OutputSink& sink
 // command (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH).
 // Call it before creating threads: a process-directed signal goes to any
 // thread that does not block it, and would then not reach the sandbox.
+// RunSandbox blocks them in its thread too, and leaves them blocked.
 void BlockForwardedSignals();
 
 // The sandbox's init (init.cc), in the forked pid 1: sets the sandbox up,
