@@ -59,6 +59,7 @@ Result<std::unique_ptr<FuseServer>> FuseServer::Mount(Filesystem& fs,
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
   server->session_ = fuse_session_new(&args, &Operations(), sizeof(fuse_lowlevel_ops),
                                       server->state_.get());
+  fuse_opt_free_args(&args);  // libfuse may have copied them
   if (server->session_ == nullptr) {
     return InvalidArgument("cannot start a FUSE session with options '" + opts + "'");
   }
