@@ -56,9 +56,11 @@ uint64_t WriteBuffer::Write(InodeId ino, uint64_t offset, std::span<const uint8_
     if (!slot) {
       slot = std::make_shared<DirtyBlock>();
       bytes_ += block_size_;  // counted whole: the limit bounds blocks, not bytes
-    } else if (slot.use_count() > 1) {
-      // A reader holds this block: copy on write so its view stays intact.
+    } else if (slot->lent) {
+      // A reader may still hold this block: copy on write so its view stays
+      // intact.
       slot = std::make_shared<DirtyBlock>(*slot);
+      slot->lent = false;
     }
     slot->Apply(in_block, data.subspan(done, n));
     pos += n;
@@ -89,6 +91,7 @@ PendingView WriteBuffer::View(InodeId ino, uint64_t first, uint64_t last) const 
   }
   BlockOverlay layer;
   for (auto b = p.dirty.lower_bound(first); b != p.dirty.end() && b->first <= last; ++b) {
+    b->second->lent = true;
     layer.emplace(b->first, b->second);
   }
   view.layers.push_back(std::move(layer));
@@ -110,6 +113,7 @@ BlockOverlay WriteBuffer::UnencodedWholeBlocks(InodeId ino, uint64_t first,
   for (auto b = dirty.lower_bound(first); b != dirty.end() && b->first <= last; ++b) {
     if (b->second->encoded == nullptr && b->second->data.size() == block_size_ &&
         b->second->Covers(block_size_)) {
+      b->second->lent = true;
       out.emplace(b->first, b->second);
     }
   }

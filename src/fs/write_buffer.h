@@ -35,6 +35,11 @@ struct DirtyBlock {
   // WriteBuffer::SetEncoded); Apply drops it. For incompressible data this
   // holds a second copy of the block until it is flushed.
   std::shared_ptr<const chunks::Encoded> encoded;
+  // Handed to a reader or an encoder, who uses it without the buffer's lock:
+  // the next write copies the block instead of changing it. Guarded by the
+  // WriteBuffer's mutex. (Testing use_count() instead is not enough: a
+  // reader's release does not order its reads before our writes.)
+  mutable bool lent = false;
 
   void Apply(uint32_t offset, std::span<const uint8_t> bytes);
   // Copies the written bytes over `out` (a whole block's worth).
