@@ -85,6 +85,8 @@ class FilesystemImpl final : public Filesystem {
   WriteBuffer& buffer() { return buffer_; }
 
  private:
+  // One attempt of Lookup (see there).
+  Result<Attr> LookupOnce(InodeId parent, std::string_view name);
   using WriteFn = std::function<Status(sql::Connection&, tree::Head)>;
   using ReadFn = std::function<Status(sql::Connection&, tree::Scope)>;
 

@@ -164,6 +164,7 @@ void WriteBuffer::Complete(const std::vector<FlushItem>& items) {
     p.has_flushing = false;
     if (!p.written && p.dirty.empty()) files_.erase(it);
   }
+  completed_.fetch_add(1, std::memory_order_release);
 }
 
 void WriteBuffer::Abort(const std::vector<FlushItem>& items) {

@@ -13,6 +13,7 @@
 #define STRATA_FS_WRITE_BUFFER_H_
 
 #include <cstdint>
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -76,6 +77,11 @@ class WriteBuffer {
 
   // The overlay for blocks first..last of `ino` (empty if nothing pending).
   PendingView View(InodeId ino, uint64_t first, uint64_t last) const;
+  // How many flushes have completed (their blocks left the buffer). A reader
+  // that must take its view after starting its database read compares this
+  // before and after: if it moved, data may have left the buffer for a
+  // commit its read does not see, and the read must be done again.
+  uint64_t CompletedFlushes() const { return completed_.load(std::memory_order_acquire); }
   bool HasPending(InodeId ino) const;
   // The dirty (not yet taken) blocks of `ino` among first..last that hold a
   // whole block and have no encoding yet.
@@ -115,6 +121,7 @@ class WriteBuffer {
 
   const uint32_t block_size_;
   mutable std::mutex mu_;
+  std::atomic<uint64_t> completed_{0};
   std::map<InodeId, Pending> files_;  // guarded by mu_
   uint64_t bytes_ = 0;                // guarded by mu_: dirty + flushing block bytes
 };

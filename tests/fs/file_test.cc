@@ -9,6 +9,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "testing/temp_store.h"
@@ -968,6 +969,54 @@ TEST_F(FileTest, CopyRangeSharesAlignedBlocksWithoutRehashing) {
   EXPECT_CODE(fs_->CopyRange(in, 0, in, 100, 1000), Code::kInvalid);
   ASSERT_OK_AND_ASSIGN(n, fs_->CopyRange(in, data.size(), out, 0, 10));
   EXPECT_EQ(n, 0u);
+}
+
+}  // namespace
+}  // namespace strata
+
+namespace strata {
+namespace {
+
+// A lookup that starts after a write returned sees at least that write's
+// size, even while background flushes move the data from the buffer into
+// batched commits (a lookup's buffer view is taken after its read begins).
+TEST_F(FileTest, LookupNeverSeesASizeOlderThanAReturnedWrite) {
+  // The window is narrow: 30 rounds, each with a writer, a thread completing
+  // flushes as fast as it can, and lookups (without the fix, about one round
+  // in 50 caught a stale size).
+  uint64_t lookups = 0, stale = 0;
+  for (int round = 0; round < 30; ++round) {
+    const std::string name = "grow" + std::to_string(round);
+    ASSERT_OK_AND_ASSIGN(Attr f, fs_->Create(kRootIno, name, 0644, Cred{}));
+    std::atomic<uint64_t> written{0};
+    std::atomic<bool> done{false};
+    std::thread writer([&] {
+      const std::string piece(100, 'x');
+      for (uint64_t i = 0; i < 3000; ++i) {
+        auto n = fs_->Write(f.ino, i * piece.size(),
+                            {reinterpret_cast<const uint8_t*>(piece.data()), piece.size()});
+        if (!n.ok()) break;
+        written.store((i + 1) * piece.size());
+        fs_->FlushLater(f.ino);  // background flushes race the lookups too
+      }
+      done = true;
+    });
+    std::thread flusher([&] {
+      while (!done.load()) (void)fs_->FlushAll();
+    });
+    while (!done.load()) {
+      const uint64_t before = written.load();
+      auto attr = fs_->Lookup(kRootIno, name);
+      ASSERT_TRUE(attr.ok()) << attr.status().ToString();
+      ++lookups;
+      if (attr->size < before) ++stale;
+    }
+    writer.join();
+    flusher.join();
+    ASSERT_OK(fs_->Release(f.ino));
+  }
+  EXPECT_GT(lookups, 0u);
+  EXPECT_EQ(stale, 0u) << "of " << lookups << " lookups";
 }
 
 }  // namespace
