@@ -112,6 +112,8 @@ Status Serve(Globals& g, const MountArgs& a, const std::function<void(const Stat
       serving = nullptr;
     }  // unmounted here
     control.reset();
+    // A run's mount point is ours (RunMountPath): leave nothing behind.
+    if (a.ephemeral) rmdir(a.mountpoint.c_str());
     RETURN_IF_ERROR(fs->FlushAll());
     RETURN_IF_ERROR(store->Sync());
     return served;
@@ -278,6 +280,7 @@ Result<std::unique_ptr<control::Lease>> LeaseMount(Globals& g, const std::string
       }
       auto spawned = SpawnDaemon(g, a);
       if (spawned.ok()) continue;
+      rmdir(a.mountpoint.c_str());  // fails harmlessly if another run mounted it
       last = spawned.status();
       // Busy: another run mounted it first, or the last daemon is leaving.
       if (last.code() != Code::kBusy && last.code() != Code::kExists) return last;

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "control/control.h"
 #include "testing/cli_runner.h"
 #include "testing/temp_store.h"
 
@@ -167,6 +168,10 @@ TEST_F(RunTest, AFileWrittenByOneRunIsThereInTheNext) {
   CliRun r = Run("cat /root/note");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "remembered\n");
+  // The daemon the runs started unmounts and leaves no mount point behind.
+  const std::string mountpoint = control::RunMountPath(SharedStore(), session_);
+  for (int i = 0; i < 200 && std::filesystem::exists(mountpoint); ++i) usleep(10'000);
+  EXPECT_FALSE(std::filesystem::exists(mountpoint)) << mountpoint;
 }
 
 TEST_F(RunTest, WritingSystemFilesLeavesTheHostUnchanged) {
@@ -377,6 +382,7 @@ TEST_F(RunTest, BadOptionsAreRefusedClearly) {
   EXPECT_NE(r.err.find("cannot read seccomp profile"), std::string::npos) << r.err;
   r = Strata("run no-such-session -- true");
   EXPECT_NE(r.exit_code, 0);
+  EXPECT_FALSE(std::filesystem::exists(control::RunMountPath(SharedStore(), "no-such-session")));
 }
 
 TEST_F(RunTest, ASeccompProfileReplacesTheDefault) {
