@@ -9,12 +9,11 @@ namespace {
 constexpr const char* kInsertImage =
     "INSERT INTO images(name, branch, version, kind, source, fingerprint, created_ns)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
-constexpr const char* kImageColumns =
-    "SELECT name, branch, version, kind, source, coalesce(fingerprint, ''), created_ns"
-    " FROM images";
-constexpr const char* kSelectImage =
-    "SELECT name, branch, version, kind, source, coalesce(fingerprint, ''), created_ns"
-    " FROM images WHERE name = ?1";
+#define IMAGE_COLUMNS \
+  "SELECT name, branch, version, kind, source, coalesce(fingerprint, ''), created_ns FROM images"
+constexpr const char* kListImages = IMAGE_COLUMNS;
+constexpr const char* kSelectImage = IMAGE_COLUMNS " WHERE name = ?1";
+#undef IMAGE_COLUMNS
 constexpr const char* kDeleteImage = "DELETE FROM images WHERE name = ?1";
 constexpr const char* kSupersedeImage =
     "UPDATE images SET name = name || '.superseded-' || created_ns WHERE name = ?1";
@@ -63,7 +62,7 @@ Result<ImageInfo> GetImage(sql::Connection& conn, std::string_view name) {
 }
 
 Result<std::vector<ImageInfo>> ListImages(sql::Connection& conn) {
-  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kImageColumns));
+  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kListImages));
   std::vector<ImageInfo> out;
   for (;;) {
     ASSIGN_OR_RETURN(bool row, s.Step());

@@ -182,7 +182,7 @@ Result<size_t> FilesystemImpl::Write(InodeId ino, uint64_t offset, std::span<con
       return CheckRegular(row);
     }));
   }
-  if (growth_limit_.load() >= 0 || growth_.load() != 0) {
+  if (growth_limit_.load() >= 0) {
     bool open;
     {
       std::scoped_lock lock(open_mu_);

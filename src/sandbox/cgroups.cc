@@ -12,6 +12,8 @@
 #include <sstream>
 #include <thread>
 
+#include "sandbox/sys_util.h"
+
 namespace strata::sandbox {
 
 namespace {
@@ -51,14 +53,6 @@ std::optional<Hierarchy> FindHierarchy(const std::string& controller) {
     if (c == controller) return Hierarchy{v2_mount, true};
   }
   return std::nullopt;
-}
-
-Status WriteFile(const std::string& path, const std::string& value) {
-  std::ofstream out(path);
-  out << value;
-  out.flush();
-  if (!out) return IoError("cannot write '" + value + "' to " + path + ": " + std::strerror(errno));
-  return Status::Ok();
 }
 
 std::string ReadFirstLine(const std::string& path) {

@@ -27,6 +27,7 @@
 
 #include "sandbox/sandbox.h"
 #include "sandbox/seccomp_policy.h"
+#include "sandbox/sys_util.h"
 
 extern char** environ;
 
@@ -47,8 +48,6 @@ void Report(const std::string& line) {
   std::string out = line + "\n";
   (void)!write(kControlFd, out.data(), out.size());
 }
-
-Status Errno(const std::string& what) { return IoError(what + ": " + std::strerror(errno)); }
 
 Status Mount(const std::string& source, const std::string& target, const char* type,
              unsigned long flags, const char* data = nullptr) {

@@ -26,6 +26,7 @@
 
 #include "sandbox/sandbox.h"
 #include "sandbox/seccomp_policy.h"
+#include "sandbox/sys_util.h"
 
 namespace strata::sandbox {
 
@@ -36,8 +37,6 @@ int64_t NowNs() {
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
-
-Status Errno(const std::string& what) { return IoError(what + ": " + std::strerror(errno)); }
 
 // Owns a file descriptor.
 class Fd {
@@ -84,17 +83,6 @@ sigset_t ForwardedSignals() {
   return set;
 }
 
-Status WriteFile(const std::string& path, const std::string& value) {
-  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return Errno("open " + path);
-  ssize_t n = write(fd, value.data(), value.size());
-  int err = errno;
-  close(fd);
-  errno = err;
-  if (n != static_cast<ssize_t>(value.size())) return Errno("write " + path);
-  return Status::Ok();
-}
-
 Status MapUsers(pid_t pid) {
   const std::string base = "/proc/" + std::to_string(pid);
   const std::string map = "0 " + std::to_string(kUserNamespaceBase) + " 65536\n";
@@ -117,6 +105,32 @@ void CopyWindowSize(int from, int to) {
   struct winsize ws;
   if (ioctl(from, TIOCGWINSZ, &ws) == 0) ioctl(to, TIOCSWINSZ, &ws);
 }
+
+// What init reported on the control socket, one line each:
+// "E <code> <message>" (setup or exec failed), "X <wait status>".
+struct Reports {
+  std::string buf;  // received, not yet parsed
+  std::string setup_error;
+  int error_code = 0;
+  std::optional<int> command_status;
+
+  // Consumes every complete line of `buf`.
+  void Parse() {
+    while (!buf.empty()) {
+      size_t nl = buf.find('\n');
+      if (nl == std::string::npos) return;
+      std::string line = buf.substr(0, nl);
+      buf.erase(0, nl + 1);
+      if (line.rfind("X ", 0) == 0) {
+        command_status = std::atoi(line.c_str() + 2);
+      } else if (line.rfind("E ", 0) == 0) {
+        error_code = std::atoi(line.c_str() + 2);
+        size_t space = line.find(' ', 2);
+        setup_error = space == std::string::npos ? line.substr(2) : line.substr(space + 1);
+      }
+    }
+  }
+};
 
 pid_t g_init = 0;  // in the keeper: the sandbox's init
 
@@ -254,13 +268,16 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, const OutputSink& sink
   // The keeper says "U" once it is in its new namespaces (or reports an
   // error); then the user mappings and cgroups are set from out here, and
   // "G" lets it go on.
+  Reports reports;
   char unshared = 0;
-  if (read(control.get(), &unshared, 1) != 1 || unshared != 'U') {
-    std::string why;
+  const ssize_t got_unshared = read(control.get(), &unshared, 1);
+  if (got_unshared != 1 || unshared != 'U') {
+    if (got_unshared == 1) reports.buf.assign(1, unshared);  // the start of an "E" line
     char c;
-    while (read(control.get(), &c, 1) == 1 && c != '\n') why += c;
+    while (read(control.get(), &c, 1) == 1) reports.buf += c;
+    reports.Parse();
     waitpid(pid, nullptr, 0);
-    return IoError(why.size() > 6 ? why.substr(why.find(' ', 2) + 1) : "the sandbox did not start");
+    return IoError(reports.setup_error.empty() ? "the sandbox did not start" : reports.setup_error);
   }
   if (spec.user_namespace) {
     Status st = MapUsers(pid);
@@ -277,7 +294,7 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, const OutputSink& sink
     Status prepared = before_command();
     if (!prepared.ok()) return abort_child(prepared);
   }
-  std::string control_buf;
+  std::string& control_buf = reports.buf;
   char buf[65536];
   for (;;) {
     size_t nl = control_buf.find('\n');
@@ -309,25 +326,7 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, const OutputSink& sink
   bool stdin_open = spec.tty;
   bool reaped = false;
   int wait_status = 0;
-  std::string setup_error;
-  std::optional<int> command_status;
-  int error_code = 0;
-  // Init's report lines: "X <wait status>", "E <code> <message>".
-  auto parse_reports = [&] {
-    size_t nl;
-    while ((nl = control_buf.find('\n')) != std::string::npos) {
-      std::string line = control_buf.substr(0, nl);
-      control_buf.erase(0, nl + 1);
-      if (line.rfind("X ", 0) == 0) {
-        command_status = std::atoi(line.c_str() + 2);
-      } else if (line.rfind("E ", 0) == 0) {
-        error_code = std::atoi(line.c_str() + 2);
-        size_t space = line.find(' ', 2);
-        setup_error = space == std::string::npos ? line.substr(2) : line.substr(space + 1);
-      }
-    }
-  };
-  parse_reports();
+  reports.Parse();
   for (;;) {
     const bool output_open = out_read.get() >= 0 || err_read.get() >= 0 || pty_master.get() >= 0;
     if (reaped && !output_open) break;
@@ -369,7 +368,7 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, const OutputSink& sink
           continue;
         }
         control_buf.append(buf, static_cast<size_t>(got));
-        parse_reports();
+        reports.Parse();
       } else if (fd == out_read.get() || fd == err_read.get() || fd == pty_master.get()) {
         ssize_t got = read(fd, buf, sizeof(buf));
         if (got < 0 && errno == EINTR) continue;
@@ -405,7 +404,7 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, const OutputSink& sink
     if (got <= 0) break;
     control_buf.append(buf, static_cast<size_t>(got));
   }
-  parse_reports();
+  reports.Parse();
   result.end_ns = NowNs();
   if (cgroup) result.cgroup = cgroup->Usage();
   if (result.timed_out) {
@@ -413,8 +412,8 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, const OutputSink& sink
     result.signal = SIGKILL;
     return result;
   }
-  if (command_status) {
-    const int st = *command_status;
+  if (reports.command_status) {
+    const int st = *reports.command_status;
     if (WIFEXITED(st)) {
       result.exit_status = WEXITSTATUS(st);
       result.exit_code = WEXITSTATUS(st);
@@ -423,16 +422,16 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, const OutputSink& sink
       result.exit_code = 128 + WTERMSIG(st);
     }
     // The command's exec failed after setup: a result, like a shell's 126/127.
-    if (!setup_error.empty()) result.error = setup_error;
+    if (!reports.setup_error.empty()) result.error = reports.setup_error;
     return result;
   }
-  if (!setup_error.empty()) {
-    if (error_code == 126 || error_code == 127) {
-      result.exit_code = error_code;
-      result.error = setup_error;
+  if (!reports.setup_error.empty()) {
+    if (reports.error_code == 126 || reports.error_code == 127) {
+      result.exit_code = reports.error_code;
+      result.error = reports.setup_error;
       return result;
     }
-    return Status(Code::kIoError, setup_error);
+    return Status(Code::kIoError, reports.setup_error);
   }
   if (result.cgroup.oom_killed) {
     return Status(Code::kNoSpace, "the sandbox ran out of memory while starting (--memory too small)");
