@@ -86,6 +86,7 @@ Status Serve(Globals& g, const MountArgs& a, const std::function<void(const Stat
       return server != nullptr ? server->DrainKernelCache() : Status::Ok();
     };
     control_options.mountpoint = std::filesystem::absolute(a.mountpoint).lexically_normal();
+    control_options.mounted = [&] { return serving.load() != nullptr; };
     if (a.ephemeral) {
       // A lazy unmount: the kernel ends the FUSE connection (and Run
       // returns) once nothing uses the mount, which is at once here.
@@ -280,10 +281,13 @@ Result<std::unique_ptr<control::Lease>> LeaseMount(Globals& g, const std::string
       }
       auto spawned = SpawnDaemon(g, a);
       if (spawned.ok()) continue;
+      // The daemon of an earlier run, unmounting, removes this directory; if
+      // it did so between our mkdir and our mount, try again.
+      const bool vanished = !std::filesystem::exists(a.mountpoint, ec);
       rmdir(a.mountpoint.c_str());  // fails harmlessly if another run mounted it
       last = spawned.status();
       // Busy: another run mounted it first, or the last daemon is leaving.
-      if (last.code() != Code::kBusy && last.code() != Code::kExists) return last;
+      if (!vanished && last.code() != Code::kBusy && last.code() != Code::kExists) return last;
     } else if (last.code() != Code::kBusy) {
       return last;
     }

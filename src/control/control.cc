@@ -218,7 +218,9 @@ void ControlServer::Accept() {
   if (request.is_object() && request.value("op", "") == "lease") {
     nlohmann::json reply =
         idle_ ? ErrorReply(Status(Code::kBusy, "the daemon is unmounting the session"))
-              : nlohmann::json{{"ok", true}, {"mountpoint", options_.mountpoint}};
+        : options_.mounted && !options_.mounted()
+            ? ErrorReply(Status(Code::kBusy, "the daemon is still mounting the session"))
+            : nlohmann::json{{"ok", true}, {"mountpoint", options_.mountpoint}};
     if (WriteAll(conn.get(), reply.dump() + "\n") && !idle_) {
       leases_.push_back(conn.release());
       leased_ = true;

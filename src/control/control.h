@@ -47,6 +47,9 @@ struct ControlOptions {
   std::function<Status()> drain;
   // Where the session is mounted (reported by status and lease).
   std::string mountpoint;
+  // If set, leases are refused (Busy) while it returns false: the server
+  // starts before the mount does, and a lease promises a mounted session.
+  std::function<bool()> mounted;
   // If set, called (on the server's thread) when the last lease ends, or
   // when no lease came within `first_lease_timeout` of the start (its client
   // died before taking one); after that, leases are refused.

@@ -50,6 +50,17 @@ TEST_F(LeaseTest, ADaemonNobodyLeasesGoesIdleAfterTheFirstLeaseTimeout) {
   EXPECT_TRUE(WaitForIdle(1));
 }
 
+TEST_F(LeaseTest, NoLeaseBeforeTheSessionIsMounted) {
+  std::atomic<bool> mounted{false};
+  control::ControlOptions options;
+  options.mountpoint = "/m";
+  options.mounted = [&] { return mounted.load(); };
+  ASSERT_OK_AND_ASSIGN(server_, control::ControlServer::Start(*store_, *fs_, "main", options));
+  EXPECT_CODE(control::TakeLease(store_->path(), "main"), Code::kBusy);
+  mounted = true;
+  EXPECT_TRUE(control::TakeLease(store_->path(), "main").ok());
+}
+
 TEST_F(LeaseTest, WithoutAnIdleHandlerLeasesComeAndGo) {
   control::ControlOptions options;
   options.mountpoint = "/m";
