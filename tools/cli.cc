@@ -24,7 +24,7 @@ std::string StorePath(const Globals& g) {
   return std::string(home != nullptr && *home != '\0' ? home : "/root") + "/.strata/store.db";
 }
 
-Result<std::unique_ptr<Store>> OpenStore(const Globals& g, bool create) {
+Result<std::unique_ptr<Store>> OpenStore(const Globals& g, bool create, bool read_only) {
   std::string path = StorePath(g);
   std::error_code ec;
   if (!create && !std::filesystem::exists(path, ec)) {
@@ -36,28 +36,27 @@ Result<std::unique_ptr<Store>> OpenStore(const Globals& g, bool create) {
   }
   StoreOptions options;
   options.path = path;
+  options.read_only = read_only;
   return Store::Open(std::move(options));
 }
 
 Result<Address> ParseAddress(std::string_view text) {
   Address a;
-  // In SESSION@call:ID[:PATH] the first colon belongs to the snapshot part.
-  size_t at_pos = text.find('@');
-  size_t colon = text.find(':');
-  if (at_pos != std::string_view::npos && text.substr(at_pos + 1, 5) == "call:") {
-    colon = text.find(':', at_pos + 6);
-  }
-  std::string_view head = text.substr(0, colon);
-  if (colon != std::string_view::npos) {
-    a.has_path = true;
-    a.path = std::string(text.substr(colon + 1));
-  }
-  size_t at = head.find('@');
-  a.session = std::string(head.substr(0, at));
-  if (at != std::string_view::npos) {
-    a.snapshot = std::string(head.substr(at + 1));
+  // SESSION ends at the first '@' or ':'. SNAP (after '@') ends at the next
+  // ':', except the one of "call:ID". Everything after that ':' is the path,
+  // which may hold '@' and ':' (even "@call:").
+  size_t end = text.find_first_of("@:");
+  a.session = std::string(text.substr(0, end));
+  if (end != std::string_view::npos && text[end] == '@') {
+    const size_t snap = end + 1;
+    end = text.find(':', text.substr(snap, 5) == "call:" ? snap + 5 : snap);
+    a.snapshot = std::string(text.substr(snap, end == std::string_view::npos ? end : end - snap));
     if (a.snapshot.empty()) return InvalidArgument("empty snapshot after '@' in '" +
                                                    std::string(text) + "'");
+  }
+  if (end != std::string_view::npos) {
+    a.has_path = true;
+    a.path = std::string(text.substr(end + 1));
   }
   if (a.session.empty()) return InvalidArgument("no session in address '" + std::string(text) + "'");
   return a;

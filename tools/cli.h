@@ -42,8 +42,8 @@ struct Globals {
 std::string StorePath(const Globals& g);
 
 // Opens the store. Without `create`, a missing store is an error that says how
-// to make one.
-Result<std::unique_ptr<Store>> OpenStore(const Globals& g, bool create);
+// to make one. `read_only` opens it without ever writing.
+Result<std::unique_ptr<Store>> OpenStore(const Globals& g, bool create, bool read_only = false);
 
 // SESSION[@SNAP][:PATH]. SNAP is a snapshot name, a snapshot id (digits), or
 // call:ID (the state right after that tool call).

@@ -1,5 +1,7 @@
 // export, import, rm, gc, fsck.
 #include <iostream>
+#include <map>
+#include <set>
 
 #include "cli.h"
 #include "strata/archive.h"
@@ -16,14 +18,65 @@ Status Gc(Globals& g) {
   return Status::Ok();
 }
 
-Status Fsck(Globals& g) {
-  ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
-  ASSIGN_OR_RETURN(auto problems, store->CheckIntegrity());
-  for (const auto& p : problems) std::cout << p.kind << ": " << p.detail << "\n";
-  if (!problems.empty()) {
-    return Corruption(std::to_string(problems.size()) + " problem(s) found in " + store->path());
+// The branches of sessions a daemon serves now: their orphans are files
+// still open, and nothing of theirs may be repaired.
+Result<std::map<BranchId, std::string>> MountedBranches(const Globals& g, Store& store) {
+  ASSIGN_OR_RETURN(auto sessions, store.ListSessions());
+  std::map<BranchId, std::string> mounted;
+  for (const auto& s : sessions) {
+    if (IsMounted(g, s.name)) mounted[s.branch] = s.name;
   }
-  std::cout << store->path() << ": no problems found\n";
+  return mounted;
+}
+
+void PrintProblems(const Globals& g, const std::vector<IntegrityProblem>& problems,
+                   const char* heading) {
+  if (g.json) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& p : problems) {
+      list.push_back({{"kind", p.kind}, {"where", p.where}, {"path", p.path},
+                      {"detail", p.detail}, {"repairable", p.repairable}});
+    }
+    PrintJson({{heading, list}});
+    return;
+  }
+  for (const auto& p : problems) {
+    std::cout << (heading == std::string("repaired") ? "repaired " : "") << p.kind << ": "
+              << p.detail << (p.repairable && heading != std::string("repaired") ? " [repairable]" : "")
+              << "\n";
+  }
+}
+
+// Checks the store, read-only (so also while sessions are mounted); with
+// --repair, first fixes what can be fixed safely, which needs every
+// session unmounted.
+Status Fsck(Globals& g, bool repair) {
+  if (repair) {
+    ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
+    ASSIGN_OR_RETURN(auto mounted, MountedBranches(g, *store));
+    if (!mounted.empty()) {
+      return Status(Code::kBusy, "session '" + mounted.begin()->second +
+                                     "' is mounted; unmount every session before 'fsck --repair'"
+                                     " ('fsck' alone checks a mounted store)");
+    }
+    ASSIGN_OR_RETURN(auto fixed, store->RepairIntegrity());
+    PrintProblems(g, fixed, "repaired");
+  }
+  ASSIGN_OR_RETURN(auto store, OpenStore(g, false, /*read_only=*/true));
+  ASSIGN_OR_RETURN(auto mounted, MountedBranches(g, *store));
+  std::set<BranchId> live;
+  for (const auto& [branch, name] : mounted) live.insert(branch);
+  ASSIGN_OR_RETURN(auto problems, store->CheckIntegrity(live));
+  PrintProblems(g, problems, "problems");
+  if (!problems.empty()) {
+    size_t fixable = 0;
+    for (const auto& p : problems) fixable += p.repairable;
+    std::string hint = fixable == 0 || repair ? ""
+                       : "; 'strata fsck --repair' fixes " + std::to_string(fixable) + " of them";
+    return Corruption(std::to_string(problems.size()) + " problem(s) found in " + store->path() +
+                      hint);
+  }
+  if (!g.json) std::cout << store->path() << ": no problems found\n";
   return Status::Ok();
 }
 
@@ -90,8 +143,13 @@ void AddMaintenanceCommands(CLI::App& app, Globals& g) {
   auto* rm = g.Add(app, "rm", "Remove a session (its forks stay); 'strata gc' reclaims the space",
                    [&g] { return Rm(g, rm_session); });
   rm->add_option("session", rm_session, "Session")->required();
-  g.Add(app, "fsck", "Check the store: chunks, references, trees and link counts",
-        [&g] { return Fsck(g); });
+  static bool fsck_repair = false;
+  auto* fsck = g.Add(app, "fsck",
+                     "Check the store: catalog, chunks, every session's and snapshot's tree, orphans",
+                     [&g] { return Fsck(g, fsck_repair); });
+  fsck->add_flag("--repair", fsck_repair,
+                 "First fix what is safe to fix: orphans left by a crash, link counts, entries"
+                 " naming no file (sessions must be unmounted)");
 }
 
 }  // namespace strata::cli

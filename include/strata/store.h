@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -181,10 +182,23 @@ class Store {
   // Deletes the rows of removed sessions' branches that nothing descends
   // from, then the chunks no block references any longer.
   virtual Result<GcStats> CollectGarbage() = 0;
-  // Checks that every block's chunk exists and hashes to its key, that every
-  // visible directory entry points at a live inode and that nlink counts
-  // match. Returns the problems found (empty when the store is sound).
-  virtual Result<std::vector<IntegrityProblem>> CheckIntegrity() = 0;
+  // Checks the whole store (`strata fsck`; src/fs/integrity.h lists what):
+  // catalog, chunks, every addressable tree, orphans. Returns the problems
+  // found, each naming the session or snapshot and path it affects (empty
+  // when the store is sound). Reads one consistent state; works on a store
+  // opened read-only and while other processes write. `live_branches`
+  // are branches served by another process now (mounted), whose orphans
+  // are files still open; those of filesystems open in this process are
+  // known without it.
+  virtual Result<std::vector<IntegrityProblem>> CheckIntegrity(
+      const std::set<BranchId>& live_branches) = 0;
+  Result<std::vector<IntegrityProblem>> CheckIntegrity() { return CheckIntegrity({}); }
+  // Checks and fixes, in one durable transaction, every problem marked
+  // repairable, again until none is left (a fix can reveal another, as a
+  // dropped entry changes its directory's link count). Returns the
+  // problems fixed. Only heads of branches not open anywhere may be
+  // repaired: the caller makes sure no other process serves the store.
+  virtual Result<std::vector<IntegrityProblem>> RepairIntegrity() = 0;
   // Writes every buffered change of every open filesystem and syncs the log.
   virtual Status Sync() = 0;
 

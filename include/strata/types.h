@@ -235,8 +235,20 @@ struct GcStats {
 
 // One problem found by an integrity check.
 struct IntegrityProblem {
-  std::string kind;  // e.g. "missing-chunk", "bad-hash", "dangling-entry", "nlink"
-  std::string detail;
+  std::string kind;    // e.g. "missing-chunk", "bad-hash", "dangling-entry", "nlink"
+  std::string detail;  // one line naming what is wrong, where and at which path
+  std::string where;   // the session, snapshot or image affected; empty: store-wide
+  std::string path;    // the path it affects in that tree, when one is known
+  // Whether `fsck --repair` fixes it: only problems whose fix loses nothing
+  // that could be verified (orphans, link counts, entries naming nothing).
+  bool repairable = false;
+  // The rows a repair touches: in the head of `branch`, inode `ino` (its
+  // link count becomes `nlink`), or the entry `name` of directory `parent`.
+  BranchId branch = 0;
+  InodeId ino = 0;
+  InodeId parent = 0;
+  std::string name;
+  uint32_t nlink = 0;
 };
 
 }  // namespace strata

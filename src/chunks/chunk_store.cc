@@ -285,6 +285,12 @@ Result<GcStats> ChunkStore::CollectUnreferenced(sql::Connection& writer) {
 
 Status ChunkStore::Verify(sql::Connection& conn, ChunkId id,
                           std::vector<IntegrityProblem>* problems) {
+  auto report = [problems](const char* kind, std::string detail) {
+    IntegrityProblem p;
+    p.kind = kind;
+    p.detail = std::move(detail);
+    problems->push_back(std::move(p));
+  };
   ChunkHash key{};
   bool host = false;
   // Host references are checked against the file's size and mtime, not
@@ -292,16 +298,16 @@ Status ChunkStore::Verify(sql::Connection& conn, ChunkId id,
   Result<Bytes> plain = Load(conn, id, &key, &host, /*check_host_only=*/true);
   if (!plain.ok()) {
     if (plain.status().code() == Code::kIoError) {
-      problems->push_back({"host-changed", IdText(id) + ": " + plain.status().message()});
+      report("host-changed", IdText(id) + ": " + plain.status().message());
       return Status::Ok();
     }
     if (plain.status().code() != Code::kCorruption) return plain.status();
-    problems->push_back({"bad-chunk", plain.status().message()});
+    report("bad-chunk", plain.status().message());
     return Status::Ok();
   }
   if (host) return Status::Ok();  // no content key: checked against the host file instead
   if (Hash(*plain) != key) {
-    problems->push_back({"bad-hash", IdText(id) + " does not hash to its key"});
+    report("bad-hash", IdText(id) + " does not hash to its key");
   }
   return Status::Ok();
 }

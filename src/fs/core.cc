@@ -69,6 +69,13 @@ void StoreCore::Unregister(FilesystemImpl* fs) {
   open_.erase(fs);
 }
 
+std::set<BranchId> StoreCore::OpenBranches() {
+  std::scoped_lock lock(registry_mu_);
+  std::set<BranchId> branches;
+  for (FilesystemImpl* fs : open_) branches.insert(fs->view().branch);
+  return branches;
+}
+
 PendingFlush StoreCore::TakeBranch(BranchId branch) {
   PendingFlush flush;
   std::scoped_lock lock(registry_mu_);

@@ -50,6 +50,8 @@ class StoreCore {
   // Returns true if `fs` is the only open writable filesystem of its branch.
   bool Register(FilesystemImpl* fs);
   void Unregister(FilesystemImpl* fs);
+  // Branches with an open writable filesystem in this process.
+  std::set<BranchId> OpenBranches();
   // Takes the buffered writes of every open writable filesystem of `branch`.
   PendingFlush TakeBranch(BranchId branch);
   // Takes the buffered writes of every open writable filesystem.

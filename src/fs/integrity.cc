@@ -1,11 +1,11 @@
 #include "fs/integrity.h"
 
-#include <sys/stat.h>
-
-#include <deque>
 #include <map>
-#include <set>
+#include <optional>
+#include <string>
 
+#include "catalog/branches.h"
+#include "fs/tree_check.h"
 #include "tree/rows.h"
 
 namespace strata::fs {
@@ -15,12 +15,24 @@ namespace {
 constexpr const char* kMissingChunks =
     "SELECT b.ino, b.branch, b.idx, b.chunk FROM blocks b WHERE b.chunk IS NOT NULL"
     " AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.id = b.chunk)";
+constexpr const char* kMissingOutputChunks =
+    "SELECT o.call, o.stream, o.idx, o.chunk FROM call_output o"
+    " WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.id = o.chunk)";
 constexpr const char* kAllChunks = "SELECT id FROM chunks ORDER BY id";
-constexpr const char* kAllViews =
-    "SELECT id, 9223372036854775807, 'head of branch ' || id FROM branches"
-    " UNION ALL SELECT branch, version, 'snapshot ' || id || ' (branch ' || branch || ', version '"
-    " || version || ')' FROM snapshots";
-constexpr const char* kOrphansOf = "SELECT ino FROM orphans WHERE branch = ?1";
+// blocks has no index on chunk: used only for the few chunks found bad.
+constexpr const char* kUsersOfChunk =
+    "SELECT DISTINCT ino, branch FROM blocks WHERE chunk = ?1 LIMIT 8";
+constexpr const char* kBranches =
+    "SELECT id, parent, parent_version, head_version FROM branches ORDER BY id";
+constexpr const char* kAncestry =
+    "SELECT branch, depth, ancestor, vlimit FROM ancestry ORDER BY branch, depth";
+constexpr const char* kSnapshots = "SELECT id, branch, version, name FROM snapshots ORDER BY id";
+constexpr const char* kSessions = "SELECT name, branch FROM sessions";
+constexpr const char* kPastSessionBranches = "SELECT session, branch FROM session_branches";
+constexpr const char* kImages = "SELECT name, branch, version FROM images";
+constexpr const char* kCallVersions =
+    "SELECT id, branch, version_before, version_after FROM tool_calls";
+constexpr const char* kDropped = "SELECT branch FROM dropped_branches";
 
 template <typename Fn>
 Status ForEachRow(sql::Connection& conn, const char* sql, Fn fn) {
@@ -32,55 +44,242 @@ Status ForEachRow(sql::Connection& conn, const char* sql, Fn fn) {
   }
 }
 
-Status CheckTree(sql::Connection& conn, tree::Scope scope, const std::string& label,
-                 std::vector<IntegrityProblem>* problems) {
-  auto report = [&](const char* kind, const std::string& detail) {
-    problems->push_back({kind, label + ": " + detail});
-  };
-  std::map<InodeId, uint32_t> links;       // names pointing at each non-directory
-  std::map<InodeId, uint32_t> subdirs;     // subdirectories of each directory
-  std::map<InodeId, tree::InodeRow> rows;  // every inode reached
-  std::set<InodeId> visited{kRootIno};
-  std::deque<std::pair<InodeId, std::string>> queue{{kRootIno, ""}};
-  ASSIGN_OR_RETURN(auto root, tree::GetInode(conn, scope, kRootIno));
-  if (!root.has_value()) {
-    report("missing-root", "the root directory is missing");
-    return Status::Ok();
+struct BranchRow {
+  std::optional<BranchId> parent;
+  Version parent_version = 0;
+  Version head = 0;
+};
+
+// What the store's catalog says, loaded once: branches, and the names
+// problems are reported under.
+class Catalog {
+ public:
+  Status Load(sql::Connection& conn) {
+    RETURN_IF_ERROR(ForEachRow(conn, kBranches, [&](sql::Statement& s) {
+      BranchRow b;
+      if (!s.IsNull(1)) b.parent = s.Int(1);
+      b.parent_version = s.Int(2);
+      b.head = s.Int(3);
+      branches_[s.Int(0)] = b;
+      return Status::Ok();
+    }));
+    RETURN_IF_ERROR(ForEachRow(conn, kSessions, [&](sql::Statement& s) {
+      Name(s.Int(1), "session " + s.Text(0), 0);
+      session_heads_.insert(s.Int(1));
+      return Status::Ok();
+    }));
+    RETURN_IF_ERROR(ForEachRow(conn, kImages, [&](sql::Statement& s) {
+      Name(s.Int(1), "image " + s.Text(0), 1);
+      return Status::Ok();
+    }));
+    RETURN_IF_ERROR(ForEachRow(conn, kPastSessionBranches, [&](sql::Statement& s) {
+      Name(s.Int(1), "session " + s.Text(0) + " (before a restore)", 2);
+      return Status::Ok();
+    }));
+    return ForEachRow(conn, kDropped, [&](sql::Statement& s) {
+      Name(s.Int(0), "branch " + std::to_string(s.Int(0)) + " (removed, not yet collected)", 3);
+      return Status::Ok();
+    });
   }
-  rows[kRootIno] = *root;
-  while (!queue.empty()) {
-    auto [dir, path] = queue.front();
-    queue.pop_front();
-    ASSIGN_OR_RETURN(auto entries, tree::ListDentries(conn, scope, dir));
-    for (const auto& e : entries) {
-      std::string child = path + "/" + e.name;
-      ASSIGN_OR_RETURN(auto row, tree::GetInode(conn, scope, e.ino));
-      if (!row.has_value()) {
-        report("dangling-entry", child + " points at missing inode " + std::to_string(e.ino));
-        continue;
+
+  const std::map<BranchId, BranchRow>& branches() const { return branches_; }
+  const BranchRow* Find(BranchId id) const {
+    auto it = branches_.find(id);
+    return it == branches_.end() ? nullptr : &it->second;
+  }
+  // Whether a session writes to `branch` now (opening it reclaims orphans).
+  bool IsSessionHead(BranchId branch) const { return session_heads_.count(branch) != 0; }
+  // "session S", "image I", ... or "branch N".
+  std::string Label(BranchId branch) const {
+    auto it = names_.find(branch);
+    return it == names_.end() ? "branch " + std::to_string(branch) : it->second.second;
+  }
+  // The label of a frozen version: "S@ID" / "S@NAME" for a snapshot.
+  std::string Label(BranchId branch, Version version) const {
+    auto snap = snapshot_labels_.find({branch, version});
+    if (snap != snapshot_labels_.end()) return snap->second;
+    return Label(branch) + " at version " + std::to_string(version);
+  }
+  void AddSnapshotLabel(BranchId branch, Version version, const std::string& snap) {
+    std::string base = Label(branch);
+    if (base.rfind("session ", 0) == 0) base = base.substr(8);
+    snapshot_labels_.try_emplace({branch, version}, base + "@" + snap);
+  }
+
+ private:
+  // Keeps the most telling name of a branch (lower rank wins).
+  void Name(BranchId branch, std::string label, int rank) {
+    auto it = names_.find(branch);
+    if (it == names_.end() || rank < it->second.first) names_[branch] = {rank, std::move(label)};
+  }
+
+  std::map<BranchId, BranchRow> branches_;
+  std::set<BranchId> session_heads_;
+  std::map<BranchId, std::pair<int, std::string>> names_;
+  std::map<std::pair<BranchId, Version>, std::string> snapshot_labels_;
+};
+
+void AddProblem(std::vector<IntegrityProblem>* problems, const char* kind, std::string where,
+                const std::string& what) {
+  IntegrityProblem p;
+  p.kind = kind;
+  p.detail = where.empty() ? what : where + ": " + what;
+  p.where = std::move(where);
+  problems->push_back(std::move(p));
+}
+
+// Branches, their ancestry and the versions that other rows name. Returns
+// the branches whose chain is sound (only those have trees to check) and
+// fills `views` with the frozen versions to check of each.
+Result<std::set<BranchId>> CheckCatalog(sql::Connection& conn, Catalog& cat,
+                                        std::map<BranchId, std::set<Version>>* views,
+                                        std::vector<IntegrityProblem>* problems) {
+  std::map<BranchId, std::vector<std::pair<BranchId, Version>>> ancestry;
+  RETURN_IF_ERROR(ForEachRow(conn, kAncestry, [&](sql::Statement& s) {
+    ancestry[s.Int(0)].emplace_back(s.Int(2), s.Int(3));
+    return Status::Ok();
+  }));
+  std::set<BranchId> sound;
+  for (const auto& [id, b] : cat.branches()) {
+    std::string where = cat.Label(id);
+    // The chain the parent pointers give, as ancestry should hold it.
+    std::vector<std::pair<BranchId, Version>> chain{{id, kHead}};
+    bool ok = true;
+    BranchId at = id;
+    for (const BranchRow* row = &b; row->parent.has_value();) {
+      BranchId parent = *row->parent;
+      const BranchRow* up = cat.Find(parent);
+      if (up == nullptr) {
+        AddProblem(problems, "missing-branch", where,
+                   "branch " + std::to_string(at) + " forks from missing branch " +
+                       std::to_string(parent));
+        ok = false;
+        break;
       }
-      if ((row->mode & S_IFMT) != e.type) {
-        report("type-mismatch", child + " entry type differs from its inode");
+      if (row->parent_version < 1 || row->parent_version >= up->head) {
+        AddProblem(problems, "fork-version", where,
+                   "branch " + std::to_string(at) + " forks from version " +
+                       std::to_string(row->parent_version) + " of branch " +
+                       std::to_string(parent) + ", which is not frozen");
+        ok = false;
       }
-      rows[e.ino] = *row;
-      if (S_ISDIR(row->mode)) {
-        subdirs[dir]++;
-        if (row->parent != dir) report("bad-parent", child + " has a wrong parent pointer");
-        if (!visited.insert(e.ino).second) {
-          report("directory-cycle", child + " is reachable twice");
-          continue;
-        }
-        queue.emplace_back(e.ino, child);
-      } else {
-        links[e.ino]++;
+      chain.emplace_back(parent, row->parent_version);
+      if (chain.size() > cat.branches().size()) {
+        AddProblem(problems, "branch-cycle", where, "the branch's ancestry is a cycle");
+        ok = false;
+        break;
+      }
+      (*views)[parent].insert(row->parent_version);
+      at = parent;
+      row = up;
+    }
+    if (ok && ancestry[id] != chain) {
+      AddProblem(problems, "ancestry", where,
+                 "the ancestry rows of branch " + std::to_string(id) +
+                     " differ from its parent chain");
+      ok = false;
+    }
+    if (ok) sound.insert(id);
+    (*views)[id].insert(kHead);
+  }
+  // A frozen version named by another row: it must exist.
+  auto version_of = [&](const std::string& what, BranchId branch, Version v) -> bool {
+    const BranchRow* b = cat.Find(branch);
+    if (b == nullptr) {
+      AddProblem(problems, "missing-branch", "", what + " names missing branch " + std::to_string(branch));
+      return false;
+    }
+    if (v < 1 || v >= b->head) {
+      AddProblem(problems, "missing-version", cat.Label(branch),
+                 what + " names version " + std::to_string(v) + ", which is not frozen");
+      return false;
+    }
+    (*views)[branch].insert(v);
+    return true;
+  };
+  RETURN_IF_ERROR(ForEachRow(conn, kSnapshots, [&](sql::Statement& s) {
+    std::string id = std::to_string(s.Int(0));
+    if (version_of("snapshot " + id, s.Int(1), s.Int(2))) {
+      cat.AddSnapshotLabel(s.Int(1), s.Int(2), s.IsNull(3) ? id : s.Text(3));
+    }
+    return Status::Ok();
+  }));
+  RETURN_IF_ERROR(ForEachRow(conn, kImages, [&](sql::Statement& s) {
+    version_of("image " + s.Text(0), s.Int(1), s.Int(2));
+    return Status::Ok();
+  }));
+  RETURN_IF_ERROR(ForEachRow(conn, kSessions, [&](sql::Statement& s) {
+    if (cat.Find(s.Int(1)) == nullptr) {
+      AddProblem(problems, "missing-branch", "session " + s.Text(0),
+                 "points at missing branch " + std::to_string(s.Int(1)));
+    }
+    return Status::Ok();
+  }));
+  RETURN_IF_ERROR(ForEachRow(conn, kCallVersions, [&](sql::Statement& s) {
+    std::string call = "tool call " + std::to_string(s.Int(0));
+    if (version_of(call, s.Int(1), s.Int(2)) && !s.IsNull(3)) {
+      version_of(call, s.Int(1), s.Int(3));
+    }
+    return Status::Ok();
+  }));
+  return sound;
+}
+
+// Every chunk reference resolves, every chunk decodes and hashes to its key.
+Status CheckChunks(sql::Connection& conn, chunks::ChunkStore& chunks, const Catalog& cat,
+                   std::vector<IntegrityProblem>* problems) {
+  RETURN_IF_ERROR(ForEachRow(conn, kMissingChunks, [&](sql::Statement& s) -> Status {
+    BranchId branch = s.Int(1);
+    InodeId ino = static_cast<InodeId>(s.Int(0));
+    ASSIGN_OR_RETURN(std::string path, PathOf(conn, tree::Scope{branch, kHead}, ino));
+    std::string where = cat.Label(branch);
+    AddProblem(problems, "missing-chunk", where,
+               path + ": block " + std::to_string(s.Int(2)) + " of inode " + std::to_string(ino) +
+                   " references chunk " + std::to_string(s.Int(3)) + ", which is missing");
+    problems->back().path = path;
+    return Status::Ok();
+  }));
+  RETURN_IF_ERROR(ForEachRow(conn, kMissingOutputChunks, [&](sql::Statement& s) -> Status {
+    AddProblem(problems, "missing-chunk", "",
+               "output " + std::to_string(s.Int(1)) + " of tool call " + std::to_string(s.Int(0)) +
+                   " references chunk " + std::to_string(s.Int(3)) + ", which is missing");
+    return Status::Ok();
+  }));
+  std::vector<chunks::ChunkId> ids;
+  RETURN_IF_ERROR(ForEachRow(conn, kAllChunks, [&](sql::Statement& s) -> Status {
+    ids.push_back(s.Int(0));
+    return Status::Ok();
+  }));
+  for (chunks::ChunkId id : ids) {
+    size_t before = problems->size();
+    RETURN_IF_ERROR(chunks.Verify(conn, id, problems));
+    if (problems->size() == before) continue;
+    // Name the files the bad chunk belongs to.
+    std::string users;
+    std::string first_where;
+    std::string first_path;
+    std::vector<std::pair<InodeId, BranchId>> owners;
+    {
+      ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kUsersOfChunk));
+      s.Bind(1, id);
+      for (;;) {
+        ASSIGN_OR_RETURN(bool row, s.Step());
+        if (!row) break;
+        owners.emplace_back(static_cast<InodeId>(s.Int(0)), s.Int(1));
       }
     }
-  }
-  for (const auto& [ino, row] : rows) {
-    uint32_t expected = S_ISDIR(row.mode) ? 2 + subdirs[ino] : links[ino];
-    if (row.nlink != expected) {
-      report("nlink", "inode " + std::to_string(ino) + " has nlink " + std::to_string(row.nlink) +
-                          " but " + std::to_string(expected) + " links");
+    for (const auto& [ino, branch] : owners) {
+      ASSIGN_OR_RETURN(std::string path, PathOf(conn, tree::Scope{branch, kHead}, ino));
+      if (first_where.empty()) {
+        first_where = cat.Label(branch);
+        first_path = path;
+      }
+      users += (users.empty() ? "; used by " : ", ") + cat.Label(branch) + ":" + path;
+    }
+    for (size_t i = before; i < problems->size(); ++i) {
+      (*problems)[i].detail += users;
+      (*problems)[i].where = first_where;
+      (*problems)[i].path = first_path;
     }
   }
   return Status::Ok();
@@ -89,52 +288,70 @@ Status CheckTree(sql::Connection& conn, tree::Scope scope, const std::string& la
 }  // namespace
 
 Result<std::vector<IntegrityProblem>> CheckStoreIntegrity(sql::Connection& conn,
-                                                          chunks::ChunkStore& chunks) {
+                                                          chunks::ChunkStore& chunks,
+                                                          const std::set<BranchId>& live_branches) {
   std::vector<IntegrityProblem> problems;
   RETURN_IF_ERROR(ForEachRow(conn, "PRAGMA quick_check", [&](sql::Statement& s) -> Status {
     std::string msg = s.Text(0);
-    if (msg != "ok") problems.push_back({"sqlite", msg});
+    if (msg != "ok") AddProblem(&problems, "sqlite", "", msg);
     return Status::Ok();
   }));
-  RETURN_IF_ERROR(ForEachRow(conn, kMissingChunks, [&](sql::Statement& s) -> Status {
-    problems.push_back({"missing-chunk", "block " + std::to_string(s.Int(2)) + " of inode " +
-                                             std::to_string(s.Int(0)) + " in branch " +
-                                             std::to_string(s.Int(1)) + " references chunk " +
-                                             std::to_string(s.Int(3)) + ", which is missing"});
-    return Status::Ok();
-  }));
-  std::vector<chunks::ChunkId> ids;
-  RETURN_IF_ERROR(ForEachRow(conn, kAllChunks, [&](sql::Statement& s) -> Status {
-    ids.push_back(s.Int(0));
-    return Status::Ok();
-  }));
-  for (chunks::ChunkId id : ids) RETURN_IF_ERROR(chunks.Verify(conn, id, &problems));
+  Catalog cat;
+  RETURN_IF_ERROR(cat.Load(conn));
+  std::map<BranchId, std::set<Version>> views;
+  ASSIGN_OR_RETURN(std::set<BranchId> sound, CheckCatalog(conn, cat, &views, &problems));
+  RETURN_IF_ERROR(CheckChunks(conn, chunks, cat, &problems));
 
-  std::vector<std::tuple<BranchId, Version, std::string>> views;
-  RETURN_IF_ERROR(ForEachRow(conn, kAllViews, [&](sql::Statement& s) -> Status {
-    views.emplace_back(s.Int(0), s.Int(1), s.Text(2));
-    return Status::Ok();
-  }));
-  for (const auto& [branch, version, label] : views) {
-    RETURN_IF_ERROR(CheckTree(conn, tree::Scope{branch, version}, label, &problems));
-  }
-  // Orphans must still exist and have no links (they are removed on reopen).
-  for (const auto& [branch, version, label] : views) {
-    if (version != kHead) continue;
-    ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kOrphansOf));
-    s.Bind(1, branch);
-    for (;;) {
-      ASSIGN_OR_RETURN(bool row, s.Step());
-      if (!row) break;
-      InodeId ino = static_cast<InodeId>(s.Int(0));
-      ASSIGN_OR_RETURN(auto inode, tree::GetInode(conn, tree::Scope{branch, kHead}, ino));
-      if (!inode.has_value() || inode->nlink != 0) {
-        problems.push_back({"orphan", label + ": orphan inode " + std::to_string(ino) +
-                                          " is missing or still linked"});
+  // Each branch's views in version order, each checked where it differs
+  // from the one before it; a branch's first view against the version of
+  // its parent it forked from, which the parent's own pass checks.
+  for (BranchId branch : sound) {
+    const BranchRow& b = *cat.Find(branch);
+    std::optional<tree::Scope> base;
+    if (b.parent.has_value()) base = tree::Scope{*b.parent, b.parent_version};
+    Version since = 0;
+    for (Version v : views[branch]) {
+      CheckedView view;
+      view.scope = {branch, v};
+      view.head = v == kHead;
+      view.where = view.head ? cat.Label(branch) : cat.Label(branch, v);
+      // Orphans are open files while a process serves the branch, and
+      // unreachable leftovers in a head no session writes any more (a
+      // restore moved it away): problems only in a session's closed head.
+      view.live = live_branches.count(branch) != 0 || !cat.IsSessionHead(branch);
+      if (!base.has_value() && since == 0) {
+        RETURN_IF_ERROR(CheckWholeTree(conn, view, &problems));
+      } else {
+        RETURN_IF_ERROR(CheckTreeDelta(conn, view, base, since, &problems));
       }
+      if (view.head) RETURN_IF_ERROR(CheckOrphans(conn, view, &problems));
+      base = view.scope;
+      since = v;
     }
   }
   return problems;
+}
+
+Status RepairProblems(sql::Connection& conn, const std::vector<IntegrityProblem>& problems) {
+  for (const IntegrityProblem& p : problems) {
+    if (!p.repairable) continue;
+    ASSIGN_OR_RETURN(Version version, catalog::HeadVersion(conn, p.branch));
+    tree::Head head{p.branch, version};
+    if (p.kind == "dangling-entry") {
+      RETURN_IF_ERROR(tree::DeleteDentry(conn, head, p.parent, p.name));
+    } else if (p.kind == "nlink") {
+      ASSIGN_OR_RETURN(auto row, tree::GetInode(conn, head.scope(), p.ino));
+      if (!row.has_value()) continue;
+      row->nlink = p.nlink;
+      RETURN_IF_ERROR(tree::PutInode(conn, head, *row));
+    } else if (p.kind == "orphan" || p.kind == "lost-inode") {
+      RETURN_IF_ERROR(tree::DeleteInode(conn, head, p.ino));
+      RETURN_IF_ERROR(tree::RemoveOrphan(conn, p.branch, p.ino));
+    } else if (p.kind == "orphan-row") {
+      RETURN_IF_ERROR(tree::RemoveOrphan(conn, p.branch, p.ino));
+    }
+  }
+  return Status::Ok();
 }
 
 }  // namespace strata::fs

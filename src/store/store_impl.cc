@@ -12,33 +12,13 @@
 #include "store/bundle.h"
 #include "store/query.h"
 #include "tree/kv.h"
+#include "base/utf8.h"
 #include "strata/filesystem.h"
 #include "strata/store.h"
 
 namespace strata {
 
 namespace {
-
-// Whether `s` is well-formed UTF-8 (no overlong forms, surrogates or code
-// points past U+10FFFF), so that keys print and serialize as JSON strings.
-bool IsUtf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-    if (n == 0 || i + n > s.size()) return false;
-    uint32_t cp = n == 1 ? c : c & (0x7F >> n);
-    for (size_t k = 1; k < n; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc >> 6) != 0x2) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-    i += n;
-  }
-  return true;
-}
 
 Status ValidateKvKey(std::string_view key) {
   if (key.empty()) return InvalidArgument("a key must not be empty");
@@ -359,8 +339,30 @@ class StoreImpl final : public Store {
     return stats;
   }
 
-  Result<std::vector<IntegrityProblem>> CheckIntegrity() override {
-    return Read([&](sql::Connection& c) { return fs::CheckStoreIntegrity(c, core_->chunks()); });
+  Result<std::vector<IntegrityProblem>> CheckIntegrity(
+      const std::set<BranchId>& live_branches) override {
+    std::set<BranchId> live = core_->OpenBranches();
+    live.insert(live_branches.begin(), live_branches.end());
+    return Read([&](sql::Connection& c) { return fs::CheckStoreIntegrity(c, core_->chunks(), live); });
+  }
+
+  Result<std::vector<IntegrityProblem>> RepairIntegrity() override {
+    std::vector<IntegrityProblem> fixed;
+    constexpr int kMaxPasses = 4;
+    RETURN_IF_ERROR(WriteTxn([&](sql::Connection& conn) -> Status {
+      for (int pass = 0; pass < kMaxPasses; ++pass) {
+        ASSIGN_OR_RETURN(auto problems,
+                         fs::CheckStoreIntegrity(conn, core_->chunks(), core_->OpenBranches()));
+        size_t before = fixed.size();
+        for (auto& p : problems) {
+          if (p.repairable) fixed.push_back(p);
+        }
+        if (fixed.size() == before) break;
+        RETURN_IF_ERROR(fs::RepairProblems(conn, problems));
+      }
+      return Status::Ok();
+    }, catalog::Commit::kDurable));
+    return fixed;
   }
 
   Status Sync() override {
