@@ -1,7 +1,10 @@
 #include "catalog/checkpointer.h"
 
 #include <sys/resource.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
+
+#include <filesystem>
 
 namespace strata::catalog {
 
@@ -9,7 +12,9 @@ Result<std::unique_ptr<Checkpointer>> Checkpointer::Start(const std::string& pat
   ASSIGN_OR_RETURN(auto conn, sql::Connection::Open(path, sql::OpenMode::kReadWriteCreate));
   // NORMAL: the WAL is synced before each checkpoint and the store after it.
   RETURN_IF_ERROR(conn->Exec("PRAGMA synchronous = NORMAL"));
-  auto checkpointer = std::unique_ptr<Checkpointer>(new Checkpointer(std::move(conn)));
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  auto checkpointer = std::unique_ptr<Checkpointer>(
+      new Checkpointer(std::move(conn), dir.empty() ? "." : dir));
   checkpointer->thread_ = std::thread([c = checkpointer.get()] { c->Run(); });
   return checkpointer;
 }
@@ -23,14 +28,27 @@ Checkpointer::~Checkpointer() {
   thread_.join();
 }
 
+bool Checkpointer::LowOnSpace(std::chrono::steady_clock::time_point now) {
+  if (now - space_checked_ < kSpaceCheckInterval) return low_space_;
+  space_checked_ = now;
+  struct statvfs st {};
+  if (statvfs(dir_.c_str(), &st) == 0) {
+    low_space_ = uint64_t{st.f_bavail} * st.f_frsize < kLowSpaceBytes;
+  }
+  return low_space_;
+}
+
 void Checkpointer::Committed(int wal_frames) {
   bool wake;
   {
     std::scoped_lock lock(mu_);
-    // Wake the thread only when a threshold is crossed, not on every commit.
-    wake = wal_frames >= kMaxFrames || (wal_frames_ < kIdleFrames && wal_frames >= kIdleFrames);
+    auto now = std::chrono::steady_clock::now();
+    // Wake the thread only when a threshold is crossed, not on every commit
+    // (on every one while space is low).
+    wake = wal_frames >= kMaxFrames || (wal_frames_ < kIdleFrames && wal_frames >= kIdleFrames) ||
+           (wal_frames > 0 && LowOnSpace(now));
     wal_frames_ = wal_frames;
-    last_write_ = std::chrono::steady_clock::now();
+    last_write_ = now;
   }
   if (wake) wake_.notify_one();
 }
@@ -46,9 +64,11 @@ void Checkpointer::Run() {
   (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);
   std::unique_lock lock(mu_);
   for (;;) {
-    wake_.wait(lock, [&] { return stop_ || wal_frames_ >= kIdleFrames; });
+    wake_.wait(lock, [&] {
+      return stop_ || wal_frames_ >= kIdleFrames || (wal_frames_ > 0 && low_space_);
+    });
     if (stop_) return;
-    if (wal_frames_ < kMaxFrames) {
+    if (wal_frames_ < kMaxFrames && !low_space_) {
       auto now = std::chrono::steady_clock::now();
       auto due = (writer_busy_ ? now : last_write_) + kIdleDelay;
       if (now < due) {

@@ -18,6 +18,14 @@
 // that never pauses is slowed to the checkpoint's pace past kMaxFrames.
 // journal_size_limit cuts the WAL file back after a restart. The thread
 // runs at a lower CPU priority than the request threads.
+//
+// Low on disk space (less free than kMaxFrames of WAL would take), it
+// checkpoints after every commit instead. Committed pages sit in the WAL
+// until a checkpoint copies them into the store file, which needs as much
+// space again; a WAL holding a long burst when the disk fills could then
+// never be copied back, and no write would succeed again until that much
+// space was freed. Kept near empty, the WAL's file is reused from its
+// start, so writes work again as soon as a little space is free.
 #ifndef STRATA_CATALOG_CHECKPOINTER_H_
 #define STRATA_CATALOG_CHECKPOINTER_H_
 
@@ -38,6 +46,8 @@ class Checkpointer {
   static constexpr int kIdleFrames = 1024;       // 4 MiB of 4 KiB pages
   static constexpr int kMaxFrames = 262144;      // 1 GiB
   static constexpr std::chrono::milliseconds kIdleDelay{200};
+  static constexpr uint64_t kLowSpaceBytes = uint64_t{kMaxFrames} * 4096;
+  static constexpr std::chrono::milliseconds kSpaceCheckInterval{100};
 
   // Opens its own connection to `path` and starts the thread.
   static Result<std::unique_ptr<Checkpointer>> Start(const std::string& path);
@@ -50,16 +60,23 @@ class Checkpointer {
   void WriterBusy(bool busy);
 
  private:
-  explicit Checkpointer(std::unique_ptr<sql::Connection> conn) : conn_(std::move(conn)) {}
+  Checkpointer(std::unique_ptr<sql::Connection> conn, std::string dir)
+      : conn_(std::move(conn)), dir_(std::move(dir)) {}
   void Run();
+  // Whether the store's file system has less than kLowSpaceBytes free
+  // (statvfs, at most once per kSpaceCheckInterval). Called with mu_ held.
+  bool LowOnSpace(std::chrono::steady_clock::time_point now);
 
   std::unique_ptr<sql::Connection> conn_;  // used only by the thread
+  const std::string dir_;                  // the directory of the store file
   std::mutex mu_;
   std::condition_variable wake_;
   int wal_frames_ = 0;  // guarded by mu_; latest reported size
   std::chrono::steady_clock::time_point last_write_;  // guarded by mu_; last commit or release
   bool writer_busy_ = false;  // guarded by mu_
   bool stop_ = false;   // guarded by mu_
+  bool low_space_ = false;  // guarded by mu_
+  std::chrono::steady_clock::time_point space_checked_;  // guarded by mu_
   std::thread thread_;
 };
 

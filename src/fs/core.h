@@ -50,6 +50,14 @@ class StoreCore {
   // Returns true if `fs` is the only open writable filesystem of its branch.
   bool Register(FilesystemImpl* fs);
   void Unregister(FilesystemImpl* fs);
+  // The lowest inode number this process may hand out: above every number
+  // it handed out, even in transactions that were rolled back since.
+  InodeId InoFloor() const { return ino_floor_.load(); }
+  void NoteIno(InodeId ino) {
+    InodeId floor = ino_floor_.load();
+    while (floor <= ino && !ino_floor_.compare_exchange_weak(floor, ino + 1)) {
+    }
+  }
   // Branches with an open writable filesystem in this process.
   std::set<BranchId> OpenBranches();
   // Takes the buffered writes of every open writable filesystem of `branch`.
@@ -69,6 +77,7 @@ class StoreCore {
  private:
   enum : int { kUnknown, kNone, kSome };
   std::atomic<int> capability_xattrs_{kUnknown};
+  std::atomic<InodeId> ino_floor_{0};
   std::unique_ptr<catalog::Db> db_;
   chunks::ChunkStore chunks_;
   std::function<int64_t()> clock_;

@@ -110,7 +110,8 @@ Result<Attr> FilesystemImpl::MakeNode(InodeId parent, std::string_view name, uin
     ASSIGN_OR_RETURN(tree::InodeRow dir, LoadDir(conn, head.scope(), parent));
     ASSIGN_OR_RETURN(auto existing, tree::GetDentry(conn, head.scope(), parent, name));
     if (existing.has_value()) return Exists(Quote(name) + " exists");
-    ASSIGN_OR_RETURN(ino, tree::AllocateIno(conn));
+    ASSIGN_OR_RETURN(ino, tree::AllocateIno(conn, core_->InoFloor()));
+    core_->NoteIno(ino);
     int64_t now = core_->Now();
     tree::InodeRow row;
     row.ino = ino;

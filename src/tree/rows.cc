@@ -32,7 +32,7 @@ constexpr const char* kDeleteHeadBlocksOfInode =
 constexpr const char* kDeleteHeadXattrsOfInode =
     "DELETE FROM xattrs WHERE ino = ?1 AND branch = ?2 AND vfrom = ?3";
 constexpr const char* kAllocateIno =
-    "UPDATE meta SET value = value + 1 WHERE key = 'next_ino' RETURNING value - 1";
+    "UPDATE meta SET value = max(value, ?1) + 1 WHERE key = 'next_ino' RETURNING value - 1";
 
 constexpr const char* kGetDentry =
     "SELECT r.ino, r.type" VISIBLE("dentries", "r.parent = ?3 AND r.name = ?4")
@@ -124,8 +124,9 @@ Status DeleteInode(sql::Connection& conn, Head head, InodeId ino) {
   return s.Bind(1, ino).Bind(2, head.branch).Bind(3, head.version).Run();
 }
 
-Result<InodeId> AllocateIno(sql::Connection& conn) {
+Result<InodeId> AllocateIno(sql::Connection& conn, InodeId floor) {
   ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kAllocateIno));
+  s.Bind(1, static_cast<int64_t>(floor));
   ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return Corruption("meta has no next_ino");
   InodeId ino = static_cast<InodeId>(s.Int(0));

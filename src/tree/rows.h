@@ -71,8 +71,12 @@ Result<std::optional<InodeRow>> GetInode(sql::Connection& conn, Scope scope, Ino
 Status PutInode(sql::Connection& conn, Head head, const InodeRow& row);
 // Removes the inode with its head-version blocks and xattrs.
 Status DeleteInode(sql::Connection& conn, Head head, InodeId ino);
-// Allocates a fresh inode number (store-wide, never reused).
-Result<InodeId> AllocateIno(sql::Connection& conn);
+// Allocates a fresh inode number (store-wide, never reused): the larger
+// of meta.next_ino and `floor`. A rolled-back transaction (a full disk)
+// rolls next_ino back too, while the process that allocated may still hold
+// state under that number (the kernel's inode, buffered writes); such a
+// process passes the number after the last it handed out as `floor`.
+Result<InodeId> AllocateIno(sql::Connection& conn, InodeId floor = 0);
 
 // --- directory entries
 Result<std::optional<DentryRow>> GetDentry(sql::Connection& conn, Scope scope, InodeId parent,
