@@ -229,6 +229,98 @@ TEST_F(TarImageTest, ATruncatedTarballIsRefused) {
   EXPECT_CODE(store_->GetImage("cut"), Code::kNotFound);
 }
 
+// Hostile tarballs, written entry by entry with Python's tarfile (GNU tar
+// will not write most of them). `entries` is Python: a list of
+// (TarInfo, data-or-None) made with the helpers f, d, sym, hard, dev, or
+// (bytes, None) for raw bytes written as they are.
+std::string HostileTar(const testing::TempDir& dir, const std::string& name,
+                       const std::string& entries) {
+  std::string tar = dir.File(name);
+  std::string script = dir.File(name + ".py");
+  std::ofstream(script) << R"(import io, sys, tarfile
+def info(name, kind, **kw):
+    t = tarfile.TarInfo(name); t.type = kind
+    for k, v in kw.items(): setattr(t, k, v)
+    return t
+def f(name, data=b"x"): return (info(name, tarfile.REGTYPE, size=len(data)), data)
+def d(name): return (info(name, tarfile.DIRTYPE, mode=0o755), None)
+def sym(name, target): return (info(name, tarfile.SYMTYPE, linkname=target), None)
+def hard(name, target): return (info(name, tarfile.LNKTYPE, linkname=target), None)
+def dev(name, kind): return (info(name, kind, devmajor=8, devminor=0), None)
+with tarfile.open(sys.argv[1], "w", format=tarfile.GNU_FORMAT) as out:
+    for t, data in )" << entries << R"(:
+        if isinstance(t, bytes): out.fileobj.write(t); continue  # raw bytes, unchecked
+        out.addfile(t, io.BytesIO(data) if data is not None else None)
+)";
+  EXPECT_EQ(std::system(("python3 '" + script + "' '" + tar + "'").c_str()), 0) << entries;
+  return tar;
+}
+
+TEST_F(TarImageTest, AbsolutePathsStayInsideTheImage) {
+  std::string tar = HostileTar(dir_, "abs.tar", "[d('/abs'), f('/abs/evil', b'inside')]");
+  ASSERT_OK(ImportTar("abs", tar));
+  ASSERT_OK(store_->CreateSessionFromImage("s", "abs").status());
+  EXPECT_EQ(ReadPath(*SessionFs("s"), "/abs/evil"), "inside");
+  EXPECT_FALSE(std::filesystem::exists("/abs/evil"));
+}
+
+TEST_F(TarImageTest, EntriesThroughASymlinkAreRefusedAndWriteNothingOutside) {
+  const std::string outside = dir_.File("outside");
+  std::filesystem::create_directories(outside);
+  for (const std::string& target : {outside, std::string("../../..")}) {
+    std::string tar = HostileTar(dir_, "sym.tar",
+                                 "[sym('link', '" + target + "'), f('link/evil', b'gotcha')]");
+    Status s = ImportTar("sym", tar);
+    EXPECT_CODE(s, Code::kNotDir);
+    EXPECT_NE(s.message().find("'link' is not a directory"), std::string::npos) << s.message();
+    EXPECT_CODE(store_->GetImage("sym"), Code::kNotFound);
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(outside));
+  // A symlink pointing anywhere is fine as data: it is resolved inside the
+  // session, never on the host.
+  ASSERT_OK(ImportTar("ok", HostileTar(dir_, "ok.tar", "[sym('etc-passwd', '/etc/passwd')]")));
+}
+
+TEST_F(TarImageTest, HardLinksOutOfTheImageOrToNothingAreRefused) {
+  for (const std::string& target : {std::string("../../etc/passwd"), std::string("missing")}) {
+    Status s = ImportTar("hard", HostileTar(dir_, "hard.tar", "[f('a'), hard('b', '" + target + "')]"));
+    EXPECT_FALSE(s.ok()) << target;
+    EXPECT_CODE(store_->GetImage("hard"), Code::kNotFound);
+  }
+}
+
+TEST_F(TarImageTest, DeviceNodesAreSkippedAndFifosKept) {
+  std::string tar = HostileTar(
+      dir_, "dev.tar", "[dev('sda', tarfile.BLKTYPE), dev('mem', tarfile.CHRTYPE), (info('fifo', tarfile.FIFOTYPE), None), f('file')]");
+  ImageInfo spec;
+  spec.name = "dev";
+  spec.kind = "tar";
+  spec.source = tar;
+  UnpackStats stats;
+  ASSERT_OK(store_->CreateImage(spec, [&](Filesystem& fs) { return UnpackTar(fs, tar, &stats); })
+                .status());
+  EXPECT_EQ(stats.skipped, 2u);
+  ASSERT_OK(store_->CreateSessionFromImage("s", "dev").status());
+  auto fs = SessionFs("s");
+  EXPECT_CODE(fs->Resolve("/sda"), Code::kNotFound);
+  EXPECT_CODE(fs->Resolve("/mem"), Code::kNotFound);
+  ASSERT_OK_AND_ASSIGN(Attr fifo, fs->Resolve("/fifo"));
+  EXPECT_TRUE(S_ISFIFO(fifo.mode));
+}
+
+TEST_F(TarImageTest, AnEntryClaimingAHugeSizeIsRefusedWithoutAllocatingIt) {
+  // The header says 1 TiB; the archive ends after a few bytes.
+  std::string tar = HostileTar(
+      dir_, "huge.tar",
+      "[(info('huge', tarfile.REGTYPE, size=1 << 40).tobuf(tarfile.GNU_FORMAT, 'utf-8',"
+      " 'surrogateescape') + b'abc', None)]");
+  Status s = ImportTar("huge", tar);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("damaged or truncated"), std::string::npos) << s.message();
+  EXPECT_CODE(store_->GetImage("huge"), Code::kNotFound);
+  EXPECT_LT(std::filesystem::file_size(dir_.File("store.db")), 64u << 20);
+}
+
 TEST_F(TarImageTest, ADirectoryBecomesAnImage) {
   ImageInfo spec;
   spec.name = "dir";
