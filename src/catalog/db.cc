@@ -1,5 +1,9 @@
 #include "catalog/db.h"
 
+#include <sys/statvfs.h>
+
+#include <filesystem>
+
 #include "catalog/schema.h"
 
 #include <cstdio>
@@ -40,12 +44,32 @@ ReaderLease::~ReaderLease() {
   if (sqlite3_get_autocommit(pooled_->handle())) db_->ReturnReader(std::move(pooled_));
 }
 
+namespace {
+
+// Whether the file system holding `path` has (next to) no space left.
+bool DiskIsFull(const std::string& path) {
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  struct statvfs st {};
+  if (statvfs(dir.empty() ? "." : dir.c_str(), &st) != 0) return false;
+  return uint64_t{st.f_bavail} * st.f_frsize < (1u << 20);
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Db>> Db::Open(const std::string& path, bool read_only,
                                      uint32_t block_size_for_new_store, int64_t now_ns) {
   RETURN_IF_ERROR(PrecheckStoreFile(path));
   // Every error names the file, once (a damaged file can fail anywhere below).
+  // Opening needs a little space even to read (SQLite's -shm file beside
+  // the store): on a full disk, say so rather than "disk I/O error".
   auto named = [&](const Status& s) {
-    return s.message().find(path) != std::string::npos ? s : s.WithContext("store " + path);
+    Status out = s.message().find(path) != std::string::npos ? s : s.WithContext("store " + path);
+    if ((s.code() == Code::kIoError || s.code() == Code::kNoSpace) && DiskIsFull(path)) {
+      return Status(Code::kNoSpace, out.message() +
+                                        " (the disk holding it is full: free some space, even a"
+                                        " little, to open it)");
+    }
+    return out;
   };
   auto db = std::unique_ptr<Db>(new Db(path, read_only));
   if (read_only) {
@@ -200,8 +224,13 @@ Status Db::WriteTransaction(WriterLease& lease, Commit commit, int64_t now_ns,
   // transaction (a flush of many megabytes) never holds readers waiting for
   // the writer connection; and because synchronous cannot change inside a
   // transaction.
-  RETURN_IF_ERROR(CommitBatch());
   const bool durable = commit == Commit::kDurable;
+  Status batch = CommitBatch();
+  if (!batch.ok()) {
+    // A durable commit tells its caller of the lost batch now, once.
+    if (durable) lost_batch_ = Status::Ok();
+    return batch;
+  }
   if (durable && !lost_batch_.ok()) return std::exchange(lost_batch_, Status::Ok());
   if (durable) RETURN_IF_ERROR(conn.Exec("PRAGMA synchronous = FULL"));
   Status s = [&]() -> Status {
@@ -234,7 +263,14 @@ Status Db::CommitBatch() {
   // A failed COMMIT (disk full, I/O error) has rolled the batch back.
   if (!s.ok() && !sqlite3_get_autocommit(writer_->handle())) (void)writer_->Exec("ROLLBACK");
   batch_open_.store(false, std::memory_order_release);
-  return s.WithContext("committing a batch of changes");
+  s = s.WithContext("committing a batch of changes");
+  // The batch held changes already acknowledged to other callers: whoever
+  // committed it (the committer thread, a flush, a snapshot), the next
+  // durable commit must report the loss. (Fault injection found this: a
+  // snapshot whose batch commit failed left the next fsync returning OK
+  // although acknowledged changes were gone.)
+  if (!s.ok() && lost_batch_.ok()) lost_batch_ = s;
+  return s;
 }
 
 void Db::RunBatchCommitter() {
@@ -251,9 +287,9 @@ void Db::RunBatchCommitter() {
     }
     Status s = CommitBatch();
     if (!s.ok()) {
-      // Nobody waits for this commit: report it now, and to the next fsync.
+      // Nobody waits for this commit: report it now (CommitBatch keeps it
+      // for the next fsync).
       fprintf(stderr, "strata: %s: %s\n", path_.c_str(), s.ToString().c_str());
-      if (lost_batch_.ok()) lost_batch_ = s;
     }
   }
 }
