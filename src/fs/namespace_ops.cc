@@ -18,13 +18,13 @@ uint32_t TypeOf(uint32_t mode) { return mode & S_IFMT; }
 Result<Attr> FilesystemImpl::Lookup(InodeId parent, std::string_view name) {
   RETURN_IF_ERROR(ValidateName(name));
   // The target is known only inside the read, so its buffer view comes after
-  // the read began (not "buffer first"): if a flush completed meanwhile, the
-  // data it took may be in a commit this read does not see, and neither in
-  // the view. Then read again.
+  // the read began (not "buffer first"): if a flush of the target completed
+  // meanwhile, the data it took may be in a commit this read does not see,
+  // and neither in the view. Then read again.
   for (;;) {
     const uint64_t flushes = buffer_.CompletedFlushes();
     ASSIGN_OR_RETURN(Attr out, LookupOnce(parent, name));
-    if (buffer_.CompletedFlushes() == flushes) return out;
+    if (buffer_.LastFlushOf(out.ino) <= flushes) return out;
   }
 }
 

@@ -155,6 +155,12 @@ std::vector<FlushItem> WriteBuffer::TakeForFlush(std::optional<InodeId> ino) {
 
 void WriteBuffer::Complete(const std::vector<FlushItem>& items) {
   std::scoped_lock lock(mu_);
+  // Numbered before the blocks leave: a reader that sees them gone also
+  // sees the number (both under mu_, or published by the release below).
+  const uint64_t number = completed_.load(std::memory_order_relaxed) + 1;
+  for (const FlushItem& item : items) {
+    last_flush_of_[item.ino % kFlushSlots].store(number, std::memory_order_release);
+  }
   for (const FlushItem& item : items) {
     auto it = files_.find(item.ino);
     if (it == files_.end()) continue;
@@ -164,7 +170,7 @@ void WriteBuffer::Complete(const std::vector<FlushItem>& items) {
     p.has_flushing = false;
     if (!p.written && p.dirty.empty()) files_.erase(it);
   }
-  completed_.fetch_add(1, std::memory_order_release);
+  completed_.store(number, std::memory_order_release);
 }
 
 void WriteBuffer::Abort(const std::vector<FlushItem>& items) {

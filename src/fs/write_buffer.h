@@ -12,8 +12,9 @@
 #ifndef STRATA_FS_WRITE_BUFFER_H_
 #define STRATA_FS_WRITE_BUFFER_H_
 
-#include <cstdint>
+#include <array>
 #include <atomic>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -77,11 +78,18 @@ class WriteBuffer {
 
   // The overlay for blocks first..last of `ino` (empty if nothing pending).
   PendingView View(InodeId ino, uint64_t first, uint64_t last) const;
-  // How many flushes have completed (their blocks left the buffer). A reader
-  // that must take its view after starting its database read compares this
-  // before and after: if it moved, data may have left the buffer for a
-  // commit its read does not see, and the read must be done again.
+  // How many flushes have completed (their blocks left the buffer), and the
+  // number of the last one that took blocks of `ino` (or of an inode that
+  // shares its slot: never too low, sometimes too high). A reader that must
+  // take its view of `ino` after starting its database read compares the
+  // two: if a flush of `ino` completed after the read began, its data may be
+  // in a commit the read does not see and no longer in the buffer, and the
+  // read must be done again. (Per inode, so that a long read is not retried
+  // for every flush of other files: with many writers it never finished.)
   uint64_t CompletedFlushes() const { return completed_.load(std::memory_order_acquire); }
+  uint64_t LastFlushOf(InodeId ino) const {
+    return last_flush_of_[ino % kFlushSlots].load(std::memory_order_acquire);
+  }
   bool HasPending(InodeId ino) const;
   // The dirty (not yet taken) blocks of `ino` among first..last that hold a
   // whole block and have no encoding yet.
@@ -122,6 +130,8 @@ class WriteBuffer {
   const uint32_t block_size_;
   mutable std::mutex mu_;
   std::atomic<uint64_t> completed_{0};
+  static constexpr size_t kFlushSlots = 256;
+  std::array<std::atomic<uint64_t>, kFlushSlots> last_flush_of_{};  // by ino % kFlushSlots
   std::map<InodeId, Pending> files_;  // guarded by mu_
   uint64_t bytes_ = 0;                // guarded by mu_: dirty + flushing block bytes
 };
