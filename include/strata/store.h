@@ -85,6 +85,10 @@ class Store {
   // Freezes the branch's current state as a version and returns it; later
   // writes land in a newer version. Includes every write that returned before
   // the call (buffered data is flushed first). O(1) in the size of the tree.
+  // Durable when it returns, as an fsync (so are Fork and Restore): a
+  // snapshot is a point to come back to, even after a machine crash. If
+  // acknowledged changes were lost since the last durable commit (a full
+  // disk), it fails once, saying so, instead of freezing a state without them.
   virtual Result<Version> Snapshot(BranchId branch, std::string_view name = "") = 0;
   virtual Result<std::vector<SnapshotInfo>> ListSnapshots(BranchId branch) = 0;
   // Finds a snapshot of `branch` by name.

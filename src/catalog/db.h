@@ -141,7 +141,8 @@ class Db {
   int batch_changes_ = 0;                                // guarded by writer_mu_
   std::condition_variable batch_cv_;                     // with writer_mu_
   bool stopping_ = false;                                // guarded by writer_mu_
-  // A batch the committer thread failed to commit, for the next durable commit.
+  // A batch that failed to commit (in the committer thread or in any
+  // caller's commit), for the next durable commit to report.
   Status lost_batch_;                                     // guarded by writer_mu_
   std::thread batch_committer_;
   std::mutex pool_mu_;

@@ -216,8 +216,10 @@ Result<std::set<BranchId>> CheckCatalog(sql::Connection& conn, Catalog& cat,
     return Status::Ok();
   }));
   RETURN_IF_ERROR(ForEachRow(conn, kCallVersions, [&](sql::Statement& s) {
+    // version_before 0: recorded (RecordCall) on a branch never frozen, so
+    // no state before the call was kept.
     std::string call = "tool call " + std::to_string(s.Int(0));
-    if (version_of(call, s.Int(1), s.Int(2)) && !s.IsNull(3)) {
+    if ((s.Int(2) == 0 || version_of(call, s.Int(1), s.Int(2))) && !s.IsNull(3)) {
       version_of(call, s.Int(1), s.Int(3));
     }
     return Status::Ok();

@@ -68,9 +68,15 @@ Result<scmp_filter_ctx> NewContext(uint32_t default_action) {
   return ctx;
 }
 
-Result<uint32_t> ParseAction(const std::string& name, int errno_ret) {
+Result<uint32_t> ParseAction(const std::string& name, int64_t errno_ret) {
   if (name == "SCMP_ACT_ALLOW") return SCMP_ACT_ALLOW;
-  if (name == "SCMP_ACT_ERRNO") return SCMP_ACT_ERRNO(static_cast<uint32_t>(errno_ret));
+  if (name == "SCMP_ACT_ERRNO") {
+    // The kernel returns -errno_ret; libseccomp refuses anything past 4095.
+    if (errno_ret < 0 || errno_ret > 4095) {
+      return InvalidArgument("errno " + std::to_string(errno_ret) + " is not between 0 and 4095");
+    }
+    return SCMP_ACT_ERRNO(static_cast<uint32_t>(errno_ret));
+  }
   if (name == "SCMP_ACT_KILL" || name == "SCMP_ACT_KILL_THREAD") return SCMP_ACT_KILL;
   if (name == "SCMP_ACT_KILL_PROCESS") return SCMP_ACT_KILL_PROCESS;
   if (name == "SCMP_ACT_TRAP") return SCMP_ACT_TRAP;
@@ -99,12 +105,13 @@ Result<std::unique_ptr<SeccompFilter>> SeccompFilter::Default() {
   const uint32_t eperm = SCMP_ACT_ERRNO(EPERM);
   for (const char* name : kDenied) RETURN_IF_ERROR(AddRule(ctx, eperm, name));
   for (unsigned long flag : kNamespaceFlags) {
-    scmp_arg_cmp arg = SCMP_A0(SCMP_CMP_MASKED_EQ, flag, flag);
+    // Spelled out: libseccomp's SCMP_A0 macro is a C compound literal.
+    const scmp_arg_cmp arg{0, SCMP_CMP_MASKED_EQ, flag, flag};
     RETURN_IF_ERROR(AddRule(ctx, eperm, "clone", 1, &arg));
   }
   RETURN_IF_ERROR(AddRule(ctx, SCMP_ACT_ERRNO(ENOSYS), "clone3"));
   for (int family : kDeniedFamilies) {
-    scmp_arg_cmp arg = SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(family));
+    const scmp_arg_cmp arg{0, SCMP_CMP_EQ, static_cast<scmp_datum_t>(family), 0};
     RETURN_IF_ERROR(AddRule(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), "socket", 1, &arg));
   }
   return filter;
@@ -119,7 +126,7 @@ Result<std::unique_ptr<SeccompFilter>> SeccompFilter::FromProfile(const std::str
   auto number = [](const nlohmann::json& j, const char* key, int64_t fallback) -> int64_t {
     return j.contains(key) && j[key].is_number_integer() ? j[key].get<int64_t>() : fallback;
   };
-  const int default_errno = static_cast<int>(number(profile, "defaultErrnoRet", EPERM));
+  const int64_t default_errno = number(profile, "defaultErrnoRet", EPERM);
   ASSIGN_OR_RETURN(uint32_t default_action,
                    ParseAction(text(profile, "defaultAction"), default_errno));
   ASSIGN_OR_RETURN(scmp_filter_ctx ctx, NewContext(default_action));
@@ -128,8 +135,8 @@ Result<std::unique_ptr<SeccompFilter>> SeccompFilter::FromProfile(const std::str
   if (!profile["syscalls"].is_array()) return InvalidArgument("\"syscalls\" must be an array");
   for (const auto& rule : profile["syscalls"]) {
     if (!rule.is_object()) return InvalidArgument("each entry of \"syscalls\" must be an object");
-    ASSIGN_OR_RETURN(uint32_t action, ParseAction(text(rule, "action"),
-                                                  static_cast<int>(number(rule, "errnoRet", EPERM))));
+    ASSIGN_OR_RETURN(uint32_t action,
+                     ParseAction(text(rule, "action"), number(rule, "errnoRet", EPERM)));
     if (action == default_action) continue;  // libseccomp refuses such rules
     std::vector<scmp_arg_cmp> args;
     if (rule.contains("args") && rule["args"].is_array()) {
@@ -151,8 +158,11 @@ Result<std::unique_ptr<SeccompFilter>> SeccompFilter::FromProfile(const std::str
     }
     if (!text(rule, "name").empty()) names.push_back(text(rule, "name"));
     for (const std::string& name : names) {
-      RETURN_IF_ERROR(AddRule(ctx, action, name.c_str(), static_cast<unsigned>(args.size()),
-                              args.empty() ? nullptr : args.data()));
+      // What libseccomp refuses here comes from the profile (say, two
+      // conditions on one argument), so it is the profile's error.
+      Status added = AddRule(ctx, action, name.c_str(), static_cast<unsigned>(args.size()),
+                             args.empty() ? nullptr : args.data());
+      if (!added.ok()) return InvalidArgument("rule for '" + name + "': " + added.message());
     }
   }
   return filter;

@@ -37,6 +37,7 @@ constexpr size_t kMaxWriteBytes = 64 << 10;
 // so that the pages readers look up next are in the page cache.
 constexpr size_t kDirectAlign = 4096;
 std::atomic<bool> g_direct_io{true};
+std::atomic<WalDirectWriteHook> g_direct_write_hook{nullptr};
 
 struct FreeDeleter {
   void operator()(char* p) const { std::free(p); }
@@ -59,6 +60,14 @@ int PwriteAll(int fd, const char* p, size_t n, off_t off) {
   return 0;
 }
 
+// One O_DIRECT write of the WAL at `path`: through the test hook if one is
+// set (see SetWalDirectWriteHook), else pwrite(2). Returns 0 or an errno.
+int DirectWrite(const char* path, int fd, const char* p, size_t n, off_t off) {
+  WalDirectWriteHook hook = g_direct_write_hook.load(std::memory_order_acquire);
+  if (hook != nullptr) return hook(path, fd, p, n, static_cast<int64_t>(off));
+  return PwriteAll(fd, p, n, off);
+}
+
 // Runs one write at a time on a thread of its own (started on first use), so
 // that the device takes in one buffer while SQLite fills the next.
 class BackgroundWriter {
@@ -78,7 +87,8 @@ class BackgroundWriter {
 
   // Starts writing; the caller keeps p alive and unchanged until Wait().
   // Returns false if no thread could be started (the caller writes itself).
-  bool Start(int fd, const char* p, size_t n, off_t off) {
+  // `path` names the file for the test hook and must also stay alive.
+  bool Start(const char* path, int fd, const char* p, size_t n, off_t off) {
     if (!thread_.joinable()) {
       try {
         thread_ = std::thread([this] { Run(); });
@@ -88,7 +98,7 @@ class BackgroundWriter {
     }
     {
       std::scoped_lock lock(mu_);
-      job_ = Job{fd, p, n, off};
+      job_ = Job{path, fd, p, n, off};
       busy_ = true;
     }
     cv_.notify_all();
@@ -104,6 +114,7 @@ class BackgroundWriter {
 
  private:
   struct Job {
+    const char* path;
     int fd;
     const char* p;
     size_t n;
@@ -117,7 +128,7 @@ class BackgroundWriter {
       if (!busy_) return;  // stopping, nothing in flight
       Job job = job_;
       lock.unlock();
-      int error = PwriteAll(job.fd, job.p, job.n, job.off);
+      int error = DirectWrite(job.path, job.fd, job.p, job.n, job.off);
       lock.lock();
       error_ = error;
       busy_ = false;
@@ -247,7 +258,7 @@ int StartDirect(ShimFile* f) {
   rc = WriteBuffered(f, b->data(), head, b->start);
   if (rc != SQLITE_OK) return rc;
   const sqlite3_int64 body_off = b->start + static_cast<sqlite3_int64>(head);
-  if (b->writer.Start(b->direct_fd, b->data() + head, body, body_off)) {
+  if (b->writer.Start(b->direct_path.c_str(), b->direct_fd, b->data() + head, body, body_off)) {
     b->in_flight = {b->data() + head, body, body_off};
   } else {  // no thread: this file stays buffered
     DropDirect(b);
@@ -514,6 +525,10 @@ void Register() {
 }  // namespace
 
 void SetWalDirectIo(bool enabled) { g_direct_io.store(enabled, std::memory_order_relaxed); }
+
+void SetWalDirectWriteHook(WalDirectWriteHook hook) {
+  g_direct_write_hook.store(hook, std::memory_order_release);
+}
 
 const char* WalBufferVfsName() {
   static std::once_flag once;

@@ -26,6 +26,9 @@
 #ifndef STRATA_SQL_WAL_BUFFER_VFS_H_
 #define STRATA_SQL_WAL_BUFFER_VFS_H_
 
+#include <cstddef>
+#include <cstdint>
+
 namespace strata::sql {
 
 // The name of the shim VFS, registered (not as the default) on first call.
@@ -37,6 +40,17 @@ const char* WalBufferVfsName();
 // (the default). Turning it off gives the buffered path that file systems
 // without direct I/O take; tests run both.
 void SetWalDirectIo(bool enabled);
+
+// Test seam (fault injection, tests/testing/fault_vfs.h). The O_DIRECT
+// writes go to a descriptor of the shim's own, below the VFS it wraps, so a
+// test VFS would not see them. When a hook is set, each such write calls
+// hook(wal_path, fd, data, n, offset) instead of pwrite(2): the hook must
+// write all n bytes (to `fd`, or keep them) and return 0, or return the
+// errno to fail the write with. nullptr restores pwrite(2). Set it before
+// opening connections; it may be called from the shim's writer threads.
+using WalDirectWriteHook = int (*)(const char* wal_path, int fd, const void* data, size_t n,
+                                   int64_t offset);
+void SetWalDirectWriteHook(WalDirectWriteHook hook);
 
 }  // namespace strata::sql
 

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "catalog/branches.h"
 #include "catalog/schema.h"
 #include "sql/database.h"
 
@@ -156,6 +157,12 @@ UPDATE main.meta SET value = max(value, (SELECT coalesce(max(ino), 0) + 1 FROM b
   WHERE key = 'next_ino';
 )sql";
 
+// A text column, "" for NULL (a damaged bundle may hold one anywhere).
+std::string ColumnText(sqlite3_stmt* s, int column) {
+  const unsigned char* text = sqlite3_column_text(s, column);
+  return text == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(text));
+}
+
 Result<int64_t> ScalarInt(sql::Connection& conn, const std::string& query) {
   ASSIGN_OR_RETURN(auto s, conn.PrepareUncached(query));
   int rc = sqlite3_step(s.get());
@@ -230,6 +237,8 @@ bool PathExists(const std::string& path) {
 
 }  // namespace
 
+Result<std::string> BundleChecksum(sql::Connection& bundle) { return RowsChecksum(bundle); }
+
 Result<BundleStats> ExportBundle(const std::string& store_path, std::string_view session,
                                  const std::string& bundle_path, int64_t now_ns) {
   if (PathExists(bundle_path)) {
@@ -302,6 +311,7 @@ Result<BundleStats> ImportBundle(const std::string& store_path, const std::strin
     return Status(Code::kCorruption, "refusing " + bundle_path + ": " + why + "; nothing was imported");
   };
   BundleStats stats;
+  int64_t theirs = 0;  // the bundle's block size
   {
     // Everything is checked before the store is touched.
     Status pre = catalog::PrecheckStoreFile(bundle_path);
@@ -321,24 +331,35 @@ Result<BundleStats> ImportBundle(const std::string& store_path, const std::strin
     }
     auto check = bundle.PrepareUncached("PRAGMA integrity_check");
     if (!check.ok() || sqlite3_step(check->get()) != SQLITE_ROW ||
-        std::strcmp(reinterpret_cast<const char*>(sqlite3_column_text(check->get(), 0)), "ok") != 0) {
+        ColumnText(check->get(), 0) != "ok") {
       return refuse("the file is damaged");
     }
     check->reset();
     auto stored = bundle.PrepareUncached("SELECT value FROM bundle WHERE key = 'checksum'");
     std::string stored_sum;
     if (stored.ok() && sqlite3_step(stored->get()) == SQLITE_ROW) {
-      stored_sum = reinterpret_cast<const char*>(sqlite3_column_text(stored->get(), 0));
+      stored_sum = ColumnText(stored->get(), 0);
     }
     stored->reset();
     auto sum = RowsChecksum(bundle);
     if (!sum.ok() || stored_sum.empty() || *sum != stored_sum) return refuse("its checksum does not match");
+    auto block_size = ScalarInt(bundle, "SELECT value FROM meta WHERE key = 'block_size'");
+    if (!block_size.ok()) return refuse("it records no block size");
+    theirs = *block_size;
     auto name = bundle.PrepareUncached("SELECT value FROM bundle WHERE key = 'session'");
     if (!name.ok() || sqlite3_step(name->get()) != SQLITE_ROW) return refuse("it names no session");
-    stats.session = as_session.empty()
-                        ? std::string(reinterpret_cast<const char*>(sqlite3_column_text(name->get(), 0)))
-                        : std::string(as_session);
+    stats.session = as_session.empty() ? ColumnText(name->get(), 0) : std::string(as_session);
     name->reset();
+    // Exactly the session it names, under a name this store accepts.
+    Status valid = catalog::ValidateSessionName(stats.session);
+    if (!valid.ok()) return refuse(valid.message());
+    auto sessions = ScalarInt(bundle, "SELECT count(*) FROM sessions");
+    auto named = ScalarInt(bundle,
+                           "SELECT count(*) FROM sessions WHERE name = "
+                           "(SELECT value FROM bundle WHERE key = 'session')");
+    if (!sessions.ok() || !named.ok() || *sessions != 1 || *named != 1) {
+      return refuse("it does not hold exactly the one session it names");
+    }
     std::vector<IntegrityProblem> problems;
     auto ids = bundle.PrepareUncached("SELECT id FROM chunks ORDER BY id");
     if (!ids.ok()) return refuse("no chunks table");
@@ -352,7 +373,6 @@ Result<BundleStats> ImportBundle(const std::string& store_path, const std::strin
   ASSIGN_OR_RETURN(int64_t ours, ScalarInt(*conn, "SELECT value FROM meta WHERE key = 'block_size'"));
   RETURN_IF_ERROR(Attach(*conn, bundle_path));
   Status s = [&]() -> Status {
-    ASSIGN_OR_RETURN(int64_t theirs, ScalarInt(*conn, "SELECT value FROM b.meta WHERE key = 'block_size'"));
     if (theirs != ours) {
       return InvalidArgument("the bundle's block size (" + std::to_string(theirs) +
                              ") differs from this store's (" + std::to_string(ours) + ")");
@@ -372,6 +392,12 @@ Result<BundleStats> ImportBundle(const std::string& store_path, const std::strin
     ASSIGN_OR_RETURN(int64_t branches, ScalarInt(*conn, "SELECT count(*) FROM temp.map_branch"));
     ASSIGN_OR_RETURN(int64_t calls, ScalarInt(*conn, "SELECT count(*) FROM temp.map_call"));
     RETURN_IF_ERROR(conn->Exec(kImportRows));
+    // The rows must have made the session, on one of the bundle's branches
+    // (rows that disagree can make nothing: then refuse, do not commit).
+    ASSIGN_OR_RETURN(int64_t made, ScalarInt(*conn,
+        "SELECT count(*) FROM main.sessions s JOIN temp.map_branch m ON m.new = s.branch"
+        " WHERE s.name = (SELECT name FROM temp.import_name)"));
+    if (made != 1) return Corruption("the bundle's session is not on one of its branches");
     stats.chunks = static_cast<uint64_t>(all);
     stats.chunks_reused = static_cast<uint64_t>(reused);
     stats.chunk_bytes = static_cast<uint64_t>(bytes);
@@ -381,7 +407,12 @@ Result<BundleStats> ImportBundle(const std::string& store_path, const std::strin
   }();
   (void)conn->Exec("DROP TABLE IF EXISTS temp.import_name");
   (void)conn->Exec("DETACH DATABASE b");
-  if (!s.ok()) return s.WithContext("importing " + bundle_path + " (nothing was imported)");
+  if (!s.ok()) {
+    // A statement that fails on the bundle's rows (a constraint, a missing
+    // column) means a bad bundle, not a bug here.
+    const Code code = s.code() == Code::kInternal ? Code::kCorruption : s.code();
+    return Status(code, s.message()).WithContext("importing " + bundle_path + " (nothing was imported)");
+  }
   return stats;
 }
 

@@ -17,6 +17,7 @@
 #include <string_view>
 
 #include "chunks/chunk_store.h"
+#include "sql/database.h"
 #include "strata/status.h"
 #include "strata/types.h"
 
@@ -33,6 +34,12 @@ Result<BundleStats> ExportBundle(const std::string& store_path, std::string_view
 // `as_session` (empty: the bundle's own name), which must not exist.
 Result<BundleStats> ImportBundle(const std::string& store_path, const std::string& bundle_path,
                                  std::string_view as_session, chunks::ChunkStore& chunks);
+
+// The checksum a bundle stores (row 'checksum' of table `bundle`) and Import
+// verifies: XXH3-128, as hex, over every row of the bundle's tables except
+// that one, in a fixed order. Exposed so that tests and fuzzers can re-seal a
+// bundle they altered on purpose.
+Result<std::string> BundleChecksum(sql::Connection& bundle);
 
 }  // namespace strata
 

@@ -1,6 +1,7 @@
 // Unpacking a tarball into a filesystem (for images).
 #include <sys/stat.h>
 
+#include <limits>
 #include <memory>
 #include <string>
 #include <utility>
@@ -33,6 +34,17 @@ Result<std::string> CleanPath(const char* raw) {
     out += part;
   }
   return out;
+}
+
+// An entry's modification time in nanoseconds since the epoch, clamped to
+// the int64 range: a tarball may carry any time (pax "mtime" is unbounded).
+int64_t MtimeNs(int64_t seconds, int64_t nanoseconds) {
+  int64_t ns = 0;
+  if (__builtin_mul_overflow(seconds, int64_t{1'000'000'000}, &ns) ||
+      __builtin_add_overflow(ns, nanoseconds, &ns)) {
+    return seconds < 0 ? std::numeric_limits<int64_t>::min() : std::numeric_limits<int64_t>::max();
+  }
+  return ns;
 }
 
 class TarReader {
@@ -68,8 +80,7 @@ class TarReader {
     attrs.mode = api.archive_entry_perm(entry) & 07777;
     attrs.uid = static_cast<uint32_t>(api.archive_entry_uid(entry));
     attrs.gid = static_cast<uint32_t>(api.archive_entry_gid(entry));
-    attrs.mtime_ns = static_cast<int64_t>(api.archive_entry_mtime(entry)) * 1'000'000'000 +
-                     api.archive_entry_mtime_nsec(entry);
+    attrs.mtime_ns = MtimeNs(api.archive_entry_mtime(entry), api.archive_entry_mtime_nsec(entry));
     attrs.atime_ns = attrs.mtime_ns;
     const Cred owner{*attrs.uid, *attrs.gid};
     if (path.empty()) {  // the root itself

@@ -131,7 +131,7 @@ class StoreImpl final : public Store {
     RETURN_IF_ERROR(WriteTxn([&](sql::Connection& conn) -> Status {
       ASSIGN_OR_RETURN(version, FreezeWithPending(conn, branch));
       return catalog::InsertSnapshot(conn, branch, version, name, core_->Now()).status();
-    }));
+    }, catalog::Commit::kDurable));
     return version;
   }
 
@@ -155,7 +155,7 @@ class StoreImpl final : public Store {
       ASSIGN_OR_RETURN(child, catalog::CreateChildBranch(conn, from.branch, version, now));
       if (!session.empty()) RETURN_IF_ERROR(catalog::InsertSession(conn, session, child, now));
       return Status::Ok();
-    }));
+    }, catalog::Commit::kDurable));
     return child;
   }
 
@@ -187,7 +187,7 @@ class StoreImpl final : public Store {
       ASSIGN_OR_RETURN(BranchId fresh,
                        catalog::CreateChildBranch(conn, target.branch, version, now));
       return catalog::SetSessionBranch(conn, session, fresh, now);
-    }));
+    }, catalog::Commit::kDurable));
     return undo;
   }
 
@@ -406,7 +406,8 @@ class StoreImpl final : public Store {
                   catalog::Commit commit = catalog::Commit::kNow) {
     ASSIGN_OR_RETURN(catalog::WriterLease lease, core_->db().Writer());
     sql::Connection& conn = lease.conn();
-    Status s = core_->db().WriteTransaction(lease, commit, 0, [&] { return fn(conn); });
+    const int64_t now = commit == catalog::Commit::kDurable ? core_->Now() : 0;
+    Status s = core_->db().WriteTransaction(lease, commit, now, [&] { return fn(conn); });
     for (auto& flush : pending_) flush.Finish(s.ok());
     pending_.clear();
     return s;

@@ -1,5 +1,6 @@
 #include "tree/kv.h"
 
+#include "base/utf8.h"
 #include "tree/versioned.h"
 
 namespace strata::tree {
@@ -27,6 +28,52 @@ std::optional<std::string> PrefixEnd(std::string_view prefix) {
   if (end.empty()) return std::nullopt;
   end.back() = static_cast<char>(static_cast<unsigned char>(end.back()) + 1);
   return end;
+}
+
+// The value of the 4 hex digits at text[at..], or -1.
+int Hex4(std::string_view text, size_t at) {
+  if (at + 4 > text.size()) return -1;
+  int v = 0;
+  for (size_t i = at; i < at + 4; ++i) {
+    const char c = text[i];
+    const int d = c >= '0' && c <= '9' ? c - '0'
+                  : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                  : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                         : -1;
+    if (d < 0) return -1;
+    v = v * 16 + d;
+  }
+  return v;
+}
+
+// Whether a string of the JSON `text` holds a \u escape of a UTF-16
+// surrogate that is not part of a pair. SQLite's json_valid accepts one;
+// JSON parsers that decode strings (nlohmann::json, which the CLI uses)
+// refuse the whole text.
+bool HasLoneSurrogate(std::string_view text) {
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (!in_string || c == '"') {
+      if (c == '"') in_string = !in_string;
+      continue;
+    }
+    if (c != '\\' || i + 1 >= text.size()) continue;
+    if (text[i + 1] != 'u') {
+      ++i;  // a one-character escape, possibly of '"' or '\\'
+      continue;
+    }
+    const int unit = Hex4(text, i + 2);
+    if (unit < 0) continue;  // json_valid refuses it
+    i += 5;
+    if (unit >= 0xDC00 && unit <= 0xDFFF) return true;
+    if (unit < 0xD800 || unit > 0xDBFF) continue;
+    if (i + 2 >= text.size() || text[i + 1] != '\\' || text[i + 2] != 'u') return true;
+    const int low = Hex4(text, i + 3);
+    if (low < 0xDC00 || low > 0xDFFF) return true;
+    i += 6;
+  }
+  return false;
 }
 
 }  // namespace
@@ -73,6 +120,12 @@ Status DeleteKv(sql::Connection& conn, Head head, std::string_view key) {
 }
 
 Result<std::string> NormalizeJson(sql::Connection& conn, std::string_view text) {
+  // JSON text is UTF-8 (RFC 8259); SQLite does not check, and what it lets
+  // through could be stored but not read back by a strict parser.
+  if (!IsUtf8(text)) return InvalidArgument("not valid JSON: not UTF-8 text");
+  if (HasLoneSurrogate(text)) {
+    return InvalidArgument("not valid JSON: a \\u escape of an unpaired UTF-16 surrogate");
+  }
   ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kNormalizeJson));
   s.BindText(1, text);
   ASSIGN_OR_RETURN(bool row, s.Step());

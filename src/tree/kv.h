@@ -26,7 +26,7 @@ Status PutKv(sql::Connection& conn, Head head, std::string_view key, std::string
 Status DeleteKv(sql::Connection& conn, Head head, std::string_view key);
 
 // `text` as minified JSON (SQLite's json()); InvalidArgument when it is not
-// valid JSON.
+// valid JSON, is not UTF-8, or escapes an unpaired UTF-16 surrogate.
 Result<std::string> NormalizeJson(sql::Connection& conn, std::string_view text);
 
 }  // namespace strata::tree
