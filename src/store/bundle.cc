@@ -10,6 +10,7 @@
 
 #include "catalog/branches.h"
 #include "catalog/schema.h"
+#include "fs/integrity.h"
 #include "sql/database.h"
 
 namespace strata {
@@ -360,14 +361,17 @@ Result<BundleStats> ImportBundle(const std::string& store_path, const std::strin
     if (!sessions.ok() || !named.ok() || *sessions != 1 || *named != 1) {
       return refuse("it does not hold exactly the one session it names");
     }
-    std::vector<IntegrityProblem> problems;
-    auto ids = bundle.PrepareUncached("SELECT id FROM chunks ORDER BY id");
-    if (!ids.ok()) return refuse("no chunks table");
-    while (sqlite3_step(ids->get()) == SQLITE_ROW) {
-      RETURN_IF_ERROR(chunks.Verify(bundle, sqlite3_column_int64(ids->get(), 0), &problems));
+    // The whole of fsck on the bundle: its chunks, and rows that agree with
+    // each other (a checksum only proves the rows are those it was made
+    // over, by anyone).
+    auto problems = fs::CheckStoreIntegrity(bundle, chunks, {});
+    if (!problems.ok()) return refuse(problems.status().message());
+    if (!problems->empty()) {
+      const IntegrityProblem& p = problems->front();
+      return refuse("it fails the integrity check (" + p.kind + ": " + p.detail +
+                    (problems->size() > 1 ? ", and " + std::to_string(problems->size() - 1) +
+                                                " more" : "") + ")");
     }
-    ids->reset();
-    if (!problems.empty()) return refuse("a chunk is damaged (" + problems[0].detail + ")");
   }
   ASSIGN_OR_RETURN(auto conn, sql::Connection::Open(store_path, sql::OpenMode::kReadWriteCreate));
   ASSIGN_OR_RETURN(int64_t ours, ScalarInt(*conn, "SELECT value FROM meta WHERE key = 'block_size'"));
