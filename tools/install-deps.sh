@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything Strata needs to build, test and benchmark on Debian 12
-# (run as root). Safe to run again.
+# (run as root), including clang for the sanitizer and fuzzing build. Safe to
+# run again.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
@@ -11,4 +12,4 @@ apt-get install -y -qq --no-install-recommends \
   libcli11-dev nlohmann-json3-dev libfmt-dev \
   libgtest-dev libgmock-dev libbenchmark-dev \
   make gcc tar diffutils python3 python3-venv stress-ng attr linux-perf bubblewrap \
-  util-linux procps >/dev/null
+  util-linux procps clang libclang-rt-dev >/dev/null
