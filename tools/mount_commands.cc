@@ -15,6 +15,7 @@
 #include <fstream>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -200,14 +201,25 @@ std::string Unescape(const std::string& field) {
   return out;
 }
 
-// The pid of the strata daemon serving `mountpoint` (from the source column
-// "strata:SESSION:PID" of its /proc/self/mountinfo line), or 0.
-pid_t DaemonServing(const std::string& mountpoint) {
+struct ServedMount {
+  pid_t daemon = 0;      // 0: no strata mount there
+  unsigned minor = 0;    // the FUSE connection's number (its device minor)
+};
+
+// The strata daemon serving `mountpoint` (its pid from the source column
+// "strata:SESSION:PID" of the /proc/self/mountinfo line) and the mount's
+// FUSE connection.
+ServedMount DaemonServing(const std::string& mountpoint) {
+  // Resolve the parent only: a stat of the mount point itself waits for the
+  // daemon, forever if the daemon is stuck (see DaemonDying).
   std::error_code ec;
-  const std::string target = std::filesystem::weakly_canonical(mountpoint, ec).string();
+  std::filesystem::path point = std::filesystem::absolute(mountpoint, ec).lexically_normal();
+  if (!point.has_filename()) point = point.parent_path();
+  const std::string target =
+      (std::filesystem::weakly_canonical(point.parent_path(), ec) / point.filename()).string();
   std::ifstream info("/proc/self/mountinfo");
   std::string line;
-  pid_t found = 0;
+  ServedMount found;
   while (std::getline(info, line)) {
     std::istringstream fields(line);
     std::string id, parent, dev, root, point, word;
@@ -220,18 +232,77 @@ pid_t DaemonServing(const std::string& mountpoint) {
     source = Unescape(source);
     size_t colon = source.rfind(':');
     if (colon == std::string::npos) continue;
-    found = static_cast<pid_t>(std::atoi(source.c_str() + colon + 1));  // the last one wins
+    // The last one wins.
+    found.daemon = static_cast<pid_t>(std::atoi(source.c_str() + colon + 1));
+    size_t dev_colon = dev.find(':');
+    found.minor = dev_colon == std::string::npos
+                      ? 0
+                      : static_cast<unsigned>(std::strtoul(dev.c_str() + dev_colon + 1, nullptr, 10));
   }
   return found;
 }
 
-// Waits for `pid` to exit: a daemon closes its store only after the unmount.
-Status AwaitExit(pid_t pid, const std::string& mountpoint) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
-  while (kill(pid, 0) == 0 || errno == EPERM) {
-    if (std::chrono::steady_clock::now() > deadline) {
+// The state letter of /proc/PID[/task/TID]/stat ('R', 'S', 'D', 'Z', ...), or
+// 0 if it is gone.
+char ProcState(const std::filesystem::path& stat_file) {
+  std::ifstream stat(stat_file);
+  std::string line;
+  if (!std::getline(stat, line)) return 0;
+  size_t paren = line.rfind(')');  // the command name may hold spaces and ')'
+  return paren == std::string::npos || paren + 2 >= line.size() ? 0 : line[paren + 2];
+}
+
+// The daemon was killed (or is exiting): its main thread is gone. If another
+// of its threads waits on its own mount (a snapshot's syncfs or fsync), it
+// waits forever: nobody is left to answer, and the connection ends only when
+// the process closes /dev/fuse, which it cannot do before that thread returns.
+bool DaemonDying(pid_t pid) {
+  char state = ProcState("/proc/" + std::to_string(pid) + "/stat");
+  return state == 0 || state == 'Z';
+}
+
+// Ends a FUSE connection: every request waiting on it fails with ENOTCONN.
+void AbortConnection(unsigned minor) {
+  if (minor == 0) return;
+  std::ofstream abort("/sys/fs/fuse/connections/" + std::to_string(minor) + "/abort");
+  abort << "1";
+}
+
+// True while some thread of `pid` has not exited. A process whose threads are
+// all zombies has closed its files (each thread drops the file table before it
+// becomes a zombie), the store among them. The daemon's parent is gone, so its
+// zombie waits for init, and some inits reap only every second or so.
+bool Running(pid_t pid) {
+  if (kill(pid, 0) != 0 && errno != EPERM) return false;
+  std::error_code ec;
+  const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& task : std::filesystem::directory_iterator(tasks, ec)) {
+    char state = ProcState(task.path() / "stat");
+    if (state != 0 && state != 'Z') return true;
+  }
+  return !ec ? false : kill(pid, 0) == 0;
+}
+
+// Waits for the daemon to exit: it closes its store only after the unmount.
+// A daemon whose main thread is gone for a second while another thread
+// lives is stuck on its own connection (see DaemonDying): abort it.
+Status AwaitExit(const ServedMount& served, const std::string& mountpoint) {
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + std::chrono::minutes(5);
+  std::optional<std::chrono::steady_clock::time_point> dying_since;
+  bool aborted = false;
+  while (Running(served.daemon)) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now > deadline) {
       return Status(Code::kBusy, "unmounted " + mountpoint + ", but its daemon (pid " +
-                                     std::to_string(pid) + ") is still writing the store");
+                                     std::to_string(served.daemon) + ") is still writing the store");
+    }
+    if (!aborted && DaemonDying(served.daemon)) {
+      if (!dying_since) dying_since = now;
+      if (now - *dying_since > std::chrono::seconds(1)) {
+        AbortConnection(served.minor);
+        aborted = true;
+      }
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
@@ -239,8 +310,16 @@ Status AwaitExit(pid_t pid, const std::string& mountpoint) {
 }
 
 Status Umount(const std::string& mountpoint) {
-  const pid_t daemon = DaemonServing(mountpoint);
-  auto unmounted = [&]() { return daemon > 0 ? AwaitExit(daemon, mountpoint) : Status::Ok(); };
+  const ServedMount served = DaemonServing(mountpoint);
+  auto unmounted = [&]() {
+    return served.daemon > 0 ? AwaitExit(served, mountpoint) : Status::Ok();
+  };
+  if (served.daemon > 0 && DaemonDying(served.daemon)) {
+    // Killed: nothing is left to flush, and a process using the mount (or a
+    // thread of the daemon itself) may wait on the dead connection forever.
+    AbortConnection(served.minor);
+    if (umount2(mountpoint.c_str(), MNT_DETACH) == 0) return unmounted();
+  }
   if (umount2(mountpoint.c_str(), 0) == 0) return unmounted();
   int err = errno;
   if (err == EPERM) {

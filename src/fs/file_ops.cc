@@ -28,10 +28,12 @@ Status CheckRegular(const tree::InodeRow& row) {
 
 Status FilesystemImpl::Open(InodeId ino) {
   bool regular = false;
+  bool unlinked = false;
   uint64_t size = 0;
   RETURN_IF_ERROR(Query([&](sql::Connection& conn, tree::Scope scope) -> Status {
     ASSIGN_OR_RETURN(tree::InodeRow row, LoadInode(conn, scope, ino));
     regular = S_ISREG(row.mode);
+    unlinked = row.nlink == 0 && !S_ISDIR(row.mode);
     size = row.size;
     return Status::Ok();
   }));
@@ -40,6 +42,10 @@ Status FilesystemImpl::Open(InodeId ino) {
   if (file.count == 0) file.known_size = size;
   file.count++;
   file.regular = regular;
+  // An orphan opened again (open_by_handle_at, as a snapshot's drain does,
+  // or /proc/PID/fd/N) after its other handles went: this handle's Release
+  // must delete it.
+  if (unlinked) file.maybe_orphan = true;
   return Status::Ok();
 }
 
@@ -85,9 +91,11 @@ Status FilesystemImpl::Release(InodeId ino) {
   // The last handle of an inode with no name left: now it goes.
   return Mutate([&](sql::Connection& conn, tree::Head head) -> Status {
     ASSIGN_OR_RETURN(auto row, tree::GetInode(conn, head.scope(), ino));
-    if (!row.has_value() || row->nlink > 0 || S_ISDIR(row->mode) || IsOpen(ino)) {
-      return Status::Ok();
-    }
+    if (!row.has_value() || row->nlink > 0 || S_ISDIR(row->mode)) return Status::Ok();
+    // Opened again since our handle went: the new handle's last Release
+    // deletes it (without the mark it would only queue a flush, and the
+    // orphan would stay until the branch is next opened).
+    if (MarkOrphanIfOpen(ino)) return Status::Ok();
     buffer_.Discard(ino);
     RETURN_IF_ERROR(tree::DeleteInode(conn, head, ino));
     CountRemoved(row->size);
