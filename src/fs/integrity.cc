@@ -29,6 +29,10 @@ constexpr const char* kAncestry =
 constexpr const char* kSnapshots = "SELECT id, branch, version, name FROM snapshots ORDER BY id";
 constexpr const char* kSessions = "SELECT name, branch FROM sessions";
 constexpr const char* kPastSessionBranches = "SELECT session, branch FROM session_branches";
+// Each session's history must end at the branch it points at now.
+constexpr const char* kSessionHistoryMismatch =
+    "SELECT s.name FROM sessions s WHERE s.branch IS NOT (SELECT h.branch FROM session_branches h"
+    " WHERE h.session = s.name ORDER BY h.seq DESC LIMIT 1)";
 constexpr const char* kImages = "SELECT name, branch, version FROM images";
 constexpr const char* kCallVersions =
     "SELECT id, branch, version_before, version_after FROM tool_calls";
@@ -212,6 +216,18 @@ Result<std::set<BranchId>> CheckCatalog(sql::Connection& conn, Catalog& cat,
     if (cat.Find(s.Int(1)) == nullptr) {
       AddProblem(problems, "missing-branch", "session " + s.Text(0),
                  "points at missing branch " + std::to_string(s.Int(1)));
+    }
+    return Status::Ok();
+  }));
+  RETURN_IF_ERROR(ForEachRow(conn, kSessionHistoryMismatch, [&](sql::Statement& s) {
+    AddProblem(problems, "session-history", "session " + s.Text(0),
+               "its branch history (session_branches) does not end at its current branch");
+    return Status::Ok();
+  }));
+  RETURN_IF_ERROR(ForEachRow(conn, kPastSessionBranches, [&](sql::Statement& s) {
+    if (cat.Find(s.Int(1)) == nullptr) {
+      AddProblem(problems, "missing-branch", "session " + s.Text(0),
+                 "its history names missing branch " + std::to_string(s.Int(1)));
     }
     return Status::Ok();
   }));

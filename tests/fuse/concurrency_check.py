@@ -209,10 +209,27 @@ def torn_explains(seed, w, ops, lo, hi, path, got):
                     sizes.add(len(content[f]))
     if got is None:
         return absent
-    if len(got) not in sizes:
-        return False
     n = len(got)
-    return any(c[:n] + bytes(max(0, n - len(c))) == got for c in contents)
+    if n in sizes and any(c[:n] + bytes(max(0, n - len(c))) == got for c in contents):
+        return True
+    return mid_write_explains(contents, got)
+
+
+def mid_write_explains(contents, got, page=4096):
+    """Whether `got` is a write caught half-way: the snapshot's drain flushed
+    some of the pages a write(2) still in progress had copied into the
+    kernel's page cache. Then each page of `got` is that page before or after
+    the write (two consecutive states of the file), and its size lies
+    between theirs."""
+    n = len(got)
+    for before, after in zip(contents, contents[1:]):
+        if not min(len(before), len(after)) <= n <= max(len(before), len(after)):
+            continue
+        b = before[:n] + bytes(max(0, n - len(before)))
+        a = after[:n] + bytes(max(0, n - len(after)))
+        if all(got[i:i + page] in (b[i:i + page], a[i:i + page]) for i in range(0, n, page)):
+            return True
+    return False
 
 
 def window(ops, t_start, t_end):
