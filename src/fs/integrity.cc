@@ -1,5 +1,7 @@
 #include "fs/integrity.h"
 
+#include <sqlite3.h>
+
 #include <map>
 #include <optional>
 #include <string>
@@ -19,6 +21,41 @@ constexpr const char* kMissingOutputChunks =
     "SELECT o.call, o.stream, o.idx, o.chunk FROM call_output o"
     " WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.id = o.chunk)";
 constexpr const char* kAllChunks = "SELECT id FROM chunks ORDER BY id";
+// Columns whose SQLite type lookups depend on (a name stored as an integer
+// never matches the blob a lookup binds): each with the types it may hold.
+struct TypedColumn {
+  const char* table;
+  const char* column;
+  const char* types;
+};
+constexpr TypedColumn kTypedColumns[] = {
+    {"dentries", "name", "'blob'"},          {"dentries", "ino", "'integer'"},
+    {"dentries", "parent", "'integer'"},     {"dentries", "type", "'integer'"},
+    {"inodes", "ino", "'integer'"},          {"inodes", "mode", "'integer'"},
+    {"inodes", "nlink", "'integer'"},        {"inodes", "size", "'integer'"},
+    {"inodes", "parent", "'integer'"},       {"inodes", "target", "'blob','null'"},
+    {"blocks", "chunk", "'integer','null'"}, {"blocks", "idx", "'integer'"},
+    {"xattrs", "name", "'blob'"},            {"xattrs", "value", "'blob','null'"},
+    {"kv", "key", "'text'"},                 {"kv", "value", "'text','null'"},
+    {"chunks", "hash", "'blob'"},            {"chunks", "data", "'blob'"},
+    {"chunks", "size", "'integer'"},         {"chunks", "codec", "'integer'"},
+    {"sessions", "name", "'text'"},          {"session_branches", "session", "'text'"},
+    {"snapshots", "name", "'text','null'"},  {"images", "name", "'text'"},
+    {"tool_calls", "name", "'text'"},        {"tool_calls", "args", "'text'"},
+    {"call_output", "chunk", "'integer'"},
+};
+
+// Rows whose values no operation writes (names and values out of range,
+// inodes of no file type): a damaged store or a hand-made bundle.
+constexpr const char* kBadNames =
+    "SELECT parent, branch, hex(name) FROM dentries WHERE length(name) NOT BETWEEN 1 AND 255"
+    " OR instr(name, x'2f') > 0 OR instr(name, x'00') > 0 LIMIT 100";
+constexpr const char* kBadXattrs =
+    "SELECT ino, branch FROM xattrs WHERE length(name) NOT BETWEEN 1 AND 255"
+    " OR length(value) > 65536 LIMIT 100";
+constexpr const char* kBadModes =
+    "SELECT ino, branch, mode FROM inodes WHERE deleted = 0 AND (mode & 61440) NOT IN"
+    " (32768, 16384, 40960, 8192, 24576, 4096, 49152) LIMIT 100";
 // blocks has no index on chunk: used only for the few chunks found bad.
 constexpr const char* kUsersOfChunk =
     "SELECT DISTINCT ino, branch FROM blocks WHERE chunk = ?1 LIMIT 8";
@@ -261,6 +298,34 @@ Status CheckChunks(sql::Connection& conn, chunks::ChunkStore& chunks, const Cata
     AddProblem(problems, "missing-chunk", "",
                "output " + std::to_string(s.Int(1)) + " of tool call " + std::to_string(s.Int(0)) +
                    " references chunk " + std::to_string(s.Int(3)) + ", which is missing");
+    return Status::Ok();
+  }));
+  for (const TypedColumn& c : kTypedColumns) {
+    std::string sql = std::string("SELECT count(*) FROM ") + c.table + " WHERE typeof(" +
+                      c.column + ") NOT IN (" + c.types + ")";
+    ASSIGN_OR_RETURN(auto stmt, conn.PrepareUncached(sql));
+    if (sqlite3_step(stmt.get()) == SQLITE_ROW && sqlite3_column_int64(stmt.get(), 0) > 0) {
+      AddProblem(problems, "bad-type", "",
+                 std::to_string(sqlite3_column_int64(stmt.get(), 0)) + " rows of " + c.table +
+                     " hold a " + c.column + " of the wrong type (allowed: " + c.types + ")");
+    }
+  }
+  RETURN_IF_ERROR(ForEachRow(conn, kBadNames, [&](sql::Statement& s) -> Status {
+    AddProblem(problems, "bad-name", cat.Label(s.Int(1)),
+               "directory inode " + std::to_string(s.Int(0)) + " has an entry named x'" +
+                   s.Text(2) + "', which no file name can be");
+    return Status::Ok();
+  }));
+  RETURN_IF_ERROR(ForEachRow(conn, kBadXattrs, [&](sql::Statement& s) -> Status {
+    AddProblem(problems, "bad-xattr", cat.Label(s.Int(1)),
+               "inode " + std::to_string(s.Int(0)) +
+                   " has an extended attribute whose name or value is out of range");
+    return Status::Ok();
+  }));
+  RETURN_IF_ERROR(ForEachRow(conn, kBadModes, [&](sql::Statement& s) -> Status {
+    AddProblem(problems, "bad-mode", cat.Label(s.Int(1)),
+               "inode " + std::to_string(s.Int(0)) + " has mode " + std::to_string(s.Int(2)) +
+                   ", of no file type");
     return Status::Ok();
   }));
   std::vector<chunks::ChunkId> ids;
