@@ -17,11 +17,6 @@ constexpr const char* kChangedDentries =
     "SELECT DISTINCT parent, name FROM dentries WHERE branch = ?1 AND vfrom > ?2 AND vfrom <= ?3";
 constexpr const char* kChangedInodes =
     "SELECT DISTINCT ino FROM inodes WHERE branch = ?1 AND vfrom > ?2 AND vfrom <= ?3";
-constexpr const char* kNamesOfIno =
-    "SELECT DISTINCT r.parent, r.name FROM ancestry a JOIN dentries r"
-    " ON r.branch = a.ancestor AND r.ino = ?3"
-    " AND r.vfrom <= CASE WHEN a.depth = 0 THEN ?2 ELSE a.vlimit END WHERE a.branch = ?1";
-
 // Resolves inodes to paths within one view, caching directories.
 class PathFinder {
  public:
@@ -64,21 +59,9 @@ class PathFinder {
 
  private:
   Result<std::vector<std::pair<InodeId, std::string>>> LiveNames(InodeId ino) {
-    std::vector<std::pair<InodeId, std::string>> candidates;
-    {
-      ASSIGN_OR_RETURN(sql::Statement s, conn_.Prepare(kNamesOfIno));
-      s.Bind(1, scope_.branch).Bind(2, scope_.limit).Bind(3, ino);
-      for (;;) {
-        ASSIGN_OR_RETURN(bool row, s.Step());
-        if (!row) break;
-        candidates.emplace_back(static_cast<InodeId>(s.Int(0)), s.BlobString(1));
-      }
-    }
+    ASSIGN_OR_RETURN(auto names, tree::NamesOf(conn_, scope_, ino));
     std::vector<std::pair<InodeId, std::string>> live;
-    for (auto& [parent, name] : candidates) {
-      ASSIGN_OR_RETURN(auto entry, tree::GetDentry(conn_, scope_, parent, name));
-      if (entry.has_value() && entry->ino == ino) live.emplace_back(parent, std::move(name));
-    }
+    for (auto& [parent, entry] : names) live.emplace_back(parent, std::move(entry.name));
     return live;
   }
 

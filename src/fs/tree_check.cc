@@ -16,9 +16,6 @@ constexpr const char* kChangedEntries =
     "SELECT DISTINCT parent, name FROM dentries WHERE branch = ?1 AND vfrom > ?2 AND vfrom <= ?3";
 constexpr const char* kChangedInodes =
     "SELECT DISTINCT ino FROM inodes WHERE branch = ?1 AND vfrom > ?2 AND vfrom <= ?3";
-// Every (directory, name) that some version of some branch pointed at `ino`
-// (dentries_by_ino); resolving each in a view tells which still do there.
-constexpr const char* kNameCandidates = "SELECT DISTINCT parent, name FROM dentries WHERE ino = ?1";
 constexpr const char* kInodesUpTo =
     "SELECT DISTINCT ino FROM inodes WHERE branch = ?1 AND vfrom <= ?2";
 constexpr const char* kOrphansOf = "SELECT ino FROM orphans WHERE branch = ?1";
@@ -64,24 +61,13 @@ class Reporter {
 std::string InodeText(InodeId ino) { return "inode " + std::to_string(ino); }
 
 // The names that point at `ino` in `scope`, from live directories.
-Result<std::vector<Name>> NamesOf(sql::Connection& conn, tree::Scope scope, InodeId ino) {
-  std::vector<std::pair<InodeId, std::string>> candidates;
-  {
-    ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kNameCandidates));
-    s.Bind(1, static_cast<int64_t>(ino));
-    for (;;) {
-      ASSIGN_OR_RETURN(bool row, s.Step());
-      if (!row) break;
-      candidates.emplace_back(static_cast<InodeId>(s.Int(0)), s.BlobString(1));
-    }
-  }
+Result<std::vector<Name>> LiveNamesOf(sql::Connection& conn, tree::Scope scope, InodeId ino) {
+  ASSIGN_OR_RETURN(auto entries, tree::NamesOf(conn, scope, ino));
   std::vector<Name> names;
-  for (auto& [parent, name] : candidates) {
-    ASSIGN_OR_RETURN(auto entry, tree::GetDentry(conn, scope, parent, name));
-    if (!entry.has_value() || entry->ino != ino) continue;
+  for (auto& [parent, entry] : entries) {
     ASSIGN_OR_RETURN(auto dir, tree::GetInode(conn, scope, parent));
     if (!dir.has_value() || !S_ISDIR(dir->mode)) continue;
-    names.push_back({parent, std::move(name), entry->type});
+    names.push_back({parent, std::move(entry.name), entry.type});
   }
   return names;
 }
@@ -121,7 +107,7 @@ std::string Join(const std::string& dir_path, const std::string& name) {
 Status CheckInode(sql::Connection& conn, const CheckedView& view, InodeId ino, Reporter& report) {
   const tree::Scope scope = view.scope;
   ASSIGN_OR_RETURN(auto row, tree::GetInode(conn, scope, ino));
-  ASSIGN_OR_RETURN(std::vector<Name> names, NamesOf(conn, scope, ino));
+  ASSIGN_OR_RETURN(std::vector<Name> names, LiveNamesOf(conn, scope, ino));
   if (!row.has_value()) {
     for (const Name& n : names) {
       ASSIGN_OR_RETURN(std::string dir, PathOf(conn, scope, n.parent));
@@ -189,7 +175,7 @@ Status CheckInode(sql::Connection& conn, const CheckedView& view, InodeId ino, R
 Result<std::string> PathOf(sql::Connection& conn, tree::Scope scope, InodeId ino) {
   std::string path;
   for (int depth = 0; depth < kMaxDepth && ino != kRootIno; ++depth) {
-    ASSIGN_OR_RETURN(std::vector<Name> names, NamesOf(conn, scope, ino));
+    ASSIGN_OR_RETURN(std::vector<Name> names, LiveNamesOf(conn, scope, ino));
     if (names.empty()) return "<" + InodeText(ino) + ", no name>" + path;
     path = "/" + names[0].name + path;
     ino = names[0].parent;

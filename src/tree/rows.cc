@@ -42,6 +42,8 @@ constexpr const char* kPutDentry =
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 constexpr const char* kDeleteHeadDentry =
     "DELETE FROM dentries WHERE parent = ?1 AND name = ?2 AND branch = ?3 AND vfrom = ?4";
+constexpr const char* kNamesOfIno =
+    "SELECT DISTINCT r.parent, r.name" VISIBLE("dentries", "r.ino = ?3");
 constexpr const char* kListDentries =
     "SELECT r.name, r.ino, r.type" VISIBLE("dentries", "r.parent = ?3")
     "ORDER BY r.name, a.depth, r.vfrom DESC";
@@ -194,6 +196,26 @@ Result<bool> HasDentries(sql::Connection& conn, Scope scope, InodeId parent) {
     return false;
   }));
   return any;
+}
+
+Result<std::vector<std::pair<InodeId, DentryRow>>> NamesOf(sql::Connection& conn, Scope scope,
+                                                           InodeId ino) {
+  std::vector<std::pair<InodeId, std::string>> candidates;
+  {
+    ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kNamesOfIno));
+    BindScope(s, scope).Bind(3, static_cast<int64_t>(ino));
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      candidates.emplace_back(static_cast<InodeId>(s.Int(0)), s.BlobString(1));
+    }
+  }
+  std::vector<std::pair<InodeId, DentryRow>> names;
+  for (auto& [parent, name] : candidates) {
+    ASSIGN_OR_RETURN(auto entry, GetDentry(conn, scope, parent, name));
+    if (entry.has_value() && entry->ino == ino) names.emplace_back(parent, std::move(*entry));
+  }
+  return names;
 }
 
 // --- blocks

@@ -86,6 +86,12 @@ Status DeleteDentry(sql::Connection& conn, Head head, InodeId parent, std::strin
 // Live entries of `parent`, sorted by name.
 Result<std::vector<DentryRow>> ListDentries(sql::Connection& conn, Scope scope, InodeId parent);
 Result<bool> HasDentries(sql::Connection& conn, Scope scope, InodeId parent);
+// Every entry that names `ino` in `scope`, with the directory holding it:
+// candidates from dentries_by_ino within the scope's ancestry, each resolved
+// to keep only those that still point at `ino` there. (Whether the
+// directory itself is live is the caller's question.)
+Result<std::vector<std::pair<InodeId, DentryRow>>> NamesOf(sql::Connection& conn, Scope scope,
+                                                           InodeId ino);
 
 // --- block map: block index -> chunk (nullopt: hole)
 using BlockMap = std::map<uint64_t, std::optional<chunks::ChunkId>>;
