@@ -1,0 +1,139 @@
+// Serve and Spawn: the life of a mount daemon.
+#include "daemon/daemon.h"
+
+#include <fcntl.h>
+#include <malloc.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+
+#include "daemon/flusher.h"
+#include "fuse/fuse_server.h"
+#include "strata/store.h"
+
+namespace strata::daemon {
+
+namespace {
+
+Result<std::unique_ptr<Store>> OpenExistingStore(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    return NotFound("no store at " + path + " (create one with 'strata init')");
+  }
+  StoreOptions options;
+  options.path = path;
+  return Store::Open(std::move(options));
+}
+
+Status ServeSession(const DaemonOptions& a, const std::function<void(const Status&)>& ready) {
+  ASSIGN_OR_RETURN(auto store, OpenExistingStore(a.store_path));
+  ASSIGN_OR_RETURN(SessionInfo session, store->GetSession(a.session));
+  ASSIGN_OR_RETURN(auto fs, store->OpenFilesystem(View{session.branch, kHead}));
+  // First, so that a second daemon for the same session is refused before
+  // it touches the mount point. Snapshots drain the kernel's page cache
+  // into our buffers first (the server exists by the time one can come).
+  std::atomic<fuse::FuseServer*> serving{nullptr};
+  control::ControlOptions control_options;
+  control_options.drain = [&]() -> Status {
+    fuse::FuseServer* server = serving.load();
+    return server != nullptr ? server->DrainKernelCache() : Status::Ok();
+  };
+  control_options.mountpoint = std::filesystem::absolute(a.mountpoint).lexically_normal();
+  control_options.mounted = [&] { return serving.load() != nullptr; };
+  if (a.ephemeral) {
+    // A lazy unmount: the kernel ends the FUSE connection (and Run
+    // returns) once nothing uses the mount, which is at once here.
+    control_options.on_idle = [mountpoint = control_options.mountpoint] {
+      umount2(mountpoint.c_str(), MNT_DETACH);
+    };
+  }
+  ASSIGN_OR_RETURN(auto control,
+                   control::ControlServer::Start(*store, *fs, a.session, control_options));
+  fuse::MountOptions options;
+  options.mountpoint = a.mountpoint;
+  options.options = a.mount_options;
+  // The daemon's pid in the source column of /proc/mounts lets Unmount wait
+  // until the store is closed.
+  options.fsname = "strata:" + a.session + ":" + std::to_string(getpid());
+  Status served;
+  {
+    ASSIGN_OR_RETURN(auto server, fuse::FuseServer::Mount(*fs, options));
+    RETURN_IF_ERROR(server->InstallSignalHandlers());
+    serving = server.get();
+    ready(Status::Ok());
+    PeriodicFlusher flusher(*fs, a.flush_period);
+    served = server->Run();
+    serving = nullptr;
+  }  // unmounted here
+  control.reset();
+  // A run's mount point is ours (RunMountPath): leave nothing behind.
+  if (a.ephemeral) rmdir(a.mountpoint.c_str());
+  RETURN_IF_ERROR(fs->FlushAll());
+  RETURN_IF_ERROR(store->Sync());
+  return served;
+}
+
+}  // namespace
+
+Status Serve(const DaemonOptions& options, const std::function<void(const Status&)>& ready) {
+  // The daemon frees and allocates buffers at the rate data arrives. By
+  // default glibc gives a heap's free top back to the kernel past 128 KiB,
+  // and the next allocations fault in and zero the same pages again (about
+  // 10% of the daemon's CPU in a sequential write). Keep up to 64 MiB.
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
+  Status s = ServeSession(options, ready);
+  if (!s.ok()) ready(s);
+  return s;
+}
+
+Result<pid_t> Spawn(const DaemonOptions& options) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return IoError("pipe failed");
+  pid_t pid = fork();
+  if (pid < 0) return IoError("fork failed");
+  if (pid == 0) {
+    close(fds[0]);
+    setsid();
+    sigset_t none;  // `strata run` blocks signals it forwards; a daemon must not
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    bool reported = false;
+    Status s = Serve(options, [&](const Status& st) {
+      if (reported) return;
+      reported = true;
+      std::string msg =
+          st.ok() ? "OK" : std::to_string(static_cast<int>(st.code())) + " " + st.message();
+      (void)!write(fds[1], msg.data(), msg.size());
+      close(fds[1]);
+      if (st.ok()) {
+        int null = open("/dev/null", O_RDWR);
+        if (null >= 0) {
+          dup2(null, STDIN_FILENO);
+          dup2(null, STDOUT_FILENO);
+          dup2(null, STDERR_FILENO);
+          if (null > STDERR_FILENO) close(null);
+        }
+      }
+    });
+    _exit(s.ok() ? 0 : 1);
+  }
+  close(fds[1]);
+  std::string msg;
+  char buf[512];
+  ssize_t n;
+  while ((n = read(fds[0], buf, sizeof(buf))) > 0) msg.append(buf, static_cast<size_t>(n));
+  close(fds[0]);
+  if (msg == "OK") return pid;
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (msg.empty()) return IoError("the mount daemon exited without mounting");
+  size_t space = msg.find(' ');
+  return Status(static_cast<Code>(std::atoi(msg.c_str())), msg.substr(space + 1));
+}
+
+}  // namespace strata::daemon
