@@ -1,18 +1,26 @@
 #include "fuse/fuse_server.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <set>
 
 #include "fuse/server_state.h"
 
 namespace strata::fuse {
 
 namespace {
+
+std::chrono::milliseconds MillisecondsUntil(std::chrono::steady_clock::time_point deadline) {
+  return std::max(std::chrono::milliseconds(0),
+                  std::chrono::duration_cast<std::chrono::milliseconds>(
+                      deadline - std::chrono::steady_clock::now()));
+}
 
 // Refuses a mount point that is missing, not a directory, or already a mount
 // (a dead FUSE mount answers ENOTCONN).
@@ -38,16 +46,21 @@ Status CheckMountpoint(const std::string& path) {
 
 }  // namespace
 
-Result<std::unique_ptr<FuseServer>> FuseServer::Mount(Filesystem& fs,
-                                                      const MountOptions& options) {
+Result<std::unique_ptr<FuseServer>> FuseServer::Mount(Filesystem& fs, const MountOptions& options,
+                                                      std::unique_ptr<KernelDrainer> drainer) {
   std::string mountpoint = std::filesystem::absolute(options.mountpoint).lexically_normal();
   RETURN_IF_ERROR(CheckMountpoint(mountpoint));
+  // Before the mount: the helper must never hold the /dev/fuse descriptor.
+  if (drainer == nullptr) {
+    ASSIGN_OR_RETURN(drainer, KernelDrainer::Start(mountpoint));
+  }
   auto server = std::unique_ptr<FuseServer>(new FuseServer());
   server->state_ = std::make_unique<ServerState>();
   server->state_->fs = &fs;
   server->state_->timeout = options.timeout_seconds;
   server->max_threads_ = options.max_threads;
   server->mountpoint_ = mountpoint;
+  server->drainer_ = std::move(drainer);
 
   // The kernel checks permissions against the modes and owners we report,
   // so a sandbox running as another uid is held to them.
@@ -97,71 +110,82 @@ Status FuseServer::Run() {
   return Status::Ok();
 }
 
-namespace {
-
-// A handle of the inode `ino` on a FUSE mount, in the kernel's encoding
-// (fs/fuse/inode.c, fuse_encode_fh: type 0x81, node id high and low words,
-// generation), for open_by_handle_at(2).
-struct FuseHandle {
-  struct file_handle header;
-  uint32_t words[3];
-};
-
-FuseHandle HandleOf(InodeId ino) {
-  FuseHandle h{};
-  h.header.handle_bytes = sizeof(h.words);
-  h.header.handle_type = 0x81;
-  h.words[0] = static_cast<uint32_t>(ino >> 32);
-  h.words[1] = static_cast<uint32_t>(ino);
-  h.words[2] = kGeneration;
-  return h;
-}
-
-}  // namespace
-
-Status FuseServer::DrainKernelCache() {
-  int mount_fd = open(mountpoint_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (mount_fd < 0) return IoError("cannot open " + mountpoint_ + ": " + std::strerror(errno));
-  auto close_mount = [&] { close(mount_fd); };
-  if (syncfs(mount_fd) != 0) {
-    int err = errno;
-    close_mount();
-    return IoError("syncfs " + mountpoint_ + ": " + std::strerror(err));
-  }
-  // syncfs starts the write-back of every dirty page, but on current kernels
-  // it does not wait for a FUSE server to answer the WRITEs it sent (so that
-  // a stuck server cannot hang sync(2)), and a file still being written can
-  // have a later page sent before an earlier one. So each open file (only
-  // those can have dirty pages: the kernel writes a file back before it
-  // sends FLUSH on close) is fsync'ed through a handle: fsync holds the
-  // inode's lock, so the pages it writes and waits for are one cut of the
-  // file's writes, never a later page without an earlier one.
-  for (InodeId ino : state_->fs->OpenInodes()) {
-    FuseHandle handle = HandleOf(ino);
-    int fd = open_by_handle_at(mount_fd, &handle.header, O_RDONLY | O_CLOEXEC | O_NOATIME);
-    if (fd < 0 && errno == EPERM) {
-      fd = open_by_handle_at(mount_fd, &handle.header, O_RDONLY | O_CLOEXEC);
-    }
-    if (fd >= 0) {
-      int rc = fsync(fd);
-      int err = errno;
-      close(fd);
-      if (rc != 0) {
-        close_mount();
-        return IoError("fsync of inode " + std::to_string(ino) + ": " + std::strerror(err));
-      }
+Status FuseServer::Cut(const std::function<Status()>& commit, std::chrono::milliseconds timeout) {
+  std::scoped_lock one_at_a_time(cut_mu_);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  CutGate& gate = state_->cut;
+  // A process can hold one open file's inode lock while it waits for
+  // another's, which a held fsync may hold (rename over an open file locks
+  // both): then the first file's fsync can never arrive. A round that stops
+  // making progress is abandoned (nothing committed, every lock released,
+  // the rename goes through) and tried again, waiting longer each time.
+  std::chrono::milliseconds stall(50);
+  for (;;) {
+    RETURN_IF_ERROR(FinishFsyncBatch(deadline));
+    // No new open file from here on, and an fsync of every open file (only
+    // those can have dirty pages: the kernel writes a file back before it
+    // sends FLUSH on close), each held unanswered once it arrives: from
+    // then until the end of the cut, each file is locked against writes.
+    gate.Begin(drainer_->pid());
+    Status s = HoldOpenFiles(deadline, stall);
+    if (s.code() == Code::kBusy && std::chrono::steady_clock::now() < deadline) {
+      gate.End(0);
+      stall *= 2;
       continue;
     }
-    // No handle (not root, or gone meanwhile): invalidating the inode's pages
-    // at least waits for those under write-back and writes the dirty ones.
+    if (s.ok()) s = commit();
+    // The held fsyncs succeed when the commit made their data durable.
+    gate.End(s.ok() ? 0 : s.ToErrno());
+    return s;
+  }
+}
+
+Status FuseServer::HoldOpenFiles(std::chrono::steady_clock::time_point deadline,
+                                 std::chrono::milliseconds stall) {
+  const std::vector<InodeId> open = state_->fs->OpenInodes();
+  if (open.empty()) return Status::Ok();
+  RETURN_IF_ERROR(drainer_->StartFsyncs(open));
+  fsync_batch_ = true;
+  CutGate& gate = state_->cut;
+  std::set<InodeId> waiting(open.begin(), open.end());
+  std::vector<InodeId> unreachable;  // no handle (not root): drained below
+  while (!waiting.empty()) {
+    for (InodeId ino : gate.Held()) waiting.erase(ino);
+    if (waiting.empty()) break;
+    pollfd fds[2] = {{drainer_->fd(), POLLIN, 0}, {gate.wake_fd(), POLLIN, 0}};
+    const auto wait = std::min(stall, MillisecondsUntil(deadline));
+    int rc = poll(fds, 2, static_cast<int>(wait.count()));
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc == 0) {
+      return Status(Code::kBusy, "timed out draining the kernel's cache of " + mountpoint_ +
+                                     " (" + std::to_string(waiting.size()) + " files)");
+    }
+    if (fds[0].revents == 0) continue;
+    ASSIGN_OR_RETURN(KernelDrainer::Event event, drainer_->Next(std::chrono::milliseconds(0)));
+    // An fsync that returned without being held: the file went away, or the
+    // kernel could not write its pages (it then sends no FSYNC).
+    if (event.kind == KernelDrainer::Event::kFinished) {
+      waiting.erase(event.ino);
+      if (event.error == EPERM) unreachable.push_back(event.ino);
+    }
+  }
+  for (InodeId ino : unreachable) {
+    // Invalidating the inode's pages at least writes the dirty ones and
+    // waits for those under write-back (not ordered by the inode's lock).
     int r = fuse_lowlevel_notify_inval_inode(session_, ino, 0, 0);
     if (r != 0 && r != -ENOENT) {
-      close_mount();
       return IoError("cannot drain the kernel's cache of inode " + std::to_string(ino) + ": " +
                      std::strerror(-r));
     }
   }
-  close_mount();
+  return Status::Ok();
+}
+
+Status FuseServer::FinishFsyncBatch(std::chrono::steady_clock::time_point deadline) {
+  while (fsync_batch_) {
+    ASSIGN_OR_RETURN(KernelDrainer::Event event, drainer_->Next(MillisecondsUntil(deadline)));
+    if (event.kind == KernelDrainer::Event::kDone) fsync_batch_ = false;
+  }
   return Status::Ok();
 }
 

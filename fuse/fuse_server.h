@@ -4,10 +4,14 @@
 #ifndef STRATA_FUSE_FUSE_SERVER_H_
 #define STRATA_FUSE_FUSE_SERVER_H_
 
+#include <chrono>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "fuse/kernel_drainer.h"
 #include "strata/filesystem.h"
 #include "strata/status.h"
 
@@ -31,8 +35,11 @@ class FuseServer {
  public:
   // Mounts `fs` (which must outlive the server) at options.mountpoint. Fails
   // with a clear message when the mount point is missing, not a directory,
-  // or already a mount.
-  static Result<std::unique_ptr<FuseServer>> Mount(Filesystem& fs, const MountOptions& options);
+  // or already a mount. `drainer` serves Cut; if null, one is started here
+  // (better: start it while the process has no other threads, see
+  // KernelDrainer::Start).
+  static Result<std::unique_ptr<FuseServer>> Mount(Filesystem& fs, const MountOptions& options,
+                                                   std::unique_ptr<KernelDrainer> drainer = nullptr);
   ~FuseServer();  // unmounts
   FuseServer(const FuseServer&) = delete;
   FuseServer& operator=(const FuseServer&) = delete;
@@ -44,10 +51,19 @@ class FuseServer {
   void Exit();
   // SIGINT/SIGTERM/SIGHUP end Run; call before Run from the serving process.
   Status InstallSignalHandlers();
-  // Makes the kernel send every write still in its page cache for this mount,
-  // and returns once the daemon has received them all. Call while Run serves
-  // requests on other threads.
-  Status DrainKernelCache();
+  // Runs `commit` at one instant of the mount, so that what it commits (a
+  // snapshot, a fork) is a state all the mount's files really had at once:
+  //  - every write(2) that returned before Cut was called has reached the
+  //    filesystem (the kernel's write-back cache is drained), and so has
+  //    every change that any of them caused to follow;
+  //  - no write to an open file, and no open or create, can start until
+  //    `commit` has returned; other requests keep being served.
+  // (Writes through a shared writable mmap are not ordered by this.)
+  // Call while Run serves requests on other threads; cuts run one at a time.
+  // Fails with Busy, without calling `commit`, when the kernel's cache could
+  // not be drained within `timeout`. Returns what `commit` returned.
+  Status Cut(const std::function<Status()>& commit,
+             std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
  private:
   FuseServer() = default;
@@ -57,6 +73,17 @@ class FuseServer {
   unsigned max_threads_ = 16;
   std::string mountpoint_;
   std::unique_ptr<struct ServerState> state_;
+  // Starts the drainer's fsync of every open file and waits until each is
+  // held by the gate or has returned: Busy when nothing happened for
+  // `stall`, or at `deadline`.
+  Status HoldOpenFiles(std::chrono::steady_clock::time_point deadline,
+                       std::chrono::milliseconds stall);
+  // Waits for the end of the last cut's fsyncs (answered when it ended).
+  Status FinishFsyncBatch(std::chrono::steady_clock::time_point deadline);
+
+  std::unique_ptr<KernelDrainer> drainer_;
+  std::mutex cut_mu_;         // one Cut at a time
+  bool fsync_batch_ = false;  // the drainer has not ended the last batch; guarded by cut_mu_
 };
 
 }  // namespace strata::fuse

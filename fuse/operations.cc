@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "fuse/server_state.h"
@@ -182,7 +183,7 @@ void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new
   ReplyEntry(req, Fs(req).Link(ino, new_parent, new_name));
 }
 
-void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
+void DoOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   Status s = Fs(req).Open(ino);
   if (!s.ok()) return ReplyError(req, s);
   if ((fi->flags & O_TRUNC) != 0) {
@@ -199,13 +200,34 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   fuse_reply_open(req, fi);
 }
 
-void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
-            fuse_file_info* fi) noexcept {
+void DoCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+              fuse_file_info* fi) noexcept {
   auto r = Fs(req).Create(parent, name, mode, CallerCred(req));
   if (!r.ok()) return ReplyError(req, r.status());
   fuse_entry_param e = ToEntry(req, *r);
   fi->keep_cache = 1;
   if (fuse_reply_create(req, &e, fi) != 0) (void)Fs(req).Release(r->ino);
+}
+
+// OPEN and CREATE wait while a cut is taken (see cut_gate.h): the request,
+// copied, runs when the cut ends.
+void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
+  CutGate& gate = State(req).cut;
+  if (!gate.Enter(req, [req, ino, copy = *fi]() mutable { DoOpen(req, ino, &copy); })) return;
+  DoOpen(req, ino, fi);
+  gate.Exit();
+}
+
+void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+            fuse_file_info* fi) noexcept {
+  CutGate& gate = State(req).cut;
+  if (!gate.Enter(req, [req, parent, n = std::string(name), mode, copy = *fi]() mutable {
+        DoCreate(req, parent, n.c_str(), mode, &copy);
+      })) {
+    return;
+  }
+  DoCreate(req, parent, name, mode, fi);
+  gate.Exit();
 }
 
 void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) noexcept {
@@ -247,6 +269,8 @@ void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) noexcept {
 }
 
 void Fsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) noexcept {
+  // The drainer's fsync during a cut is answered when the cut ends.
+  if (State(req).cut.HoldFsync(req, ino)) return;
   ReplyError(req, Fs(req).Fsync(ino));
 }
 

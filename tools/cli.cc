@@ -141,16 +141,12 @@ Status FlushIfMounted(const Globals& g, const std::string& session) {
   return Status::Ok();
 }
 
-Result<View> SnapshotSession(const Globals& g, Store& store, const std::string& session,
-                             const std::string& name) {
-  auto reply = control::Call(StorePath(g), session, {{"op", "snapshot"}, {"name", name}});
-  if (reply.ok()) {
-    return View{(*reply)["branch"].get<BranchId>(), (*reply)["version"].get<Version>()};
-  }
-  if (reply.status().code() != Code::kNotFound) return reply.status();
-  ASSIGN_OR_RETURN(SessionInfo info, store.GetSession(session));
-  ASSIGN_OR_RETURN(Version v, store.Snapshot(info.branch, name));
-  return View{info.branch, v};
+Result<std::optional<nlohmann::json>> AskDaemon(const Globals& g, const std::string& session,
+                                                const nlohmann::json& request) {
+  auto reply = control::Call(StorePath(g), session, request);
+  if (reply.ok()) return std::optional<nlohmann::json>(std::move(*reply));
+  if (reply.status().code() == Code::kNotFound) return std::optional<nlohmann::json>();
+  return reply.status();
 }
 
 Status RequireUnmounted(const Globals& g, const std::string& session, std::string_view advice) {

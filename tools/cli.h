@@ -70,10 +70,10 @@ bool IsMounted(const Globals& g, const std::string& session);
 // Asks the daemon of `session`, if any, to commit its buffered writes, so that
 // reading the live head sees every write that returned.
 Status FlushIfMounted(const Globals& g, const std::string& session);
-// Snapshots `session`: through its daemon when mounted (the snapshot then
-// includes the daemon's buffered writes), else directly.
-Result<View> SnapshotSession(const Globals& g, Store& store, const std::string& session,
-                             const std::string& name);
+// Sends `request` to the daemon of `session` if one serves it: its reply,
+// nullopt when the session is not mounted, or the daemon's error.
+Result<std::optional<nlohmann::json>> AskDaemon(const Globals& g, const std::string& session,
+                                                const nlohmann::json& request);
 // Refuses to change a mounted session's head from outside its daemon; `advice`
 // completes "session 'S' is mounted; ...".
 Status RequireUnmounted(const Globals& g, const std::string& session, std::string_view advice);

@@ -2,6 +2,7 @@
 #include <nlohmann/json.hpp>
 
 #include <iostream>
+#include <optional>
 
 #include "cli.h"
 #include "strata/host_base.h"
@@ -96,18 +97,29 @@ Status Sessions(Globals& g) {
 }
 
 Status Snapshot(Globals& g, const std::string& session, const std::string& name) {
-  ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
-  ASSIGN_OR_RETURN(View view, SnapshotSession(g, *store, session, name));
-  Version v = view.version;
-  ASSIGN_OR_RETURN(auto snaps, store->ListSnapshots(view.branch));
-  int64_t id = snaps.empty() ? 0 : snaps.back().id;
+  // Mounted: the daemon takes it (with its buffered writes, at one instant
+  // of the mount), and this process need not open the store at all.
+  ASSIGN_OR_RETURN(auto reply, AskDaemon(g, session, {{"op", "snapshot"}, {"name", name}}));
+  SnapshotInfo snap;
+  if (reply) {
+    snap.id = (*reply)["id"].get<int64_t>();
+    snap.branch = (*reply)["branch"].get<BranchId>();
+    snap.version = (*reply)["version"].get<Version>();
+  } else {
+    ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
+    ASSIGN_OR_RETURN(SessionInfo info, store->GetSession(session));
+    ASSIGN_OR_RETURN(Version version, store->Snapshot(info.branch, name));
+    ASSIGN_OR_RETURN(auto snaps, store->ListSnapshots(info.branch));
+    if (snaps.empty() || snaps.back().version != version) return Internal("snapshot not listed");
+    snap = snaps.back();
+  }
   if (g.json) {
-    PrintJson({{"session", session}, {"snapshot", id}, {"name", name}, {"branch", view.branch},
-               {"version", v}},
+    PrintJson({{"session", session}, {"snapshot", snap.id}, {"name", name}, {"branch", snap.branch},
+               {"version", snap.version}},
               -1);
   } else {
-    std::cout << session << "@" << (name.empty() ? std::to_string(id) : name) << " (version "
-              << v << ")\n";
+    std::cout << session << "@" << (name.empty() ? std::to_string(snap.id) : name) << " (version "
+              << snap.version << ")\n";
   }
   return Status::Ok();
 }
@@ -134,15 +146,29 @@ Status Snapshots(Globals& g, const std::string& session) {
 }
 
 Status Fork(Globals& g, const std::string& from, const std::string& name) {
-  ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
   ASSIGN_OR_RETURN(Address addr, ParseAddress(from));
   if (addr.has_path) return InvalidArgument("fork takes SESSION[@SNAP], not a path");
-  ASSIGN_OR_RETURN(View view, ResolveView(*store, addr));
-  if (view.is_head()) {
-    // A live head: freeze it first, through its daemon if it is mounted.
-    ASSIGN_OR_RETURN(view, SnapshotSession(g, *store, addr.session, ""));
+  RETURN_IF_ERROR(CheckSessionName(name));
+  nlohmann::json request = {{"op", "fork"}, {"session", name}};
+  if (!addr.snapshot.empty()) {
+    // A frozen view: resolved here, read-only, and forked by the daemon if
+    // the session is mounted (its store writer is then the only one).
+    ASSIGN_OR_RETURN(auto reader, OpenStore(g, false, /*read_only=*/true));
+    ASSIGN_OR_RETURN(View view, ResolveView(*reader, addr));
+    request["branch"] = view.branch;
+    request["version"] = view.version;
   }
-  ASSIGN_OR_RETURN(BranchId branch, store->Fork(view, name));
+  // Mounted, the head is forked by the daemon, with its buffered writes, at
+  // one instant of the mount.
+  ASSIGN_OR_RETURN(auto reply, AskDaemon(g, addr.session, request));
+  BranchId branch = 0;
+  if (reply) {
+    branch = (*reply)["branch"].get<BranchId>();
+  } else {
+    ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
+    ASSIGN_OR_RETURN(View view, ResolveView(*store, addr));
+    ASSIGN_OR_RETURN(branch, store->Fork(view, name));
+  }
   std::cout << "forked " << from << " as " << name << " (branch " << branch << ")\n";
   return Status::Ok();
 }

@@ -99,7 +99,10 @@ bool ReadLine(int fd, std::string* line) {
 }
 
 nlohmann::json ErrorReply(const Status& s) {
-  return {{"ok", false}, {"error", s.message()}, {"errno", s.ToErrno()}};
+  return {{"ok", false},
+          {"error", s.message()},
+          {"errno", s.ToErrno()},
+          {"code", static_cast<int>(s.code())}};
 }
 
 }  // namespace
@@ -236,21 +239,54 @@ void ControlServer::Accept() {
 nlohmann::json ControlServer::Handle(const nlohmann::json& request) {
   std::string op = request.value("op", "");
   View view = fs_.view();
-  if ((op == "snapshot" || op == "flush") && options_.drain) {
-    Status s = options_.drain();
-    if (!s.ok()) return ErrorReply(s);
-  }
+  auto at_one_instant = [&](const std::function<Status()>& commit) {
+    return options_.cut ? options_.cut(commit) : commit();
+  };
   if (op == "snapshot") {
     std::string name;
     if (request.contains("name") && request["name"].is_string()) name = request["name"];
     // Store::Snapshot commits this daemon's buffered writes in the same
     // transaction that freezes the version.
-    auto v = store_.Snapshot(view.branch, name);
-    if (!v.ok()) return ErrorReply(v.status());
-    return {{"ok", true}, {"branch", view.branch}, {"version", *v}};
+    Version version = 0;
+    Status s = at_one_instant([&]() -> Status {
+      ASSIGN_OR_RETURN(version, store_.Snapshot(view.branch, name));
+      return Status::Ok();
+    });
+    if (!s.ok()) return ErrorReply(s);
+    auto snaps = store_.ListSnapshots(view.branch);  // after the cut: not in it
+    if (!snaps.ok()) return ErrorReply(snaps.status());
+    if (snaps->empty() || snaps->back().version != version) {
+      return ErrorReply(Internal("the new snapshot is not listed"));
+    }
+    return {{"ok", true},
+            {"id", snaps->back().id},
+            {"branch", view.branch},
+            {"version", version}};
+  }
+  if (op == "fork") {
+    if (!request.contains("session") || !request["session"].is_string()) {
+      return ErrorReply(InvalidArgument("fork needs the new session's name"));
+    }
+    const std::string name = request["session"];
+    BranchId child = 0;
+    if (request.contains("version")) {  // a frozen view: no cut needed
+      if (!request["branch"].is_number_unsigned() || !request["version"].is_number_unsigned()) {
+        return ErrorReply(InvalidArgument("fork: branch and version must be numbers"));
+      }
+      auto forked = store_.Fork(
+          View{request["branch"].get<BranchId>(), request["version"].get<Version>()}, name);
+      if (!forked.ok()) return ErrorReply(forked.status());
+      return {{"ok", true}, {"branch", *forked}};
+    }
+    Status s = at_one_instant([&]() -> Status {
+      ASSIGN_OR_RETURN(child, store_.Fork(View{view.branch, kHead}, name));
+      return Status::Ok();
+    });
+    if (!s.ok()) return ErrorReply(s);
+    return {{"ok", true}, {"branch", child}};
   }
   if (op == "flush") {
-    Status s = fs_.FlushAll();
+    Status s = at_one_instant([&] { return fs_.FlushAll(); });
     if (!s.ok()) return ErrorReply(s);
     return {{"ok", true}};
   }
@@ -293,11 +329,14 @@ Result<nlohmann::json> Exchange(const std::string& store_path, const std::string
   nlohmann::json reply = nlohmann::json::parse(line, nullptr, false);
   if (!reply.is_object()) return IoError("the daemon sent a malformed reply");
   if (!reply.value("ok", false)) {
-    int err = reply.value("errno", EIO);
-    Code code = err == EROFS    ? Code::kReadOnly
-                : err == ENOSPC ? Code::kNoSpace
-                : err == EBUSY  ? Code::kBusy
-                                : Code::kIoError;
+    // The daemon's Status code; an older daemon sent only an errno.
+    const int err = reply.value("errno", EIO);
+    const int sent = reply.value("code", 0);
+    Code code = sent > 0 && sent <= static_cast<int>(Code::kInternal) ? static_cast<Code>(sent)
+                : err == EROFS                                        ? Code::kReadOnly
+                : err == ENOSPC                                       ? Code::kNoSpace
+                : err == EBUSY                                        ? Code::kBusy
+                                                                      : Code::kIoError;
     return Status(code, reply.value("error", std::string("daemon error")));
   }
   return reply;

@@ -4,7 +4,10 @@
 // that includes them, or a flush before reading the live head.
 //
 // Protocol: one request per connection, one JSON object per line each way:
-//   {"op":"snapshot","name":"..."}  -> {"ok":true,"branch":B,"version":V}
+//   {"op":"snapshot","name":"..."}  -> {"ok":true,"id":I,"branch":B,"version":V}
+//   {"op":"fork","session":"..."}   -> {"ok":true,"branch":C}: a new session
+//       whose branch C starts from this session's state at one instant;
+//       with "branch":B,"version":V, from that frozen view instead
 //   {"op":"flush"}                  -> {"ok":true}
 //   {"op":"status"}                 -> {"ok":true,"pid":P,"session":S,"branch":B,
 //                                       "mountpoint":M}
@@ -13,7 +16,7 @@
 //       connection stays open: the client uses the mount until it closes it.
 //       A daemon started for `strata run` unmounts and exits when its last
 //       lease ends; once it has decided to, it refuses leases (Busy).
-// Errors: {"ok":false,"error":"...","errno":E}.
+// Errors: {"ok":false,"error":"...","errno":E,"code":C} (C: the Status code).
 #ifndef STRATA_CONTROL_CONTROL_H_
 #define STRATA_CONTROL_CONTROL_H_
 
@@ -41,10 +44,12 @@ std::string SocketPath(const std::string& store_path, const std::string& session
 std::string RunMountPath(const std::string& store_path, const std::string& session);
 
 struct ControlOptions {
-  // If set, runs before every snapshot and flush: the FUSE daemon passes one
-  // that makes the kernel send the writes still in its page cache (writeback
-  // cache), so a snapshot holds every write() that had returned.
-  std::function<Status()> drain;
+  // If set, snapshot, fork and flush run their commit through it: the FUSE
+  // daemon passes FuseServer::Cut, which makes the kernel send the writes
+  // still in its page cache and holds new ones while the commit runs, so
+  // that a snapshot holds every write() that had returned and is one
+  // instant of the whole session.
+  std::function<Status(const std::function<Status()>& commit)> cut;
   // Where the session is mounted (reported by status and lease).
   std::string mountpoint;
   // If set, leases are refused (Busy) while it returns false: the server

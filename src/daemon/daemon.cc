@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <mutex>
 
 #include "daemon/flusher.h"
 #include "fuse/fuse_server.h"
@@ -31,19 +32,29 @@ Result<std::unique_ptr<Store>> OpenExistingStore(const std::string& path) {
 }
 
 Status ServeSession(const DaemonOptions& a, const std::function<void(const Status&)>& ready) {
+  // First of all, while this process has no threads (the store starts some)
+  // and no /dev/fuse descriptor: the helper process that drains the
+  // kernel's cache for snapshots (see fuse/kernel_drainer.h).
+  const std::string mountpoint = std::filesystem::absolute(a.mountpoint).lexically_normal();
+  ASSIGN_OR_RETURN(auto drainer, fuse::KernelDrainer::Start(mountpoint));
   ASSIGN_OR_RETURN(auto store, OpenExistingStore(a.store_path));
   ASSIGN_OR_RETURN(SessionInfo session, store->GetSession(a.session));
   ASSIGN_OR_RETURN(auto fs, store->OpenFilesystem(View{session.branch, kHead}));
-  // First, so that a second daemon for the same session is refused before
-  // it touches the mount point. Snapshots drain the kernel's page cache
-  // into our buffers first (the server exists by the time one can come).
+  // The control socket before the mount, so that a second daemon for the
+  // same session is refused before it touches the mount point. Snapshots
+  // and forks commit at one instant of the mount (FuseServer::Cut); the
+  // server exists by the time one can come, as leases wait for `mounted`.
+  // `serving` is set while the server runs; a cut holds serving_mu so that
+  // the server outlives it.
+  std::mutex serving_mu;
   std::atomic<fuse::FuseServer*> serving{nullptr};
   control::ControlOptions control_options;
-  control_options.drain = [&]() -> Status {
+  control_options.cut = [&](const std::function<Status()>& commit) -> Status {
+    std::scoped_lock lock(serving_mu);
     fuse::FuseServer* server = serving.load();
-    return server != nullptr ? server->DrainKernelCache() : Status::Ok();
+    return server != nullptr ? server->Cut(commit) : commit();
   };
-  control_options.mountpoint = std::filesystem::absolute(a.mountpoint).lexically_normal();
+  control_options.mountpoint = mountpoint;
   control_options.mounted = [&] { return serving.load() != nullptr; };
   if (a.ephemeral) {
     // A lazy unmount: the kernel ends the FUSE connection (and Run
@@ -62,12 +73,13 @@ Status ServeSession(const DaemonOptions& a, const std::function<void(const Statu
   options.fsname = "strata:" + a.session + ":" + std::to_string(getpid());
   Status served;
   {
-    ASSIGN_OR_RETURN(auto server, fuse::FuseServer::Mount(*fs, options));
+    ASSIGN_OR_RETURN(auto server, fuse::FuseServer::Mount(*fs, options, std::move(drainer)));
     RETURN_IF_ERROR(server->InstallSignalHandlers());
     serving = server.get();
     ready(Status::Ok());
     PeriodicFlusher flusher(*fs, a.flush_period);
     served = server->Run();
+    std::scoped_lock lock(serving_mu);
     serving = nullptr;
   }  // unmounted here
   control.reset();

@@ -1,6 +1,8 @@
 // Unmount: ends a mount and waits for its daemon to close the store.
 #include <signal.h>
+#include <spawn.h>
 #include <sys/mount.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -143,6 +145,20 @@ Status AwaitExit(const ServedMount& served, const std::string& mountpoint) {
   return Status::Ok();
 }
 
+// `fusermount3 -u -- MOUNTPOINT`, without a shell: the path goes to the
+// program as one argument, whatever bytes it holds. True if it unmounted.
+bool FusermountUnmount(const std::string& mountpoint) {
+  std::string program = "fusermount3", flag = "-u", end = "--", point = mountpoint;
+  char* argv[] = {program.data(), flag.data(), end.data(), point.data(), nullptr};
+  pid_t pid;
+  if (posix_spawnp(&pid, "fusermount3", nullptr, nullptr, argv, environ) != 0) return false;
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return false;
+  }
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 }  // namespace
 
 Status Unmount(const std::string& mountpoint) {
@@ -160,8 +176,7 @@ Status Unmount(const std::string& mountpoint) {
   int err = errno;
   if (err == EPERM) {
     // Not root: fusermount3 is set-uid and unmounts our own FUSE mounts.
-    std::string cmd = "fusermount3 -u '" + mountpoint + "'";
-    if (std::system(cmd.c_str()) == 0) return unmounted();
+    if (FusermountUnmount(mountpoint)) return unmounted();
   }
   if (err == EBUSY) {
     return Status(Code::kBusy, mountpoint + " is busy (a process uses it; see 'fuser -m " +

@@ -1,0 +1,74 @@
+// CutGate: what the FUSE callbacks do differently while FuseServer::Cut
+// takes a consistent cut of the mount (see fuse_server.h).
+//
+// During a cut:
+//  - OPEN and CREATE from any process but the drainer are held: the request
+//    is queued (no thread waits) and runs when the cut ends. So the set of
+//    open files, which are the only ones that can hold unsent writes, cannot
+//    grow while their writes are being collected.
+//  - The drainer's FSYNCs are held unanswered: the kernel holds each file's
+//    inode lock until the answer, so no write(2) to that file can start
+//    until the cut ends. They are answered when the cut ends, after the
+//    commit that made their data durable.
+// Every other request runs as usual (holding one that a process sends while
+// holding an inode lock could deadlock the cut).
+#ifndef STRATA_FUSE_CUT_GATE_H_
+#define STRATA_FUSE_CUT_GATE_H_
+
+#include <sys/types.h>
+
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <set>
+#include <vector>
+
+#include "fuse/fuse_api.h"
+#include "strata/types.h"
+
+namespace strata::fuse {
+
+class CutGate {
+ public:
+  CutGate();
+  ~CutGate();
+  CutGate(const CutGate&) = delete;
+  CutGate& operator=(const CutGate&) = delete;
+
+  // --- Callbacks (any worker thread).
+  // OPEN and CREATE: true if the request may run now, and then Exit() must
+  // follow it; false if it was queued, and `later` runs when the cut ends.
+  bool Enter(fuse_req_t req, std::function<void()> later);
+  void Exit();
+  // FSYNC: true if the request was held (the drainer's, during a cut).
+  bool HoldFsync(fuse_req_t req, InodeId ino);
+
+  // --- FuseServer::Cut (one thread at a time).
+  // Starts holding, then waits until no OPEN or CREATE is running.
+  void Begin(pid_t drainer);
+  // Readable after each held FSYNC (for poll); Held() then says which.
+  int wake_fd() const { return wake_fd_; }
+  // Consumes wake_fd's count and returns the inodes whose FSYNC is held.
+  std::set<InodeId> Held();
+  // Stops holding: answers every held FSYNC with `error` (0 for success) and
+  // runs the queued requests, on this thread.
+  void End(int error);
+
+ private:
+  // Whether `pid` (a thread id, as FUSE reports the caller) is a thread of
+  // the drainer.
+  bool IsDrainer(pid_t pid) const;
+
+  std::mutex mu_;
+  std::condition_variable idle_;
+  bool active_ = false;                      // guarded by mu_
+  pid_t drainer_ = 0;                        // guarded by mu_
+  int running_ = 0;                          // OPEN/CREATE in progress; guarded by mu_
+  std::vector<std::function<void()>> queued_;  // guarded by mu_
+  std::vector<std::pair<InodeId, fuse_req_t>> held_;  // guarded by mu_
+  const int wake_fd_;  // an eventfd
+};
+
+}  // namespace strata::fuse
+
+#endif  // STRATA_FUSE_CUT_GATE_H_
