@@ -4,6 +4,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 
 namespace strata::catalog {
@@ -49,6 +50,7 @@ void Checkpointer::Committed(int wal_frames) {
            (wal_frames > 0 && LowOnSpace(now));
     wal_frames_ = wal_frames;
     last_write_ = now;
+    if (wal_frames > 0) ++commits_;
   }
   if (wake) wake_.notify_one();
 }
@@ -57,6 +59,36 @@ void Checkpointer::WriterBusy(bool busy) {
   std::scoped_lock lock(mu_);
   writer_busy_ = busy;
   last_write_ = std::chrono::steady_clock::now();
+}
+
+void Checkpointer::CatchUp() {
+  {
+    std::scoped_lock lock(mu_);
+    if (checkpointed_ >= commits_ || !LowOnSpace(std::chrono::steady_clock::now())) return;
+  }
+  std::scoped_lock conn_lock(conn_mu_);
+  uint64_t target;
+  {
+    std::scoped_lock lock(mu_);
+    if (checkpointed_ >= commits_) return;  // the thread's round, just finished, covered them
+    target = commits_;
+    wal_frames_ = 0;  // nothing left for the thread to do
+  }
+  Checkpoint(/*truncate=*/true);
+  std::scoped_lock lock(mu_);
+  checkpointed_ = std::max(checkpointed_, target);
+}
+
+void Checkpointer::Checkpoint(bool truncate) {
+  // Errors (a busy reader, a full disk) are not fatal here: the WAL keeps
+  // the data, and the next commit triggers another attempt.
+  sqlite3* db = conn_->handle();
+  if (truncate) {
+    (void)sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+    return;
+  }
+  (void)sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  (void)sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
 }
 
 void Checkpointer::Run() {
@@ -77,13 +109,15 @@ void Checkpointer::Run() {
       }
     }
     wal_frames_ = 0;  // the next commit reports the size anew
+    const uint64_t target = commits_;
+    const bool truncate = low_space_;
     lock.unlock();
-    // Errors (a busy reader, a full disk) are not fatal here: the WAL keeps
-    // the data, and the next commit triggers another attempt.
-    sqlite3* db = conn_->handle();
-    (void)sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-    (void)sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
+    {
+      std::scoped_lock conn_lock(conn_mu_);
+      Checkpoint(truncate);
+    }
     lock.lock();
+    checkpointed_ = std::max(checkpointed_, target);
   }
 }
 

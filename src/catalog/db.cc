@@ -19,6 +19,11 @@ constexpr size_t kMaxIdleReaders = 16;
 // the writer connection it already has rather than wait for it.
 thread_local const Db* t_writer_of = nullptr;
 
+// Read transactions this thread holds on pooled reader connections. A
+// thread holding one must not wait for a checkpoint (Checkpointer::CatchUp),
+// which waits for every reader to leave the WAL: its own read would stall it.
+thread_local int t_pooled_reads = 0;
+
 }  // namespace
 
 WriterLease::WriterLease(Db* db, std::unique_lock<std::mutex> lock, sql::Connection* conn)
@@ -38,6 +43,7 @@ WriterLease::~WriterLease() {
 
 ReaderLease::~ReaderLease() {
   if (pooled_ == nullptr) return;  // the writer's: its transaction is the batch's
+  --t_pooled_reads;
   // End the lease's read transaction; a connection stuck in one would serve
   // a stale state forever, so it is dropped rather than pooled.
   if (!sqlite3_get_autocommit(pooled_->handle())) (void)pooled_->Exec("ROLLBACK");
@@ -154,6 +160,10 @@ Result<std::unique_ptr<sql::Connection>> Db::OpenConnection(bool writer) {
 
 Result<WriterLease> Db::Writer() {
   if (read_only_) return ReadOnly("store " + path_ + " is open read-only");
+  // Low on space, the last commit is copied back before the next write
+  // starts (see Checkpointer), without the writer mutex: the checkpoint
+  // waits for an open batch to commit, and the batch committer needs it.
+  if (checkpointer_ != nullptr && t_pooled_reads == 0) checkpointer_->CatchUp();
   std::unique_lock lock(writer_mu_);
   return WriterLease(this, std::move(lock), writer_.get());
 }
@@ -182,6 +192,7 @@ Result<ReaderLease> Db::Reader() {
   // inode from one, its blocks from the next) nor looks up a chunk that a
   // later commit overwrote and garbage-collected.
   RETURN_IF_ERROR(conn->Exec("BEGIN"));
+  ++t_pooled_reads;
   return ReaderLease(this, std::move(conn));
 }
 

@@ -3,14 +3,19 @@
 #include "catalog/db.h"
 
 #include <sqlite3.h>
+#include <sys/mount.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "testing/raw_db.h"
 #include "testing/temp_store.h"
@@ -152,6 +157,71 @@ TEST_F(DbTest, CheckpointerCopiesTheWalBackAndKeepsItBounded) {
   db_.reset();
   EXPECT_FALSE(std::filesystem::exists(path_ + "-wal"));
   EXPECT_EQ(CountFromOutside(path_, "scratch", "length(b) = 65536"), 40 * 64);
+}
+
+// Low on space (here: a 40 MiB tmpfs, far below the checkpointer's 1 GiB
+// mark), every commit is in the store file and the WAL file is empty by the
+// time the next writer has the connection: the writer does not depend on
+// the checkpoint thread keeping up (it runs at a lower priority, and a busy
+// machine once let 30 MiB of commits pile up in the WAL of a store whose
+// disk then filled). So when the disk fills, the WAL holds at most the
+// failing transaction, and freeing space lets writes through at once.
+TEST(DbLowSpaceTest, EachCommitIsCopiedBackBeforeTheNextWriterAndFreedSpaceIsUsed) {
+  if (geteuid() != 0) GTEST_SKIP() << "mounting a tmpfs needs root";
+  TempDir dir;
+  const std::string disk = dir.File("disk");
+  std::filesystem::create_directories(disk);
+  ASSERT_EQ(::mount("tmpfs", disk.c_str(), "tmpfs", 0, "size=40m"), 0) << strerror(errno);
+  struct Unmount {
+    std::string path;
+    ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+  } unmount{disk};
+  const std::string path = disk + "/store.db";
+  const std::string wal = path + "-wal";
+  int committed = 0;
+  {
+    auto opened = Db::Open(path, false, 65536, 1);
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    std::unique_ptr<Db> db = std::move(opened).value();
+    auto write = [&](Commit commit, const std::string& sql) -> Status {
+      ASSIGN_OR_RETURN(WriterLease lease, db->Writer());
+      return db->WriteTransaction(lease, commit, 0, [&] { return lease.conn().Exec(sql); });
+    };
+    ASSERT_OK(write(Commit::kNow, "CREATE TABLE scratch (id INTEGER PRIMARY KEY, b BLOB)"));
+    // 4 MiB commits until the disk is full. Each time the writer is taken
+    // again, the commits before are in the store file and the WAL is empty
+    // (but for the last commit, which the disk may have no room left to
+    // copy back: the store file must grow by what it moves).
+    const std::string insert4m =
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 64) "
+        "INSERT INTO scratch(b) SELECT randomblob(65536) FROM n";
+    Status s;
+    std::vector<uintmax_t> wal_sizes;  // when the writer is next taken
+    for (; committed < 20; ++committed) {
+      s = write(Commit::kDurable, insert4m);
+      if (!s.ok()) break;
+      ASSERT_OK(db->Writer().status());
+      wal_sizes.push_back(std::filesystem::file_size(wal));
+    }
+    ASSERT_EQ(s.code(), Code::kNoSpace) << "after " << committed << " commits: " << s.ToString();
+    ASSERT_GE(committed, 5);
+    for (int i = 0; i + 1 < committed; ++i) {
+      EXPECT_EQ(wal_sizes[i], 0u) << "WAL bytes when the writer was taken after commit " << i;
+    }
+    // What fills the disk is the store file: the WAL holds no more than the
+    // last commit and the transaction that failed, 4 MiB each.
+    EXPECT_LE(std::filesystem::file_size(wal), 9u << 20);
+    // 16 MiB freed (the disk grows): the next 4 MiB commit goes through,
+    // and everything is copied back before the next writer.
+    ASSERT_EQ(::mount("tmpfs", disk.c_str(), "tmpfs", MS_REMOUNT, "size=56m"), 0) << strerror(errno);
+    ASSERT_OK(write(Commit::kDurable, insert4m));
+    ASSERT_OK(db->Writer().status());
+    EXPECT_EQ(std::filesystem::file_size(wal), 0u);
+    EXPECT_EQ(CountFromOutside(path, "scratch", "length(b) = 65536"), (committed + 1) * 64);
+  }
+  // Closed, the store is one file again, with every commit.
+  EXPECT_FALSE(std::filesystem::exists(wal));
+  EXPECT_EQ(CountFromOutside(path, "scratch", "length(b) = 65536"), (committed + 1) * 64);
 }
 
 }  // namespace
