@@ -291,6 +291,14 @@ def check(a, strata, seed, logs, snaps, forks, scratch):
                             f.write(raw)
             if not any({n: c[1][f] for n, f in c[0].items()} == got for c in cands):
                 all_consistent = False
+                if a.strict:
+                    # Across files: a writer's changes are ordered, so the
+                    # snapshot must hold all of its files as they were after
+                    # one single change of the window (a later file's write
+                    # never without an earlier file's).
+                    problems.append(f"snapshot {name}: the files of writer {w} are not all as "
+                                    f"they were after any one change {lo}..{hi} (a cut across "
+                                    f"files that no instant had)")
         extra = [p for p in tree if not any(p == f"/w{w}" or p.startswith(f"/w{w}/")
                                             for w in range(len(ops)))]
         if extra:
@@ -397,12 +405,15 @@ def harness(a):
           f"snapshots also one cut per writer; {torn} paths torn (a rename or truncate seen "
           f"without an earlier write to the file{': failures' if a.strict else ': allowed, see --strict'})",
           flush=True)
-    lat = sorted((t1 - t0) / 1e6 for _, t0, t1 in snaps)
-    if lat:
-        print(f"strata snapshot took {lat[len(lat) // 2]:.0f} ms (median), "
-              f"{lat[int(len(lat) * 0.9)]:.0f} ms (90th percentile), {lat[-1]:.0f} ms (max); "
-              f"strata fork {forks_ms[len(forks_ms) // 2] if forks_ms else 0:.0f} ms (median)",
-              flush=True)
+    def spread(ms):
+        ms = sorted(ms)
+        if not ms:
+            return "none"
+        at = lambda q: ms[min(len(ms) - 1, int(len(ms) * q))]  # noqa: E731
+        return (f"p50 {at(0.5):.0f} ms, p90 {at(0.9):.0f} ms, p99 {at(0.99):.0f} ms, "
+                f"max {ms[-1]:.0f} ms ({len(ms)} runs)")
+    print(f"strata snapshot: {spread((t1 - t0) / 1e6 for _, t0, t1 in snaps)}", flush=True)
+    print(f"strata fork SESSION@SNAP: {spread(forks_ms)}", flush=True)
     print(f"daemon peak memory (VmHWM) {peak / 1024:.1f} MiB; RSS samples: first "
           f"{rss[0] / 1024 if rss else 0:.1f} MiB, max {max(rss, default=0) / 1024:.1f} MiB, "
           f"last {rss[-1] / 1024 if rss else 0:.1f} MiB", flush=True)

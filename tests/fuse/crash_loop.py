@@ -7,8 +7,9 @@ mount: small files (some fsync'd), large appends to a few big files, renames,
 unlinks, fsyncs of files and directories, and live snapshots through
 `strata snapshot`. Every operation is logged before it starts and when it
 ends, to a file outside the mount. At a random moment the daemon gets
-SIGKILL. Then the mount is cleaned up (umount, umount -l, or aborting the
-FUSE connection if a process is stuck on it), and:
+SIGKILL. The daemon and the workload must then exit by themselves (no
+process may stay stuck on the dead connection); the mount is cleaned up
+with `strata umount`, and:
 
   * `strata fsck` is clean (before the remount and after the final unmount);
   * after remounting, every file whose fsync returned success holds its
@@ -21,6 +22,9 @@ FUSE connection if a process is stuck on it), and:
     while the daemon lived holds exactly the tree as it was when the command
     started (every write had returned: the workload is sequential); a fork
     of the last one equals it.
+
+The loop runs with fusectl (/sys/fs/fuse/connections) unmounted, as on a
+fresh machine, and mounts it again afterwards if it was mounted.
 
 Usage: crash_loop.py --strata BIN --state DIR [--iterations N] [--seed S]
 Environment: STRATA_CRASH_ITERATIONS, STRATA_CRASH_SEED override the defaults.
@@ -38,7 +42,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mount_harness import (Failure, Strata, alive, exit_on_signals, kill9, unmount)  # noqa: E402
+from mount_harness import (Failure, Strata, alive, exit_on_signals, kill9, proc_state,  # noqa: E402
+                           unmount, wait_gone)
 
 PAGE = 4096
 SMALL_MAX = 8192
@@ -422,6 +427,14 @@ def iteration(a, strata, n, seed, state_dir):
             worker.wait(timeout=20)
         except subprocess.TimeoutExpired:
             pass
+        # The kernel aborts the connection when the daemon's last /dev/fuse
+        # descriptor closes: nothing may stay stuck on it (in D state),
+        # without any help from `strata umount` or fusectl.
+        if not wait_gone([daemon, worker.pid], 20):
+            stuck = ", ".join(f"{p}:{proc_state(p)}" for p in (daemon, worker.pid) if alive(p))
+            kill9(worker.pid)
+            unmount(strata, mnt, [daemon])
+            raise Failure(f"still there 20 s after the daemon was killed: {stuck}")
         forced = unmount(strata, mnt, [daemon, worker.pid])
         worker.wait(timeout=10)
     except BaseException:
@@ -492,7 +505,27 @@ def iteration(a, strata, n, seed, state_dir):
     os.unlink(log)
 
 
+FUSECTL = "/sys/fs/fuse/connections"
+
+
+def fusectl_mounted():
+    with open("/proc/self/mounts") as f:
+        return any(line.split()[1] == FUSECTL for line in f)
+
+
 def harness(a):
+    """Runs without fusectl (as on a fresh machine), restoring it after."""
+    restore = fusectl_mounted()
+    if restore:
+        subprocess.run(["umount", FUSECTL], check=True)
+    try:
+        return run_iterations(a)
+    finally:
+        if restore:
+            subprocess.run(["mount", "-t", "fusectl", "fusectl", FUSECTL], check=False)
+
+
+def run_iterations(a):
     seed = a.seed if a.seed is not None else int(os.environ.get(
         "STRATA_CRASH_SEED", random.SystemRandom().randrange(1 << 31)))
     iterations = int(os.environ.get("STRATA_CRASH_ITERATIONS", a.iterations))
