@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # Soak of one mounted session (tests/fuse/concurrency_check.py, long): WRITERS
-# writer processes (8) make OPS changes each (25,000) as fast as they can
-# (PACE_MS=0) while a snapshot is taken every 100 ms (`strata snapshot`) and a
-# fork of the latest snapshot every second (`strata fork`). Then every
-# snapshot and fork is checked against the writers' logs, and `strata fsck`.
-# Prints changes/s, snapshots and forks made, the daemon's peak memory
-# (VmHWM) and RSS samples, and every failure; exit status 0 if none.
-# STRICT=1 also fails on snapshots that show a rename without the writes made
-# to the file before it (see the report in docs/BENCHMARKS.md).
+# writer processes (8) make OPS changes each (25,000: creates, appends,
+# overwrites, truncates, renames, unlinks, files held open) as fast as they
+# can (PACE_MS=0) while, each from its own process as users run them, a
+# `strata snapshot` runs every SNAP_MS (100) ms and a `strata fork` of the
+# live session every FORK_MS (100) ms (FORK_HEAD=0: of the latest snapshot,
+# every second). Then every snapshot and fork is checked, exactly and strictly
+# (one instant of each writer's files; STRICT=0 relaxes it), against the
+# writers' logs, and `strata fsck` runs.
+# Prints changes/s, the cuts made, snapshot and fork latency (p50, p90, p99,
+# max), the daemon's peak memory (VmHWM) and RSS samples, and every failure;
+# exit status 0 if none.
 #
 # Environment: STRATA_BENCH_BUILD (default <repo>/build-bench), WRITERS, OPS,
-#              PACE_MS, SEED, STRICT, STRATA_BENCH_DIR (default /tmp), KEEP=1
-#              keeps the state (kept anyway after a failure).
+#              PACE_MS, SNAP_MS, FORK_MS, FORK_HEAD, SEED, STRICT,
+#              STRATA_BENCH_DIR (default /tmp), KEEP=1 keeps the state (kept
+#              anyway after a failure).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${STRATA_BENCH_BUILD:-$ROOT/build-bench}
@@ -25,8 +29,13 @@ cleanup() {
 }
 trap cleanup EXIT
 args=(--strata "$BUILD/strata" --state "$DIR/state" --writers "${WRITERS:-8}"
-      --ops "${OPS:-25000}" --pace-ms "${PACE_MS:-0}" --keep)
+      --ops "${OPS:-25000}" --pace-ms "${PACE_MS:-0}" --snap-ms "${SNAP_MS:-100}" --keep)
+if [[ "${FORK_HEAD:-1}" == 1 ]]; then
+  args+=(--fork-head --fork-ms "${FORK_MS:-100}")
+else
+  args+=(--fork-ms "${FORK_MS:-1000}")
+fi
 [[ -n "${SEED:-}" ]] && args+=(--seed "$SEED")
-[[ "${STRICT:-0}" == 1 ]] && args+=(--strict)
+[[ "${STRICT:-1}" == 1 ]] && args+=(--strict)
 python3 "$ROOT/tests/fuse/concurrency_check.py" "${args[@]}" && status=0 || status=$?
 exit $status

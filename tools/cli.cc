@@ -141,6 +141,15 @@ Status FlushIfMounted(const Globals& g, const std::string& session) {
   return Status::Ok();
 }
 
+Result<int64_t> ReplyNumber(const nlohmann::json& reply, const char* field) {
+  auto it = reply.find(field);
+  if (it == reply.end() || !it->is_number_integer()) {
+    return IoError(std::string("the daemon's reply has no '") + field +
+                   "' (a daemon older than this strata? remount the session)");
+  }
+  return it->get<int64_t>();
+}
+
 Result<std::optional<nlohmann::json>> AskDaemon(const Globals& g, const std::string& session,
                                                 const nlohmann::json& request) {
   auto reply = control::Call(StorePath(g), session, request);

@@ -74,6 +74,8 @@ Status FlushIfMounted(const Globals& g, const std::string& session);
 // nullopt when the session is not mounted, or the daemon's error.
 Result<std::optional<nlohmann::json>> AskDaemon(const Globals& g, const std::string& session,
                                                 const nlohmann::json& request);
+// The integer `field` of a daemon's reply, or an error saying it is missing.
+Result<int64_t> ReplyNumber(const nlohmann::json& reply, const char* field);
 // Refuses to change a mounted session's head from outside its daemon; `advice`
 // completes "session 'S' is mounted; ...".
 Status RequireUnmounted(const Globals& g, const std::string& session, std::string_view advice);

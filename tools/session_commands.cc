@@ -102,9 +102,9 @@ Status Snapshot(Globals& g, const std::string& session, const std::string& name)
   ASSIGN_OR_RETURN(auto reply, AskDaemon(g, session, {{"op", "snapshot"}, {"name", name}}));
   SnapshotInfo snap;
   if (reply) {
-    snap.id = (*reply)["id"].get<int64_t>();
-    snap.branch = (*reply)["branch"].get<BranchId>();
-    snap.version = (*reply)["version"].get<Version>();
+    ASSIGN_OR_RETURN(snap.id, ReplyNumber(*reply, "id"));
+    ASSIGN_OR_RETURN(snap.branch, ReplyNumber(*reply, "branch"));
+    ASSIGN_OR_RETURN(snap.version, ReplyNumber(*reply, "version"));
   } else {
     ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
     ASSIGN_OR_RETURN(SessionInfo info, store->GetSession(session));
@@ -163,7 +163,7 @@ Status Fork(Globals& g, const std::string& from, const std::string& name) {
   ASSIGN_OR_RETURN(auto reply, AskDaemon(g, addr.session, request));
   BranchId branch = 0;
   if (reply) {
-    branch = (*reply)["branch"].get<BranchId>();
+    ASSIGN_OR_RETURN(branch, ReplyNumber(*reply, "branch"));
   } else {
     ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
     ASSIGN_OR_RETURN(View view, ResolveView(*store, addr));

@@ -245,7 +245,7 @@ def check(a, strata, seed, logs, snaps, forks, scratch):
     ops = [read_log(p) for p in logs]
     windows = {}  # (snap, w) -> (lo, hi)
     needed = [set() for _ in ops]
-    for name, t0, t1 in snaps:
+    for name, t0, t1, _ in snaps:
         for w, o in enumerate(ops):
             lo, hi = window(o, t0, t1)
             windows[(name, w)] = (lo, hi)
@@ -257,8 +257,8 @@ def check(a, strata, seed, logs, snaps, forks, scratch):
             paths[w].update(x for x in rec[4:] if isinstance(x, str))
     consistent = torn = 0
     trees = {}
-    for name, t0, t1 in snaps:
-        tree = strata.tar_members(f"{a.session}@{name}", scratch)
+    for name, t0, t1, addr in snaps:
+        tree = strata.tar_members(addr, scratch)
         if name in forks.values():
             trees[name] = tree
         all_consistent = True
@@ -359,7 +359,20 @@ def harness(a):
         n = 0
         while any(p.poll() is None for p in writers):
             now = time.monotonic()
-            if now >= next_fork and snaps:
+            if now >= next_fork and a.fork_head:
+                # A fork of the live session is a cut too: checked like a
+                # snapshot, against the window of its command.
+                name = f"h{len(forks_ms)}"
+                t0 = time.monotonic_ns()
+                r = strata.run("fork", a.session, name, check=False)
+                t1 = time.monotonic_ns()
+                forks_ms.append((t1 - t0) / 1e6)
+                if r.returncode != 0:
+                    failures.append(f"fork {name} failed: {r.stderr.decode().strip()}")
+                else:
+                    snaps.append((name, t0, t1, name))
+                next_fork = max(now + a.fork_ms / 1000, time.monotonic())
+            elif now >= next_fork and snaps:
                 name = f"f{len(forks)}"
                 f0 = time.monotonic()
                 strata.run("fork", f"{a.session}@{snaps[-1][0]}", name)
@@ -375,7 +388,7 @@ def harness(a):
                 if r.returncode != 0:
                     failures.append(f"snapshot {name} failed: {r.stderr.decode().strip()}")
                 else:
-                    snaps.append((name, t0, t1))
+                    snaps.append((name, t0, t1, f"{a.session}@{name}"))
                 next_snap = max(now + a.snap_ms / 1000, time.monotonic())
             time.sleep(max(0, min(next_snap, next_fork) - time.monotonic()))
         elapsed = time.monotonic() - start
@@ -400,7 +413,7 @@ def harness(a):
     problems, consistent, torn, nops = check(a, strata, seed, logs, snaps, forks,
                                        os.path.join(state, "scratch.tar"))
     print(f"{nops} changes by {a.writers} writers in {elapsed:.1f} s: {nops / elapsed:.0f} "
-          f"changes/s (pace {a.pace_ms} ms); {len(snaps)} snapshots, {len(forks)} forks, all "
+          f"changes/s (pace {a.pace_ms} ms); {len(snaps)} cuts ({len(forks_ms)} forks), all "
           f"checked in {time.monotonic() - t_check:.1f} s; {consistent} of {len(snaps)} "
           f"snapshots also one cut per writer; {torn} paths torn (a rename or truncate seen "
           f"without an earlier write to the file{': failures' if a.strict else ': allowed, see --strict'})",
@@ -412,8 +425,10 @@ def harness(a):
         at = lambda q: ms[min(len(ms) - 1, int(len(ms) * q))]  # noqa: E731
         return (f"p50 {at(0.5):.0f} ms, p90 {at(0.9):.0f} ms, p99 {at(0.99):.0f} ms, "
                 f"max {ms[-1]:.0f} ms ({len(ms)} runs)")
-    print(f"strata snapshot: {spread((t1 - t0) / 1e6 for _, t0, t1 in snaps)}", flush=True)
-    print(f"strata fork SESSION@SNAP: {spread(forks_ms)}", flush=True)
+    snap_ms = [(t1 - t0) / 1e6 for name, t0, t1, addr in snaps if addr != name]
+    print(f"strata snapshot: {spread(snap_ms)}", flush=True)
+    print(f"strata fork {'SESSION' if a.fork_head else 'SESSION@SNAP'}: {spread(forks_ms)}",
+          flush=True)
     print(f"daemon peak memory (VmHWM) {peak / 1024:.1f} MiB; RSS samples: first "
           f"{rss[0] / 1024 if rss else 0:.1f} MiB, max {max(rss, default=0) / 1024:.1f} MiB, "
           f"last {rss[-1] / 1024 if rss else 0:.1f} MiB", flush=True)
@@ -441,6 +456,9 @@ def main():
     p.add_argument("--snap-ms", type=float, default=100)
     p.add_argument("--fork-ms", type=float, default=1000)
     p.add_argument("--seed", type=int)
+    p.add_argument("--fork-head", action="store_true",
+                   help="fork the live session (each fork checked like a snapshot) instead of "
+                        "the latest snapshot")
     p.add_argument("--keep", action="store_true")
     p.add_argument("--strict", action="store_true",
                    default=os.environ.get("STRATA_CONC_STRICT") == "1",
