@@ -1,7 +1,5 @@
 #include "fs/integrity.h"
 
-#include <sqlite3.h>
-
 #include <map>
 #include <optional>
 #include <string>
@@ -78,11 +76,7 @@ constexpr const char* kDropped = "SELECT branch FROM dropped_branches";
 template <typename Fn>
 Status ForEachRow(sql::Connection& conn, const char* sql, Fn fn) {
   ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(sql));
-  for (;;) {
-    ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) return Status::Ok();
-    RETURN_IF_ERROR(fn(s));
-  }
+  return s.ForEachRow(fn);
 }
 
 struct BranchRow {
@@ -303,11 +297,12 @@ Status CheckChunks(sql::Connection& conn, chunks::ChunkStore& chunks, const Cata
   for (const TypedColumn& c : kTypedColumns) {
     std::string sql = std::string("SELECT count(*) FROM ") + c.table + " WHERE typeof(" +
                       c.column + ") NOT IN (" + c.types + ")";
-    ASSIGN_OR_RETURN(auto stmt, conn.PrepareUncached(sql));
-    if (sqlite3_step(stmt.get()) == SQLITE_ROW && sqlite3_column_int64(stmt.get(), 0) > 0) {
+    ASSIGN_OR_RETURN(sql::Statement stmt, conn.PrepareUncached(sql));
+    Result<bool> row = stmt.Step();
+    if (row.ok() && *row && stmt.Int(0) > 0) {
       AddProblem(problems, "bad-type", "",
-                 std::to_string(sqlite3_column_int64(stmt.get(), 0)) + " rows of " + c.table +
-                     " hold a " + c.column + " of the wrong type (allowed: " + c.types + ")");
+                 std::to_string(stmt.Int(0)) + " rows of " + c.table + " hold a " + c.column +
+                     " of the wrong type (allowed: " + c.types + ")");
     }
   }
   RETURN_IF_ERROR(ForEachRow(conn, kBadNames, [&](sql::Statement& s) -> Status {

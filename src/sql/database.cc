@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "sql/wal_buffer_vfs.h"
 
@@ -33,22 +35,52 @@ Code CodeForSqlite(int rc) {
   }
 }
 
+// Allows reading only; see Connection::AllowOnlyReads.
+int ReadOnlyAuthorizer(void*, int action, const char*, const char*, const char*, const char*) {
+  switch (action) {
+    case SQLITE_SELECT:
+    case SQLITE_READ:
+    case SQLITE_FUNCTION:
+    case SQLITE_RECURSIVE:
+      return SQLITE_OK;
+    default:
+      return SQLITE_DENY;
+  }
+}
+
+// Calls the Connection::BlobFunction that is the SQL function's user data.
+void CallBlobFunction(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  const auto& fn = *static_cast<const Connection::BlobFunction*>(sqlite3_user_data(ctx));
+  std::vector<int64_t> args(static_cast<size_t>(argc));
+  for (int i = 0; i < argc; ++i) args[static_cast<size_t>(i)] = sqlite3_value_int64(argv[i]);
+  Result<std::optional<std::string>> out = fn(args);
+  if (!out.ok()) return sqlite3_result_error(ctx, out.status().message().c_str(), -1);
+  if (!out->has_value()) return sqlite3_result_null(ctx);
+  const std::string& bytes = **out;
+  sqlite3_result_blob64(ctx, bytes.data(), bytes.size(), SQLITE_TRANSIENT);
+}
+
 }  // namespace
 
 Status SqliteStatus(int rc, sqlite3* db, std::string_view context) {
   if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW) return Status::Ok();
   std::string msg(context);
-  msg += ": ";
+  if (!msg.empty()) msg += ": ";
   msg += (db != nullptr && sqlite3_errcode(db) == rc) ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
   return Status(CodeForSqlite(rc), std::move(msg));
 }
 
 Statement::~Statement() {
-  if (stmt_ != nullptr) {
+  if (stmt_ == nullptr) return;
+  if (owned_) {
+    sqlite3_finalize(stmt_);
+  } else {
     sqlite3_reset(stmt_);
     sqlite3_clear_bindings(stmt_);
   }
 }
+
+void Statement::Reset() { sqlite3_reset(stmt_); }
 
 Statement& Statement::Bind(int index, int64_t value) {
   sqlite3_bind_int64(stmt_, index, value);
@@ -82,32 +114,50 @@ Statement& Statement::BindNull(int index) {
   return *this;
 }
 
-Result<bool> Statement::Step() {
+int Statement::ParameterCount() const { return sqlite3_bind_parameter_count(stmt_); }
+
+Result<bool> Statement::Step(std::string_view context) {
   int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
-  return SqliteStatus(rc, db_, sqlite3_sql(stmt_));
+  return SqliteStatus(rc, db_, context.empty() ? sqlite3_sql(stmt_) : context);
+}
+
+Status Statement::ForEachRow(const std::function<Status(Statement& row)>& on_row,
+                             std::string_view context) {
+  Status s = [&]() -> Status {
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, Step(context));
+      if (!row) return Status::Ok();
+      RETURN_IF_ERROR(on_row(*this));
+    }
+  }();
+  Reset();
+  return s;
 }
 
 Status Statement::Run() {
-  for (;;) {
-    Result<bool> row = Step();
-    if (!row.ok()) {
-      sqlite3_reset(stmt_);
-      return row.status();
-    }
-    if (!*row) break;
-  }
-  // Ready to be bound and run again; bindings are kept.
-  sqlite3_reset(stmt_);
-  return Status::Ok();
+  return ForEachRow([](Statement&) { return Status::Ok(); });
 }
 
-bool Statement::IsNull(int column) const {
-  return sqlite3_column_type(stmt_, column) == SQLITE_NULL;
+bool Statement::IsReadOnly() const { return sqlite3_stmt_readonly(stmt_) != 0; }
+
+int Statement::ColumnCount() const { return sqlite3_column_count(stmt_); }
+
+std::string Statement::ColumnName(int column) const {
+  const char* name = sqlite3_column_name(stmt_, column);
+  return name == nullptr ? std::string() : std::string(name);
 }
+
+ColumnType Statement::Type(int column) const {
+  return static_cast<ColumnType>(sqlite3_column_type(stmt_, column));
+}
+
+bool Statement::IsNull(int column) const { return Type(column) == ColumnType::kNull; }
 
 int64_t Statement::Int(int column) const { return sqlite3_column_int64(stmt_, column); }
+
+double Statement::Double(int column) const { return sqlite3_column_double(stmt_, column); }
 
 std::string Statement::Text(int column) const {
   const unsigned char* p = sqlite3_column_text(stmt_, column);
@@ -159,20 +209,40 @@ Status Connection::Exec(std::string_view sql) {
 
 Result<Statement> Connection::Prepare(const char* sql) {
   auto it = cache_.find(sql);
-  if (it != cache_.end()) return Statement(it->second, db_);
+  if (it != cache_.end()) return Statement(it->second, db_, /*owned=*/false);
   sqlite3_stmt* stmt = nullptr;
   int rc = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
   if (rc != SQLITE_OK) return SqliteStatus(rc, db_, std::string("preparing ") + sql);
   cache_.emplace(sql, stmt);
-  return Statement(stmt, db_);
+  return Statement(stmt, db_, /*owned=*/false);
 }
 
-Result<std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)>> Connection::PrepareUncached(
-    std::string_view sql) {
+Result<Statement> Connection::PrepareUncached(std::string_view sql, std::string_view* rest,
+                                              std::string_view context) {
   sqlite3_stmt* stmt = nullptr;
-  int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, nullptr);
-  if (rc != SQLITE_OK) return SqliteStatus(rc, db_, "preparing statement");
-  return std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)>(stmt, sqlite3_finalize);
+  const char* tail = nullptr;
+  int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, &tail);
+  // Owned before anything else can return.
+  Statement owner(stmt, db_, /*owned=*/true);
+  if (rc != SQLITE_OK) return SqliteStatus(rc, db_, context);
+  if (stmt == nullptr) return InvalidArgument("no SQL statement given");
+  if (rest != nullptr) *rest = std::string_view(tail, sql.data() + sql.size() - tail);
+  return owner;
+}
+
+Status Connection::AllowOnlyReads() {
+  return SqliteStatus(sqlite3_set_authorizer(db_, ReadOnlyAuthorizer, nullptr), db_,
+                      "restricting to reads");
+}
+
+Status Connection::DefineFunction(const std::string& name, int arity, BlobFunction fn) {
+  // SQLite owns the copy from here: it deletes it when the function is
+  // redefined or the connection closes, and also if the definition fails.
+  auto* owned = new BlobFunction(std::move(fn));
+  int rc = sqlite3_create_function_v2(db_, name.c_str(), arity, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+                                      owned, CallBlobFunction, nullptr, nullptr,
+                                      [](void* p) { delete static_cast<BlobFunction*>(p); });
+  return SqliteStatus(rc, db_, "defining SQL function " + name);
 }
 
 Result<Transaction> Transaction::Begin(Connection& conn) {

@@ -1,14 +1,17 @@
 // RAII wrappers over sqlite3: a connection that caches its prepared
-// statements, a statement handle that resets itself on scope exit, and a
-// transaction that rolls back unless committed. SQLite result codes become
-// Status in exactly one place (SqliteStatus).
+// statements, a statement handle that resets (or, uncached, finalizes) itself
+// on scope exit, and a transaction that rolls back unless committed. SQLite
+// result codes become Status in exactly one place (SqliteStatus). The rest of
+// Strata reaches SQLite only through this module.
 #ifndef STRATA_SQL_DATABASE_H_
 #define STRATA_SQL_DATABASE_H_
 
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -18,20 +21,34 @@
 
 namespace strata::sql {
 
-// Translates a SQLite result code (and the connection's message) to a Status.
+// Translates a SQLite result code (and the connection's message) to a Status
+// whose message is "<context>: <SQLite's message>", or SQLite's message alone
+// when `context` is empty.
 Status SqliteStatus(int rc, sqlite3* db, std::string_view context);
+
+// The type of a column's value in the current row. The values are SQLite's
+// own codes (SQLITE_INTEGER...), which are stable: bundle checksums hash them.
+enum class ColumnType {
+  kInteger = SQLITE_INTEGER,
+  kFloat = SQLITE_FLOAT,
+  kText = SQLITE_TEXT,
+  kBlob = SQLITE_BLOB,
+  kNull = SQLITE_NULL,
+};
 
 class Connection;
 
-// A prepared statement owned by a Connection's cache. Borrowed through
-// Statement, which resets it and clears its bindings when it goes out of scope.
+// A prepared statement of a Connection. From Connection::Prepare it is
+// borrowed from the connection's cache: reset, with its bindings cleared,
+// when the Statement goes out of scope. From PrepareUncached it is owned:
+// finalized when the Statement goes out of scope. Either way it must not
+// outlive its Connection.
 class Statement {
  public:
-  Statement(sqlite3_stmt* stmt, sqlite3* db) : stmt_(stmt), db_(db) {}
   ~Statement();
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
-  Statement(Statement&& other) noexcept : stmt_(other.stmt_), db_(other.db_) {
+  Statement(Statement&& other) noexcept : stmt_(other.stmt_), db_(other.db_), owned_(other.owned_) {
     other.stmt_ = nullptr;
   }
 
@@ -54,14 +71,36 @@ class Statement {
   Statement& Bind(int, double) = delete;
   Statement& Bind(int, bool) = delete;
 
+  // The number of the highest parameter in the SQL (0 when it has none).
+  int ParameterCount() const;
+
   // Advances to the next row: true if a row is available, false when done.
-  Result<bool> Step();
+  // A failure is SqliteStatus(rc, db, context), where an empty `context`
+  // stands for the statement's SQL.
+  Result<bool> Step(std::string_view context = {});
+  // Steps through the remaining rows, calling `on_row` with each, until the
+  // rows end, a step fails (reported as by Step(context)) or `on_row` returns
+  // an error (returned as it is). Then resets the statement, keeping its
+  // bindings, so that it can be run again.
+  Status ForEachRow(const std::function<Status(Statement& row)>& on_row,
+                    std::string_view context = {});
   // Runs the statement to completion, ignoring rows, then resets it so that
   // it can be bound and run again.
   Status Run();
 
+  // Whether the statement leaves the database as it is (SELECT; not INSERT,
+  // CREATE, ...).
+  bool IsReadOnly() const;
+  int ColumnCount() const;
+  // The name of a result column: its AS alias, or as SQLite names it.
+  std::string ColumnName(int column) const;
+
+  // Columns of the current row, 0-based. Ask Type() before reading a column
+  // as another type: after SQLite converts a value, its type is undefined.
+  ColumnType Type(int column) const;
   bool IsNull(int column) const;
   int64_t Int(int column) const;
+  double Double(int column) const;
   std::string Text(int column) const;
   // Valid until the next Step() or until the statement is reset.
   std::span<const uint8_t> Blob(int column) const;
@@ -72,8 +111,15 @@ class Statement {
   }
 
  private:
+  friend class Connection;
+  // `owned`: finalized, not reset, on destruction.
+  Statement(sqlite3_stmt* stmt, sqlite3* db, bool owned) : stmt_(stmt), db_(db), owned_(owned) {}
+  // Ends the current run (a failed step's error was already reported).
+  void Reset();
+
   sqlite3_stmt* stmt_;
   sqlite3* db_;
+  bool owned_;
 };
 
 // kQueryOnly connections refuse every statement that writes (PRAGMA query_only).
@@ -94,9 +140,31 @@ class Connection {
   // Borrows the cached statement for `sql`, preparing it on first use. The
   // cache is keyed by the text, so call sites pass named constants.
   Result<Statement> Prepare(const char* sql);
-  // Prepares without caching (for one-off statements such as user SQL).
-  Result<std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)>> PrepareUncached(
-      std::string_view sql);
+  // Prepares the first statement in `sql` without caching it, for one-off
+  // statements (SQL built at run time, or a user's). The Statement owns it.
+  // If `rest` is not null it receives the text after that statement, so that
+  // a caller can refuse a second one. Errors are SqliteStatus(rc, db,
+  // context); text with no statement at all (empty, or only comments) is
+  // InvalidArgument("no SQL statement given").
+  Result<Statement> PrepareUncached(std::string_view sql, std::string_view* rest = nullptr,
+                                    std::string_view context = "preparing statement");
+
+  // From now on, preparing any statement that does more than read (SELECT,
+  // reading columns, calling functions, recursive queries) fails with
+  // Code::kAccess: PRAGMA, ATTACH and every write, to any schema, included.
+  // For running SQL from outside.
+  Status AllowOnlyReads();
+
+  // A SQL function of integer arguments (SQLite converts each, as
+  // sqlite3_value_int64 does) that returns the bytes of a BLOB, nullopt for
+  // NULL, or an error, which fails the statement calling it with the error's
+  // message. Runs on the thread stepping that statement, and may use this
+  // connection.
+  using BlobFunction =
+      std::function<Result<std::optional<std::string>>(std::span<const int64_t> args)>;
+  // Defines (or redefines) the deterministic SQL function `name` of `arity`
+  // arguments on this connection, which keeps `fn` until it closes.
+  Status DefineFunction(const std::string& name, int arity, BlobFunction fn);
 
   int64_t LastInsertRowId() const { return sqlite3_last_insert_rowid(db_); }
   int Changes() const { return sqlite3_changes(db_); }

@@ -1,11 +1,12 @@
 #include "store/bundle.h"
 
-#include <sqlite3.h>
 #include <sys/stat.h>
 #include <xxhash.h>
 
 #include <cstdio>
 #include <cstring>
+#include <optional>
+#include <span>
 #include <vector>
 
 #include "catalog/branches.h"
@@ -158,17 +159,34 @@ UPDATE main.meta SET value = max(value, (SELECT coalesce(max(ino), 0) + 1 FROM b
   WHERE key = 'next_ino';
 )sql";
 
-// A text column, "" for NULL (a damaged bundle may hold one anywhere).
-std::string ColumnText(sqlite3_stmt* s, int column) {
-  const unsigned char* text = sqlite3_column_text(s, column);
-  return text == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(text));
-}
+constexpr const char* kHasSession = "SELECT 1 FROM main.sessions WHERE name = ?1";
+constexpr const char* kInsertBundleMeta =
+    "INSERT INTO b.bundle(key, value) VALUES ('format', ?1), ('session', ?2), ('created_ns', ?3)";
 
 Result<int64_t> ScalarInt(sql::Connection& conn, const std::string& query) {
-  ASSIGN_OR_RETURN(auto s, conn.PrepareUncached(query));
-  int rc = sqlite3_step(s.get());
-  if (rc != SQLITE_ROW) return sql::SqliteStatus(rc == SQLITE_DONE ? SQLITE_ERROR : rc, conn.handle(), query);
-  return sqlite3_column_int64(s.get(), 0);
+  ASSIGN_OR_RETURN(sql::Statement s, conn.PrepareUncached(query));
+  ASSIGN_OR_RETURN(bool row, s.Step(query));
+  if (!row) return Internal(query + ": no row");
+  return s.Int(0);
+}
+
+// The first column of the first row of `query` as text, up to its first NUL
+// ("" for NULL: a damaged bundle may hold one anywhere); nullopt when the
+// query fails or returns no row.
+std::optional<std::string> FirstText(sql::Connection& conn, const char* query) {
+  auto s = conn.PrepareUncached(query);
+  if (!s.ok()) return std::nullopt;
+  Result<bool> row = s->Step();
+  if (!row.ok() || !*row) return std::nullopt;
+  return std::string(s->Text(0).c_str());
+}
+
+// Whether the store attached as main has a session named `name`; false, too,
+// when the lookup fails after it was prepared.
+Result<bool> HasSession(sql::Connection& conn, std::string_view name) {
+  ASSIGN_OR_RETURN(sql::Statement s, conn.PrepareUncached(kHasSession));
+  Result<bool> row = s.BindText(1, name).Step();
+  return row.ok() && *row;
 }
 
 // XXH3-128 over every row of every bundle table (the checksum row itself
@@ -183,28 +201,30 @@ Result<std::string> RowsChecksum(sql::Connection& conn) {
     std::string query = std::string("SELECT * FROM ") + t.table +
                         (std::strcmp(t.table, "bundle") == 0 ? " WHERE key != 'checksum'" : "") +
                         " ORDER BY " + t.order;
-    ASSIGN_OR_RETURN(auto s, conn.PrepareUncached(query));
-    int rc;
-    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
-      const int n = sqlite3_column_count(s.get());
-      for (int i = 0; i < n; ++i) {
-        const unsigned char type = static_cast<unsigned char>(sqlite3_column_type(s.get(), i));
-        XXH3_128bits_update(state, &type, 1);
-        if (type == SQLITE_INTEGER) {
-          int64_t v = sqlite3_column_int64(s.get(), i);
-          XXH3_128bits_update(state, &v, sizeof(v));
-        } else if (type == SQLITE_FLOAT) {
-          double v = sqlite3_column_double(s.get(), i);
-          XXH3_128bits_update(state, &v, sizeof(v));
-        } else if (type != SQLITE_NULL) {
-          const void* p = sqlite3_column_blob(s.get(), i);
-          uint64_t len = static_cast<uint64_t>(sqlite3_column_bytes(s.get(), i));
-          XXH3_128bits_update(state, &len, sizeof(len));
-          if (len > 0) XXH3_128bits_update(state, p, len);
-        }
-      }
-    }
-    if (rc != SQLITE_DONE) return sql::SqliteStatus(rc, conn.handle(), "reading the bundle");
+    ASSIGN_OR_RETURN(sql::Statement s, conn.PrepareUncached(query));
+    RETURN_IF_ERROR(s.ForEachRow(
+        [&](sql::Statement& row) {
+          for (int i = 0, n = row.ColumnCount(); i < n; ++i) {
+            const sql::ColumnType type = row.Type(i);
+            // SQLite's own type code (see ColumnType): bundles hold checksums of it.
+            const auto code = static_cast<unsigned char>(type);
+            XXH3_128bits_update(state, &code, 1);
+            if (type == sql::ColumnType::kInteger) {
+              int64_t v = row.Int(i);
+              XXH3_128bits_update(state, &v, sizeof(v));
+            } else if (type == sql::ColumnType::kFloat) {
+              double v = row.Double(i);
+              XXH3_128bits_update(state, &v, sizeof(v));
+            } else if (type != sql::ColumnType::kNull) {
+              std::span<const uint8_t> bytes = row.Blob(i);
+              uint64_t len = bytes.size();
+              XXH3_128bits_update(state, &len, sizeof(len));
+              if (len > 0) XXH3_128bits_update(state, bytes.data(), len);
+            }
+          }
+          return Status::Ok();
+        },
+        "reading the bundle"));
   }
   XXH128_hash_t h = XXH3_128bits_digest(state);
   char hex[33];
@@ -214,21 +234,14 @@ Result<std::string> RowsChecksum(sql::Connection& conn) {
 }
 
 Status Exec(sql::Connection& conn, const char* query, std::string_view session) {
-  ASSIGN_OR_RETURN(auto s, conn.PrepareUncached(query));
-  if (sqlite3_bind_parameter_count(s.get()) >= 1) {
-    sqlite3_bind_text(s.get(), 1, session.data(), static_cast<int>(session.size()), SQLITE_TRANSIENT);
-  }
-  int rc = sqlite3_step(s.get());
-  if (rc != SQLITE_DONE && rc != SQLITE_ROW) return sql::SqliteStatus(rc, conn.handle(), query);
-  return Status::Ok();
+  ASSIGN_OR_RETURN(sql::Statement s, conn.PrepareUncached(query));
+  if (s.ParameterCount() >= 1) s.BindText(1, session);
+  return s.Step(query).status();
 }
 
 Status Attach(sql::Connection& conn, const std::string& path) {
-  ASSIGN_OR_RETURN(auto s, conn.PrepareUncached("ATTACH DATABASE ?1 AS b"));
-  sqlite3_bind_text(s.get(), 1, path.c_str(), -1, SQLITE_TRANSIENT);
-  int rc = sqlite3_step(s.get());
-  if (rc != SQLITE_DONE) return sql::SqliteStatus(rc, conn.handle(), "cannot open " + path);
-  return Status::Ok();
+  ASSIGN_OR_RETURN(sql::Statement s, conn.PrepareUncached("ATTACH DATABASE ?1 AS b"));
+  return s.BindText(1, path).Step("cannot open " + path).status();
 }
 
 bool PathExists(const std::string& path) {
@@ -260,22 +273,18 @@ Result<BundleStats> ExportBundle(const std::string& store_path, std::string_view
     }
     RETURN_IF_ERROR(Attach(*conn, partial));
     RETURN_IF_ERROR(conn->Exec("BEGIN"));
-    ASSIGN_OR_RETURN(auto found, conn->PrepareUncached("SELECT 1 FROM main.sessions WHERE name = ?1"));
-    sqlite3_bind_text(found.get(), 1, session.data(), static_cast<int>(session.size()), SQLITE_TRANSIENT);
-    if (sqlite3_step(found.get()) != SQLITE_ROW) {
+    ASSIGN_OR_RETURN(bool found, HasSession(*conn, session));
+    if (!found) {
       (void)conn->Exec("ROLLBACK");
       return NotFound("no session '" + std::string(session) + "'");
     }
-    found.reset();
     RETURN_IF_ERROR(Exec(*conn, kLineage, session));
     for (const char* q : kExportRows) RETURN_IF_ERROR(Exec(*conn, q, session));
-    ASSIGN_OR_RETURN(auto meta, conn->PrepareUncached(
-        "INSERT INTO b.bundle(key, value) VALUES ('format', ?1), ('session', ?2), ('created_ns', ?3)"));
-    sqlite3_bind_int(meta.get(), 1, kBundleFormat);
-    sqlite3_bind_text(meta.get(), 2, session.data(), static_cast<int>(session.size()), SQLITE_TRANSIENT);
-    sqlite3_bind_int64(meta.get(), 3, now_ns);
-    if (sqlite3_step(meta.get()) != SQLITE_DONE) return sql::SqliteStatus(SQLITE_ERROR, conn->handle(), "bundle");
-    meta.reset();
+    {
+      ASSIGN_OR_RETURN(sql::Statement meta, conn->PrepareUncached(kInsertBundleMeta));
+      RETURN_IF_ERROR(
+          meta.Bind(1, kBundleFormat).BindText(2, session).Bind(3, now_ns).Step("bundle").status());
+    }
     RETURN_IF_ERROR(conn->Exec("COMMIT"));
     RETURN_IF_ERROR(conn->Exec("DETACH DATABASE b"));
     // The checksum, over the finished rows.
@@ -330,27 +339,18 @@ Result<BundleStats> ImportBundle(const std::string& store_path, const std::strin
       return refuse("made with schema version " + (version.ok() ? std::to_string(*version) : "?") +
                     ", this strata reads version " + std::to_string(catalog::kSchemaVersion));
     }
-    auto check = bundle.PrepareUncached("PRAGMA integrity_check");
-    if (!check.ok() || sqlite3_step(check->get()) != SQLITE_ROW ||
-        ColumnText(check->get(), 0) != "ok") {
-      return refuse("the file is damaged");
-    }
-    check->reset();
-    auto stored = bundle.PrepareUncached("SELECT value FROM bundle WHERE key = 'checksum'");
-    std::string stored_sum;
-    if (stored.ok() && sqlite3_step(stored->get()) == SQLITE_ROW) {
-      stored_sum = ColumnText(stored->get(), 0);
-    }
-    stored->reset();
+    if (FirstText(bundle, "PRAGMA integrity_check") != "ok") return refuse("the file is damaged");
+    const std::string stored_sum =
+        FirstText(bundle, "SELECT value FROM bundle WHERE key = 'checksum'").value_or("");
     auto sum = RowsChecksum(bundle);
     if (!sum.ok() || stored_sum.empty() || *sum != stored_sum) return refuse("its checksum does not match");
     auto block_size = ScalarInt(bundle, "SELECT value FROM meta WHERE key = 'block_size'");
     if (!block_size.ok()) return refuse("it records no block size");
     theirs = *block_size;
-    auto name = bundle.PrepareUncached("SELECT value FROM bundle WHERE key = 'session'");
-    if (!name.ok() || sqlite3_step(name->get()) != SQLITE_ROW) return refuse("it names no session");
-    stats.session = as_session.empty() ? ColumnText(name->get(), 0) : std::string(as_session);
-    name->reset();
+    std::optional<std::string> name =
+        FirstText(bundle, "SELECT value FROM bundle WHERE key = 'session'");
+    if (!name.has_value()) return refuse("it names no session");
+    stats.session = as_session.empty() ? *name : std::string(as_session);
     // Exactly the session it names, under a name this store accepts.
     Status valid = catalog::ValidateSessionName(stats.session);
     if (!valid.ok()) return refuse(valid.message());
@@ -383,12 +383,10 @@ Result<BundleStats> ImportBundle(const std::string& store_path, const std::strin
     }
     ASSIGN_OR_RETURN(sql::Transaction txn, sql::Transaction::Begin(*conn));
     RETURN_IF_ERROR(Exec(*conn, "CREATE TEMP TABLE import_name AS SELECT ?1 AS name", stats.session));
-    ASSIGN_OR_RETURN(auto taken, conn->PrepareUncached("SELECT 1 FROM main.sessions WHERE name = ?1"));
-    sqlite3_bind_text(taken.get(), 1, stats.session.c_str(), -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(taken.get()) == SQLITE_ROW) {
+    ASSIGN_OR_RETURN(bool taken, HasSession(*conn, stats.session));
+    if (taken) {
       return Status(Code::kExists, "session '" + stats.session + "' exists (import it under another name)");
     }
-    taken.reset();
     RETURN_IF_ERROR(conn->Exec(kImportMaps));
     ASSIGN_OR_RETURN(int64_t reused, ScalarInt(*conn, "SELECT count(*) FROM temp.map_chunk WHERE new IS NOT NULL"));
     ASSIGN_OR_RETURN(int64_t all, ScalarInt(*conn, "SELECT count(*) FROM temp.map_chunk"));

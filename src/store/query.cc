@@ -1,9 +1,9 @@
 #include "store/query.h"
 
-#include <sqlite3.h>
-
 #include <cctype>
 #include <memory>
+#include <optional>
+#include <span>
 
 #include "catalog/calls.h"
 #include "chunks/chunk_store.h"
@@ -87,20 +87,6 @@ CREATE TEMP VIEW files AS
       AND (a2.depth < a.depth OR (a2.depth = a.depth AND i2.vfrom > i.vfrom)));
 )sql";
 
-// Allows reading only. Anything else, including PRAGMA, ATTACH and every
-// kind of write (to main, temp or an attached database), is refused.
-int ReadOnlyAuthorizer(void*, int action, const char*, const char*, const char*, const char*) {
-  switch (action) {
-    case SQLITE_SELECT:
-    case SQLITE_READ:
-    case SQLITE_FUNCTION:
-    case SQLITE_RECURSIVE:
-      return SQLITE_OK;
-    default:
-      return SQLITE_DENY;
-  }
-}
-
 bool OnlySpaceOrComments(std::string_view rest) {
   size_t i = 0;
   while (i < rest.size()) {
@@ -119,25 +105,23 @@ bool OnlySpaceOrComments(std::string_view rest) {
   return true;
 }
 
-QueryCell Cell(sqlite3_stmt* s, int i) {
+QueryCell Cell(const sql::Statement& s, int i) {
   QueryCell c;
-  switch (sqlite3_column_type(s, i)) {
-    case SQLITE_INTEGER:
+  const sql::ColumnType type = s.Type(i);
+  switch (type) {
+    case sql::ColumnType::kInteger:
       c.type = QueryCell::Type::kInteger;
-      c.integer = sqlite3_column_int64(s, i);
+      c.integer = s.Int(i);
       break;
-    case SQLITE_FLOAT:
+    case sql::ColumnType::kFloat:
       c.type = QueryCell::Type::kReal;
-      c.real = sqlite3_column_double(s, i);
+      c.real = s.Double(i);
       break;
-    case SQLITE_TEXT:
-    case SQLITE_BLOB: {
-      c.type = sqlite3_column_type(s, i) == SQLITE_TEXT ? QueryCell::Type::kText : QueryCell::Type::kBlob;
-      const void* p = sqlite3_column_blob(s, i);
-      int n = sqlite3_column_bytes(s, i);
-      if (p != nullptr) c.bytes.assign(static_cast<const char*>(p), static_cast<size_t>(n));
+    case sql::ColumnType::kText:
+    case sql::ColumnType::kBlob:
+      c.type = type == sql::ColumnType::kText ? QueryCell::Type::kText : QueryCell::Type::kBlob;
+      c.bytes = s.BlobString(i);
       break;
-    }
     default:
       break;
   }
@@ -146,24 +130,16 @@ QueryCell Cell(sqlite3_stmt* s, int i) {
 
 // call_output(CALL, STREAM): a tool call's stdout (1) or stderr (2), put
 // together from its chunks (NULL when it has none).
-struct OutputReader {
-  sql::Connection* conn;
-  chunks::ChunkStore* chunks;
-};
-
-void CallOutputFunction(sqlite3_context* ctx, int, sqlite3_value** argv) {
-  auto* reader = static_cast<OutputReader*>(sqlite3_user_data(ctx));
-  auto ids = catalog::OutputChunks(*reader->conn, sqlite3_value_int64(argv[0]),
-                                   static_cast<int>(sqlite3_value_int64(argv[1])));
-  if (!ids.ok()) return sqlite3_result_error(ctx, ids.status().message().c_str(), -1);
-  if (ids->empty()) return sqlite3_result_null(ctx);
+Result<std::optional<std::string>> CallOutput(sql::Connection& conn, chunks::ChunkStore& chunks,
+                                              std::span<const int64_t> args) {
+  ASSIGN_OR_RETURN(auto ids, catalog::OutputChunks(conn, args[0], static_cast<int>(args[1])));
+  if (ids.empty()) return std::optional<std::string>();
   std::string out;
-  for (int64_t id : *ids) {
-    auto bytes = reader->chunks->Get(*reader->conn, id);
-    if (!bytes.ok()) return sqlite3_result_error(ctx, bytes.status().message().c_str(), -1);
-    out.append(reinterpret_cast<const char*>((*bytes)->data()), (*bytes)->size());
+  for (int64_t id : ids) {
+    ASSIGN_OR_RETURN(auto bytes, chunks.Get(conn, id));
+    out.append(reinterpret_cast<const char*>(bytes->data()), bytes->size());
   }
-  sqlite3_result_blob64(ctx, out.data(), out.size(), SQLITE_TRANSIENT);
+  return std::optional<std::string>(std::move(out));
 }
 
 }  // namespace
@@ -171,45 +147,43 @@ void CallOutputFunction(sqlite3_context* ctx, int, sqlite3_value** argv) {
 Result<QueryResult> RunReadOnlyQuery(const std::string& path, std::string_view statement) {
   ASSIGN_OR_RETURN(auto conn, sql::Connection::Open(path, sql::OpenMode::kQueryOnly));
   chunks::ChunkStore chunks(nullptr, /*compression_level=*/0, /*cache_bytes=*/0);
-  OutputReader reader{conn.get(), &chunks};
-  sqlite3_create_function(conn->handle(), "call_output", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
-                          &reader, CallOutputFunction, nullptr, nullptr);
+  RETURN_IF_ERROR(
+      conn->DefineFunction("call_output", 2, [&db = *conn, &chunks](std::span<const int64_t> args) {
+        return CallOutput(db, chunks, args);
+      }));
   // query_only also refuses TEMP views: lift it while they are defined (on
   // this connection's own temp schema), then the authorizer guards the rest.
   RETURN_IF_ERROR(conn->Exec("PRAGMA query_only = 0"));
   RETURN_IF_ERROR(conn->Exec(kViews));
   RETURN_IF_ERROR(conn->Exec("PRAGMA query_only = 1"));
-  sqlite3* db = conn->handle();
-  sqlite3_set_authorizer(db, ReadOnlyAuthorizer, nullptr);
-  sqlite3_stmt* raw = nullptr;
-  const char* tail = nullptr;
-  int rc = sqlite3_prepare_v2(db, statement.data(), static_cast<int>(statement.size()), &raw, &tail);
-  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> stmt(raw, sqlite3_finalize);
-  if (rc == SQLITE_AUTH) {
-    return InvalidArgument(
-        "only reading is allowed (SELECT over the views sessions, snapshots, tool_calls, kv, "
-        "files); this statement would do more");
+  RETURN_IF_ERROR(conn->AllowOnlyReads());
+  std::string_view rest;
+  auto prepared = conn->PrepareUncached(statement, &rest, /*context=*/"");
+  if (!prepared.ok()) {
+    if (prepared.status().code() == Code::kAccess) {  // refused by AllowOnlyReads
+      return InvalidArgument(
+          "only reading is allowed (SELECT over the views sessions, snapshots, tool_calls, kv, "
+          "files); this statement would do more");
+    }
+    return InvalidArgument(prepared.status().message());
   }
-  if (rc != SQLITE_OK) return InvalidArgument(std::string(sqlite3_errmsg(db)));
-  if (stmt == nullptr) return InvalidArgument("no SQL statement given");
-  if (tail != nullptr && !OnlySpaceOrComments(std::string_view(tail, statement.data() + statement.size() - tail))) {
-    return InvalidArgument("one statement at a time");
-  }
-  if (!sqlite3_stmt_readonly(stmt.get())) {
+  sql::Statement& stmt = *prepared;
+  if (!OnlySpaceOrComments(rest)) return InvalidArgument("one statement at a time");
+  if (!stmt.IsReadOnly()) {
     return InvalidArgument("statements that write are refused: the query tool is read-only");
   }
   QueryResult out;
-  const int columns = sqlite3_column_count(stmt.get());
-  for (int i = 0; i < columns; ++i) out.columns.emplace_back(sqlite3_column_name(stmt.get(), i));
-  for (;;) {
-    rc = sqlite3_step(stmt.get());
-    if (rc == SQLITE_DONE) break;
-    if (rc != SQLITE_ROW) return sql::SqliteStatus(rc, db, "query failed");
-    std::vector<QueryCell> row;
-    row.reserve(static_cast<size_t>(columns));
-    for (int i = 0; i < columns; ++i) row.push_back(Cell(stmt.get(), i));
-    out.rows.push_back(std::move(row));
-  }
+  const int columns = stmt.ColumnCount();
+  for (int i = 0; i < columns; ++i) out.columns.push_back(stmt.ColumnName(i));
+  RETURN_IF_ERROR(stmt.ForEachRow(
+      [&](sql::Statement& row) {
+        std::vector<QueryCell> cells;
+        cells.reserve(static_cast<size_t>(columns));
+        for (int i = 0; i < columns; ++i) cells.push_back(Cell(row, i));
+        out.rows.push_back(std::move(cells));
+        return Status::Ok();
+      },
+      "query failed"));
   return out;
 }
 

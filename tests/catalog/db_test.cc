@@ -2,7 +2,6 @@
 // the background checkpointer, on real store files.
 #include "catalog/db.h"
 
-#include <sqlite3.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -74,8 +73,9 @@ class DbTest : public ::testing::Test {
     auto s = lease->conn().PrepareUncached("SELECT count(*) FROM scratch WHERE " + where);
     EXPECT_TRUE(s.ok());
     if (!s.ok()) return -1;
-    EXPECT_EQ(sqlite3_step(s->get()), SQLITE_ROW);
-    return sqlite3_column_int64(s->get(), 0);
+    auto row = s->Step();
+    EXPECT_TRUE(row.ok() && *row);
+    return s->Int(0);
   }
 
   TempDir dir_;

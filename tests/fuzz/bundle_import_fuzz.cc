@@ -21,7 +21,6 @@
 //     snapshots also read completely, its calls and key-value state list,
 //     and CheckIntegrity finds nothing.
 #include <fuzzer/FuzzedDataProvider.h>
-#include <sqlite3.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -74,8 +73,13 @@ void Reseal(const std::string& path) {
   if (!sum.ok()) return;
   auto s = (*conn)->PrepareUncached("UPDATE bundle SET value = ?1 WHERE key = 'checksum'");
   if (!s.ok()) return;
-  sqlite3_bind_text(s->get(), 1, sum->c_str(), -1, SQLITE_TRANSIENT);
-  (void)sqlite3_step(s->get());
+  (void)s->BindText(1, *sum).Step();
+}
+
+// Whether a step of `s` succeeds with a row.
+bool StepsToARow(sql::Statement& s) {
+  Result<bool> row = s.Step();
+  return row.ok() && *row;
 }
 
 std::string Quote(const std::string& name) { return "\"" + name + "\""; }
@@ -86,9 +90,10 @@ std::vector<std::string> Tables(sql::Connection& conn) {
       "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
       "ORDER BY name");
   if (!s.ok()) return out;
-  while (sqlite3_step(s->get()) == SQLITE_ROW) {
-    out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(s->get(), 0)));
-  }
+  (void)s->ForEachRow([&](sql::Statement& row) {
+    out.emplace_back(row.Text(0).c_str());
+    return Status::Ok();
+  });
   return out;
 }
 
@@ -96,10 +101,10 @@ std::vector<std::string> Columns(sql::Connection& conn, const std::string& table
   std::vector<std::string> out;
   auto s = conn.PrepareUncached("SELECT name FROM pragma_table_info(?1) ORDER BY cid");
   if (!s.ok()) return out;
-  sqlite3_bind_text(s->get(), 1, table.c_str(), -1, SQLITE_TRANSIENT);
-  while (sqlite3_step(s->get()) == SQLITE_ROW) {
-    out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(s->get(), 0)));
-  }
+  (void)s->BindText(1, table).ForEachRow([&](sql::Statement& row) {
+    out.emplace_back(row.Text(0).c_str());
+    return Status::Ok();
+  });
   return out;
 }
 
@@ -108,8 +113,8 @@ std::vector<std::string> Columns(sql::Connection& conn, const std::string& table
 std::string RowFilter(sql::Connection& conn, const std::string& table,
                       const std::vector<std::string>& columns, uint8_t n) {
   auto count = conn.PrepareUncached("SELECT count(*) FROM " + Quote(table));
-  if (!count.ok() || sqlite3_step(count->get()) != SQLITE_ROW) return "";
-  const int64_t rows = sqlite3_column_int64(count->get(), 0);
+  if (!count.ok() || !StepsToARow(*count)) return "";
+  const int64_t rows = count->Int(0);
   if (rows == 0) return "";
   auto row =
       conn.PrepareUncached("SELECT quote(" + Quote(columns[0]) + ")" +
@@ -121,12 +126,11 @@ std::string RowFilter(sql::Connection& conn, const std::string& table,
                              return rest;
                            }() +
                            " FROM " + Quote(table) + " LIMIT 1 OFFSET " + std::to_string(n % rows));
-  if (!row.ok() || sqlite3_step(row->get()) != SQLITE_ROW) return "";
+  if (!row.ok() || !StepsToARow(*row)) return "";
   std::string where;
   for (size_t i = 0; i < columns.size(); ++i) {
     if (i > 0) where += " AND ";
-    where += Quote(columns[i]) + " IS " +
-             reinterpret_cast<const char*>(sqlite3_column_text(row->get(), static_cast<int>(i)));
+    where += Quote(columns[i]) + " IS " + row->Text(static_cast<int>(i)).c_str();
   }
   return where;
 }

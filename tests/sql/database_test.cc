@@ -3,8 +3,11 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <limits>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -270,6 +273,245 @@ TEST(ConnectionTest, OpenErrorNamesTheFile) {
   auto conn = Connection::Open(path, OpenMode::kReadWriteCreate);
   ASSERT_FALSE(conn.ok());
   EXPECT_NE(conn.status().message().find(path), std::string::npos) << conn.status().ToString();
+}
+
+// --- Uncached statements, the row loop, and what the query tool needs.
+
+// The integers in column 0 of every row `s` returns (each run starts over).
+std::vector<int64_t> Ints(Statement& s) {
+  std::vector<int64_t> out;
+  Status st = s.ForEachRow([&](Statement& row) {
+    out.push_back(row.Int(0));
+    return Status::Ok();
+  });
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  return out;
+}
+
+TEST_F(DatabaseTest, UncachedStatementIsOwnedAndFinalizedOnScopeExit) {
+  const int before = PreparedStatements(*conn_);
+  {
+    ASSERT_OK_AND_ASSIGN(Statement s, conn_->PrepareUncached(kEcho));
+    EXPECT_EQ(PreparedStatements(*conn_), before + 1);
+    Statement moved = std::move(s);  // finalized once, by its new owner
+    ASSERT_OK_AND_ASSIGN(bool row, moved.Bind(1, 7).Step());
+    ASSERT_TRUE(row);
+    EXPECT_EQ(moved.Int(0), 7);
+    // Left mid-result on purpose: finalizing must not need a reset.
+  }
+  EXPECT_EQ(PreparedStatements(*conn_), before);
+  // Not in the cache: the same text prepared cached is a new statement.
+  ASSERT_OK_AND_ASSIGN(Statement cached, conn_->Prepare(kEcho));
+  EXPECT_EQ(PreparedStatements(*conn_), before + 1);
+}
+
+TEST_F(DatabaseTest, PrepareUncachedGivesTheTextAfterTheFirstStatement) {
+  std::string_view rest = "unset";
+  ASSERT_OK_AND_ASSIGN(Statement s, conn_->PrepareUncached("SELECT 1; SELECT 2 -- two", &rest));
+  EXPECT_EQ(rest, " SELECT 2 -- two");
+  EXPECT_EQ(Ints(s), std::vector<int64_t>{1});
+  ASSERT_OK_AND_ASSIGN(Statement last, conn_->PrepareUncached("SELECT 3 ;\n-- done\n", &rest));
+  EXPECT_EQ(rest, "\n-- done\n");
+  EXPECT_EQ(Ints(last), std::vector<int64_t>{3});
+}
+
+TEST_F(DatabaseTest, PrepareUncachedOfNoStatementIsInvalidArgument) {
+  for (const char* sql : {"", "   ", "-- only a comment\n", "/* nothing */ ;"}) {
+    auto s = conn_->PrepareUncached(sql);
+    ASSERT_FALSE(s.ok()) << sql;
+    EXPECT_EQ(s.status().code(), Code::kInvalid) << sql;
+    EXPECT_EQ(s.status().message(), "no SQL statement given") << sql;
+  }
+}
+
+TEST_F(DatabaseTest, PrepareUncachedErrorsCarrySqlitesMessageAfterTheContext) {
+  const int before = PreparedStatements(*conn_);
+  auto bad = conn_->PrepareUncached("SELEKT 1");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), Code::kInternal);  // SQLITE_ERROR
+  EXPECT_EQ(bad.status().message(), "preparing statement: near \"SELEKT\": syntax error");
+  auto missing = conn_->PrepareUncached("SELECT x FROM nowhere", nullptr, "reading nowhere");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().message(), "reading nowhere: no such table: nowhere");
+  auto bare = conn_->PrepareUncached("SELEKT 1", nullptr, "");
+  ASSERT_FALSE(bare.ok());
+  EXPECT_EQ(bare.status().message(), "near \"SELEKT\": syntax error");
+  EXPECT_EQ(PreparedStatements(*conn_), before);
+}
+
+TEST(SqliteStatusTest, EmptyContextLeavesSqlitesMessageAlone) {
+  Status s = SqliteStatus(SQLITE_FULL, nullptr, "");
+  EXPECT_EQ(s.code(), Code::kNoSpace);
+  EXPECT_EQ(s.message(), sqlite3_errstr(SQLITE_FULL));
+}
+
+TEST_F(DatabaseTest, ForEachRowVisitsEveryRowAndCanRunAgainWithItsBindings) {
+  ASSERT_OK(conn_->Exec("INSERT INTO t(i) VALUES (1), (2), (3)"));
+  ASSERT_OK_AND_ASSIGN(Statement s,
+                       conn_->PrepareUncached("SELECT i FROM t WHERE i >= ?1 ORDER BY i"));
+  s.Bind(1, 2);
+  EXPECT_EQ(Ints(s), (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(Ints(s), (std::vector<int64_t>{2, 3}));
+  ASSERT_OK_AND_ASSIGN(Statement none, conn_->PrepareUncached("SELECT i FROM t WHERE i > 9"));
+  EXPECT_TRUE(Ints(none).empty());
+}
+
+TEST_F(DatabaseTest, ForEachRowStopsAtTheCallbacksErrorAndReturnsIt) {
+  ASSERT_OK(conn_->Exec("INSERT INTO t(i) VALUES (1), (2), (3)"));
+  ASSERT_OK_AND_ASSIGN(Statement s, conn_->PrepareUncached("SELECT i FROM t ORDER BY i"));
+  std::vector<int64_t> seen;
+  Status st = s.ForEachRow([&](Statement& row) {
+    seen.push_back(row.Int(0));
+    return row.Int(0) == 2 ? NotFound("stop at 2") : Status::Ok();
+  });
+  EXPECT_EQ(st.code(), Code::kNotFound);
+  EXPECT_EQ(st.message(), "stop at 2");
+  EXPECT_EQ(seen, (std::vector<int64_t>{1, 2}));
+  // Reset: the next run starts from the first row.
+  EXPECT_EQ(Ints(s), (std::vector<int64_t>{1, 2, 3}));
+}
+
+TEST_F(DatabaseTest, AFailedStepIsNamedByItsContextOrElseByItsSql) {
+  ASSERT_OK(conn_->Exec("INSERT INTO t(i) VALUES (1), (-9223372036854775807 - 1)"));
+  constexpr const char* kAbs = "SELECT abs(i) FROM t ORDER BY rowid";
+  ASSERT_OK_AND_ASSIGN(Statement s, conn_->PrepareUncached(kAbs));
+  int rows = 0;
+  Status st = s.ForEachRow(
+      [&](Statement&) {
+        ++rows;
+        return Status::Ok();
+      },
+      "reading t");
+  EXPECT_EQ(rows, 1);  // abs() of the smallest integer overflows on the second
+  EXPECT_EQ(st.code(), Code::kInternal);
+  EXPECT_EQ(st.message(), "reading t: integer overflow");
+  // Without a context the error names the SQL; Run() reports it the same way.
+  EXPECT_EQ(s.Run().message(), std::string(kAbs) + ": integer overflow");
+  ASSERT_OK_AND_ASSIGN(bool row, s.Step("first"));
+  EXPECT_TRUE(row);
+  auto second = s.Step("second");
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().message(), "second: integer overflow");
+}
+
+TEST_F(DatabaseTest, ColumnsReportTypeNameAndValue) {
+  ASSERT_OK_AND_ASSIGN(
+      Statement s, conn_->PrepareUncached("SELECT 1 AS a, 2.5 AS b, 'x' AS c, x'00ff' AS d, NULL, i"
+                                          " FROM (SELECT 7 AS i)"));
+  ASSERT_EQ(s.ColumnCount(), 6);
+  EXPECT_EQ(s.ColumnName(0), "a");
+  EXPECT_EQ(s.ColumnName(3), "d");
+  EXPECT_EQ(s.ColumnName(4), "NULL");
+  EXPECT_EQ(s.ColumnName(5), "i");
+  ASSERT_OK_AND_ASSIGN(bool row, s.Step());
+  ASSERT_TRUE(row);
+  EXPECT_EQ(s.Type(0), ColumnType::kInteger);
+  EXPECT_EQ(s.Type(1), ColumnType::kFloat);
+  EXPECT_EQ(s.Type(2), ColumnType::kText);
+  EXPECT_EQ(s.Type(3), ColumnType::kBlob);
+  EXPECT_EQ(s.Type(4), ColumnType::kNull);
+  EXPECT_EQ(s.Int(0), 1);
+  EXPECT_EQ(s.Double(1), 2.5);
+  EXPECT_EQ(s.Text(2), "x");
+  EXPECT_EQ(s.BlobString(3), std::string("\x00\xff", 2));
+  EXPECT_EQ(s.Int(5), 7);
+  // SQLite's own codes: bundle checksums hash them.
+  EXPECT_EQ(static_cast<int>(ColumnType::kInteger), 1);
+  EXPECT_EQ(static_cast<int>(ColumnType::kFloat), 2);
+  EXPECT_EQ(static_cast<int>(ColumnType::kText), 3);
+  EXPECT_EQ(static_cast<int>(ColumnType::kBlob), 4);
+  EXPECT_EQ(static_cast<int>(ColumnType::kNull), 5);
+}
+
+TEST_F(DatabaseTest, StatementsTellWhetherTheyWriteAndHowManyParametersTheyTake) {
+  ASSERT_OK_AND_ASSIGN(Statement select, conn_->PrepareUncached("SELECT i FROM t"));
+  EXPECT_TRUE(select.IsReadOnly());
+  EXPECT_EQ(select.ParameterCount(), 0);
+  ASSERT_OK_AND_ASSIGN(Statement insert, conn_->PrepareUncached(kInsert));
+  EXPECT_FALSE(insert.IsReadOnly());
+  EXPECT_EQ(insert.ParameterCount(), 3);
+  ASSERT_OK_AND_ASSIGN(Statement create, conn_->PrepareUncached("CREATE TABLE w (x)"));
+  EXPECT_FALSE(create.IsReadOnly());
+  ASSERT_OK_AND_ASSIGN(Statement gap, conn_->PrepareUncached("SELECT ?5"));
+  EXPECT_EQ(gap.ParameterCount(), 5);
+}
+
+TEST_F(DatabaseTest, AllowOnlyReadsRefusesEverythingButReading) {
+  ASSERT_OK(conn_->Exec("INSERT INTO t(i) VALUES (1)"));
+  ASSERT_OK(conn_->AllowOnlyReads());
+  ASSERT_OK_AND_ASSIGN(Statement read,
+                       conn_->PrepareUncached("WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT"
+                                              " x + 1 FROM n WHERE x < 3) SELECT sum(x) + max(i)"
+                                              " FROM n, t"));
+  EXPECT_EQ(Ints(read), std::vector<int64_t>{7});
+  const std::string other = dir_.File("other.sqlite");
+  for (const std::string& sql :
+       {std::string("INSERT INTO t(i) VALUES (2)"), std::string("DELETE FROM t"),
+        std::string("UPDATE t SET i = 3"), std::string("CREATE TEMP TABLE z (x)"),
+        std::string("DROP TABLE t"), std::string("PRAGMA user_version"),
+        std::string("PRAGMA query_only = 0"), "ATTACH '" + other + "' AS o"}) {
+    auto s = conn_->PrepareUncached(sql);
+    ASSERT_FALSE(s.ok()) << sql;
+    EXPECT_EQ(s.status().code(), Code::kAccess) << sql;
+    EXPECT_EQ(s.status().message(), "preparing statement: not authorized") << sql;
+  }
+  // Cached statements too, and Exec.
+  EXPECT_CODE(conn_->Prepare(kInsert), Code::kAccess);
+  EXPECT_CODE(conn_->Exec("DELETE FROM t"), Code::kAccess);
+  EXPECT_FALSE(std::filesystem::exists(other));
+  EXPECT_EQ(CountRows(*conn_), 1);
+}
+
+TEST_F(DatabaseTest, DefinedFunctionReturnsABlobNullOrAnError) {
+  // f(N, C): N bytes 'a' + C; NULL for N = 0; an error for N < 0.
+  ASSERT_OK(conn_->DefineFunction(
+      "f", 2, [](std::span<const int64_t> args) -> Result<std::optional<std::string>> {
+        if (args[0] < 0) return InvalidArgument("negative: " + std::to_string(args[0]));
+        if (args[0] == 0) return std::optional<std::string>();
+        return std::optional<std::string>(
+            std::string(static_cast<size_t>(args[0]), static_cast<char>('a' + args[1])));
+      }));
+  ASSERT_OK_AND_ASSIGN(
+      Statement s,
+      conn_->PrepareUncached("SELECT f(3, 1), typeof(f(3, 1)), f(0, 0) IS NULL, f('2', '2')"));
+  ASSERT_OK_AND_ASSIGN(bool row, s.Step());
+  ASSERT_TRUE(row);
+  EXPECT_EQ(s.Type(0), ColumnType::kBlob);
+  EXPECT_EQ(s.BlobString(0), "bbb");
+  EXPECT_EQ(s.Text(1), "blob");
+  EXPECT_EQ(s.Int(2), 1);
+  EXPECT_EQ(s.BlobString(3), "cc");  // text arguments become integers
+
+  ASSERT_OK_AND_ASSIGN(Statement failing, conn_->PrepareUncached("SELECT f(-4, 0)"));
+  auto failed = failing.Step();
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().message(), "SELECT f(-4, 0): negative: -4");
+  // The wrong number of arguments does not prepare.
+  EXPECT_CODE(conn_->PrepareUncached("SELECT f(1)"), Code::kInternal);
+}
+
+TEST_F(DatabaseTest, ConnectionKeepsAFunctionUntilRedefinedOrClosed) {
+  auto make = [](std::shared_ptr<int> token) -> Connection::BlobFunction {
+    return [token](std::span<const int64_t>) -> Result<std::optional<std::string>> {
+      return std::optional<std::string>(std::to_string(*token));
+    };
+  };
+  auto first = std::make_shared<int>(1);
+  auto second = std::make_shared<int>(2);
+  std::weak_ptr<int> first_alive = first, second_alive = second;
+  ASSERT_OK(conn_->DefineFunction("g", 0, make(std::move(first))));
+  EXPECT_FALSE(first_alive.expired());
+  ASSERT_OK(conn_->DefineFunction("g", 0, make(std::move(second))));
+  EXPECT_TRUE(first_alive.expired());
+  {
+    ASSERT_OK_AND_ASSIGN(Statement s, conn_->PrepareUncached("SELECT g()"));
+    ASSERT_OK_AND_ASSIGN(bool row, s.Step());
+    ASSERT_TRUE(row);
+    EXPECT_EQ(s.BlobString(0), "2");
+  }
+  EXPECT_FALSE(second_alive.expired());
+  conn_.reset();
+  EXPECT_TRUE(second_alive.expired());
 }
 
 }  // namespace
