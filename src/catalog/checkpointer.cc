@@ -82,13 +82,12 @@ void Checkpointer::CatchUp() {
 void Checkpointer::Checkpoint(bool truncate) {
   // Errors (a busy reader, a full disk) are not fatal here: the WAL keeps
   // the data, and the next commit triggers another attempt.
-  sqlite3* db = conn_->handle();
   if (truncate) {
-    (void)sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+    (void)conn_->Checkpoint(sql::CheckpointMode::kTruncate);
     return;
   }
-  (void)sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-  (void)sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
+  (void)conn_->Checkpoint(sql::CheckpointMode::kPassive);
+  (void)conn_->Checkpoint(sql::CheckpointMode::kRestart);
 }
 
 void Checkpointer::Run() {

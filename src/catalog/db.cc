@@ -46,8 +46,8 @@ ReaderLease::~ReaderLease() {
   --t_pooled_reads;
   // End the lease's read transaction; a connection stuck in one would serve
   // a stale state forever, so it is dropped rather than pooled.
-  if (!sqlite3_get_autocommit(pooled_->handle())) (void)pooled_->Exec("ROLLBACK");
-  if (sqlite3_get_autocommit(pooled_->handle())) db_->ReturnReader(std::move(pooled_));
+  if (pooled_->InTransaction()) (void)pooled_->Exec("ROLLBACK");
+  if (!pooled_->InTransaction()) db_->ReturnReader(std::move(pooled_));
 }
 
 namespace {
@@ -103,7 +103,8 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, bool read_only,
   auto checkpointer = Checkpointer::Start(path);
   if (!checkpointer.ok()) return named(checkpointer.status());
   db->checkpointer_ = std::move(checkpointer).value();
-  sqlite3_wal_hook(db->writer_->handle(), &Db::OnCommit, db->checkpointer_.get());
+  db->writer_->OnWalCommit(
+      [c = db->checkpointer_.get()](int wal_frames) { c->Committed(wal_frames); });
   Status limit = db->writer_->Exec("PRAGMA journal_size_limit = 67108864");
   if (!limit.ok()) return named(limit);
   db->batch_committer_ = std::thread([d = db.get()] { d->RunBatchCommitter(); });
@@ -122,14 +123,9 @@ Db::~Db() {
   if (writer_ != nullptr) {
     std::scoped_lock lock(writer_mu_);
     (void)CommitBatch();
-    sqlite3_wal_hook(writer_->handle(), nullptr, nullptr);
+    writer_->OnWalCommit(nullptr);
   }
   checkpointer_.reset();
-}
-
-int Db::OnCommit(void* checkpointer, sqlite3*, const char*, int wal_frames) {
-  static_cast<Checkpointer*>(checkpointer)->Committed(wal_frames);
-  return SQLITE_OK;
 }
 
 Result<std::unique_ptr<sql::Connection>> Db::OpenConnection(bool writer) {
@@ -272,7 +268,7 @@ Status Db::CommitBatch() {
   if (!batch_open_.load(std::memory_order_relaxed)) return Status::Ok();
   Status s = writer_->Exec("COMMIT");
   // A failed COMMIT (disk full, I/O error) has rolled the batch back.
-  if (!s.ok() && !sqlite3_get_autocommit(writer_->handle())) (void)writer_->Exec("ROLLBACK");
+  if (!s.ok() && writer_->InTransaction()) (void)writer_->Exec("ROLLBACK");
   batch_open_.store(false, std::memory_order_release);
   s = s.WithContext("committing a batch of changes");
   // The batch held changes already acknowledged to other callers: whoever

@@ -121,8 +121,6 @@ class Db {
   Db(std::string path, bool read_only) : path_(std::move(path)), read_only_(read_only) {}
   Result<std::unique_ptr<sql::Connection>> OpenConnection(bool writer);
   void ReturnReader(std::unique_ptr<sql::Connection> conn);
-  // sqlite3_wal_hook callback of the writer connection.
-  static int OnCommit(void* checkpointer, sqlite3* db, const char* schema, int wal_frames);
   // With writer_mu_ held: commits the open batch, if any.
   Status CommitBatch();
   // The background thread that commits batches when their window is over.
@@ -133,7 +131,7 @@ class Db {
   uint32_t block_size_ = 0;
   std::mutex writer_mu_;
   std::unique_ptr<sql::Connection> writer_;  // guarded by writer_mu_
-  std::unique_ptr<Checkpointer> checkpointer_;  // fed by the writer's WAL hook
+  std::unique_ptr<Checkpointer> checkpointer_;  // fed by the writer's OnWalCommit
   // The open batch. batch_open_ is written under writer_mu_ and may be read
   // without it (a hint, checked again under the lock).
   std::atomic<bool> batch_open_{false};

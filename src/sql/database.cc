@@ -245,15 +245,33 @@ Status Connection::DefineFunction(const std::string& name, int arity, BlobFuncti
   return SqliteStatus(rc, db_, "defining SQL function " + name);
 }
 
+void Connection::OnWalCommit(std::function<void(int wal_frames)> on_commit) {
+  on_wal_commit_ = std::move(on_commit);
+  if (!on_wal_commit_) {
+    sqlite3_wal_hook(db_, nullptr, nullptr);
+    return;
+  }
+  sqlite3_wal_hook(
+      db_,
+      [](void* self, sqlite3*, const char*, int wal_frames) {
+        static_cast<Connection*>(self)->on_wal_commit_(wal_frames);
+        return SQLITE_OK;
+      },
+      this);
+}
+
+Status Connection::Checkpoint(CheckpointMode mode) {
+  int rc = sqlite3_wal_checkpoint_v2(db_, "main", static_cast<int>(mode), nullptr, nullptr);
+  return SqliteStatus(rc, db_, "checkpoint");
+}
+
 Result<Transaction> Transaction::Begin(Connection& conn) {
   RETURN_IF_ERROR(conn.Exec("BEGIN IMMEDIATE"));
   return Transaction(&conn);
 }
 
 Transaction::~Transaction() {
-  if (conn_ != nullptr && !sqlite3_get_autocommit(conn_->handle())) {
-    (void)conn_->Exec("ROLLBACK");
-  }
+  if (conn_ != nullptr && conn_->InTransaction()) (void)conn_->Exec("ROLLBACK");
 }
 
 Status Transaction::Commit() {

@@ -125,6 +125,16 @@ class Statement {
 // kQueryOnly connections refuse every statement that writes (PRAGMA query_only).
 enum class OpenMode { kReadWriteCreate, kQueryOnly };
 
+// A checkpoint (copying the WAL back into the database file) that does as
+// much as it can without waiting for anyone (kPassive), or that waits for the
+// writer and readers of the WAL so that the next commit starts the WAL anew
+// (kRestart), and also cuts the WAL file to zero bytes (kTruncate).
+enum class CheckpointMode {
+  kPassive = SQLITE_CHECKPOINT_PASSIVE,
+  kRestart = SQLITE_CHECKPOINT_RESTART,
+  kTruncate = SQLITE_CHECKPOINT_TRUNCATE
+};
+
 // One sqlite3 connection. Not thread-safe: each thread borrows its own.
 class Connection {
  public:
@@ -168,11 +178,24 @@ class Connection {
 
   int64_t LastInsertRowId() const { return sqlite3_last_insert_rowid(db_); }
   int Changes() const { return sqlite3_changes(db_); }
+  // Whether a transaction is open: begun and not yet committed or rolled back
+  // (a failed COMMIT may leave it open).
+  bool InTransaction() const { return !sqlite3_get_autocommit(db_); }
+
+  // In WAL mode, calls `on_commit` after each commit, on the committing
+  // thread, with the number of frames the WAL then holds; an empty function
+  // stops the calls. Replaces SQLite's own checkpoint after commits: the
+  // caller takes charge of checkpoints. Set it while no commit runs.
+  void OnWalCommit(std::function<void(int wal_frames)> on_commit);
+  // Checkpoints the main database's WAL (see CheckpointMode). Waits as the
+  // busy timeout says for kRestart; fails with kBusy inside a transaction.
+  Status Checkpoint(CheckpointMode mode);
 
  private:
   explicit Connection(sqlite3* db) : db_(db) {}
   sqlite3* db_;
   std::unordered_map<std::string_view, sqlite3_stmt*> cache_;
+  std::function<void(int wal_frames)> on_wal_commit_;
 };
 
 // BEGIN IMMEDIATE on construction; ROLLBACK on destruction unless Commit()

@@ -514,5 +514,56 @@ TEST_F(DatabaseTest, ConnectionKeepsAFunctionUntilRedefinedOrClosed) {
   EXPECT_TRUE(second_alive.expired());
 }
 
+// --- Transaction state, the WAL commit hook and checkpoints.
+
+TEST_F(DatabaseTest, InTransactionFollowsBeginCommitAndRollback) {
+  EXPECT_FALSE(conn_->InTransaction());
+  {
+    ASSERT_OK_AND_ASSIGN(Transaction txn, Transaction::Begin(*conn_));
+    EXPECT_TRUE(conn_->InTransaction());
+    ASSERT_OK(txn.Commit());
+    EXPECT_FALSE(conn_->InTransaction());
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(Transaction txn, Transaction::Begin(*conn_));
+    EXPECT_TRUE(conn_->InTransaction());
+  }
+  EXPECT_FALSE(conn_->InTransaction());  // rolled back
+}
+
+TEST_F(DatabaseTest, OnWalCommitReportsTheWalSizeAndCheckpointRestartsIt) {
+  ASSERT_OK(conn_->Exec("PRAGMA journal_mode = WAL"));
+  std::vector<int> frames;
+  conn_->OnWalCommit([&](int wal_frames) { frames.push_back(wal_frames); });
+  ASSERT_OK(conn_->Exec("INSERT INTO t(i) VALUES (1)"));
+  ASSERT_OK(conn_->Exec("INSERT INTO t(b) SELECT randomblob(100000)"));
+  ASSERT_EQ(frames.size(), 2u);
+  EXPECT_GT(frames[0], 0);
+  EXPECT_GT(frames[1], frames[0] + 20);  // 100 kB is 25 pages of 4 KiB: the WAL grows
+  // No checkpoint ran by itself: the next commit appends to the same WAL.
+  ASSERT_OK(conn_->Exec("INSERT INTO t(i) VALUES (2)"));
+  ASSERT_EQ(frames.size(), 3u);
+  EXPECT_GT(frames[2], frames[1]);
+
+  ASSERT_OK(conn_->Checkpoint(CheckpointMode::kPassive));
+  ASSERT_OK(conn_->Checkpoint(CheckpointMode::kRestart));
+  ASSERT_OK(conn_->Exec("INSERT INTO t(i) VALUES (3)"));
+  ASSERT_EQ(frames.size(), 4u);
+  EXPECT_LT(frames[3], frames[0] + 5) << "the WAL did not start anew";
+
+  conn_->OnWalCommit(nullptr);
+  ASSERT_OK(conn_->Exec("INSERT INTO t(i) VALUES (4)"));
+  EXPECT_EQ(frames.size(), 4u);
+  EXPECT_EQ(CountRows(*conn_), 5);
+}
+
+TEST_F(DatabaseTest, CheckpointInsideATransactionIsBusy) {
+  ASSERT_OK(conn_->Exec("PRAGMA journal_mode = WAL"));
+  ASSERT_OK_AND_ASSIGN(Transaction txn, Transaction::Begin(*conn_));
+  Status s = conn_->Checkpoint(CheckpointMode::kPassive);
+  EXPECT_EQ(s.code(), Code::kBusy);
+  EXPECT_EQ(s.message().rfind("checkpoint: ", 0), 0u) << s.message();
+}
+
 }  // namespace
 }  // namespace strata::sql
