@@ -2,33 +2,8 @@
 
 #include <chrono>
 
-#include "fs/filesystem_impl.h"
 
 namespace strata::fs {
-
-struct PendingFlush::Part {
-  FilesystemImpl* fs;
-  std::vector<FlushItem> items;
-};
-
-PendingFlush::PendingFlush(PendingFlush&&) noexcept = default;
-PendingFlush::~PendingFlush() { Finish(false); }
-
-Status PendingFlush::Write(sql::Connection& conn, tree::Head head) {
-  for (auto& part : parts_) RETURN_IF_ERROR(part->fs->WriteItems(conn, head, part->items));
-  return Status::Ok();
-}
-
-void PendingFlush::Finish(bool committed) {
-  for (auto& part : parts_) {
-    if (committed) {
-      part->fs->buffer().Complete(part->items);
-    } else {
-      part->fs->buffer().Abort(part->items);
-    }
-  }
-  parts_.clear();
-}
 
 namespace {
 int64_t RealClock() {
@@ -56,15 +31,15 @@ StoreCore::StoreCore(std::unique_ptr<catalog::Db> db, StoreOptions options)
       clock_(options.clock ? std::move(options.clock) : std::function<int64_t()>(RealClock)),
       write_buffer_bytes_(options.write_buffer_bytes) {}
 
-bool StoreCore::Register(FilesystemImpl* fs) {
+bool StoreCore::Register(FlushSource* fs) {
   std::scoped_lock lock(registry_mu_);
   bool first = true;
-  for (FilesystemImpl* other : open_) first &= other->view().branch != fs->view().branch;
+  for (FlushSource* other : open_) first &= other->branch() != fs->branch();
   open_.insert(fs);
   return first;
 }
 
-void StoreCore::Unregister(FilesystemImpl* fs) {
+void StoreCore::Unregister(FlushSource* fs) {
   std::scoped_lock lock(registry_mu_);
   open_.erase(fs);
 }
@@ -72,33 +47,24 @@ void StoreCore::Unregister(FilesystemImpl* fs) {
 std::set<BranchId> StoreCore::OpenBranches() {
   std::scoped_lock lock(registry_mu_);
   std::set<BranchId> branches;
-  for (FilesystemImpl* fs : open_) branches.insert(fs->view().branch);
+  for (FlushSource* fs : open_) branches.insert(fs->branch());
   return branches;
 }
 
 PendingFlush StoreCore::TakeBranch(BranchId branch) {
   PendingFlush flush;
   std::scoped_lock lock(registry_mu_);
-  for (FilesystemImpl* fs : open_) {
-    if (fs->view().branch != branch) continue;
-    auto items = fs->TakePending(std::nullopt);
-    if (!items.empty()) {
-      flush.parts_.push_back(std::make_unique<PendingFlush::Part>(
-          PendingFlush::Part{fs, std::move(items)}));
-    }
+  for (FlushSource* fs : open_) {
+    if (fs->branch() == branch) flush.Take(*fs, std::nullopt);
   }
   return flush;
 }
 
-std::vector<std::pair<BranchId, PendingFlush>> StoreCore::TakeAll() {
-  std::set<BranchId> branches;
-  {
-    std::scoped_lock lock(registry_mu_);
-    for (FilesystemImpl* fs : open_) branches.insert(fs->view().branch);
-  }
-  std::vector<std::pair<BranchId, PendingFlush>> out;
-  for (BranchId b : branches) out.emplace_back(b, TakeBranch(b));
-  return out;
+PendingFlush StoreCore::TakeAll() {
+  PendingFlush flush;
+  std::scoped_lock lock(registry_mu_);
+  for (FlushSource* fs : open_) flush.Take(*fs, std::nullopt);
+  return flush;
 }
 
 }  // namespace strata::fs

@@ -1,7 +1,7 @@
 // StoreCore: what the store and every filesystem opened from it share — the
 // database connections, the chunk store, the clock — and the registry of open
-// writable filesystems, so that a snapshot can commit their buffered writes
-// in the same transaction that freezes the version.
+// writable filesystems (as FlushSources), so that a snapshot can commit their
+// buffered writes in the same transaction that freezes the version.
 #ifndef STRATA_FS_CORE_H_
 #define STRATA_FS_CORE_H_
 
@@ -13,29 +13,11 @@
 
 #include "catalog/db.h"
 #include "chunks/chunk_store.h"
+#include "fs/pending_flush.h"
 #include "strata/store.h"
 #include "tree/rows.h"
 
 namespace strata::fs {
-
-class FilesystemImpl;
-
-// Buffered writes of several filesystems taken for one commit.
-class PendingFlush {
- public:
-  PendingFlush() = default;
-  PendingFlush(PendingFlush&&) noexcept;
-  ~PendingFlush();
-  // Writes the taken data into the open transaction.
-  Status Write(sql::Connection& conn, tree::Head head);
-  // The transaction committed (true) or failed (false).
-  void Finish(bool committed);
-
- private:
-  friend class StoreCore;
-  struct Part;
-  std::vector<std::unique_ptr<Part>> parts_;
-};
 
 class StoreCore {
  public:
@@ -48,8 +30,8 @@ class StoreCore {
   uint64_t write_buffer_limit() const { return write_buffer_bytes_; }
 
   // Returns true if `fs` is the only open writable filesystem of its branch.
-  bool Register(FilesystemImpl* fs);
-  void Unregister(FilesystemImpl* fs);
+  bool Register(FlushSource* fs);
+  void Unregister(FlushSource* fs);
   // The lowest inode number this process may hand out: above every number
   // it handed out, even in transactions that were rolled back since.
   InodeId InoFloor() const { return ino_floor_.load(); }
@@ -60,10 +42,11 @@ class StoreCore {
   }
   // Branches with an open writable filesystem in this process.
   std::set<BranchId> OpenBranches();
-  // Takes the buffered writes of every open writable filesystem of `branch`.
+  // Takes the buffered writes of every open writable filesystem of `branch`
+  // (call with the writer lock held).
   PendingFlush TakeBranch(BranchId branch);
   // Takes the buffered writes of every open writable filesystem.
-  std::vector<std::pair<BranchId, PendingFlush>> TakeAll();
+  PendingFlush TakeAll();
 
   // The kernel asks for security.capability before every write(2) to a
   // file (to drop file capabilities), and almost no store has any: while
@@ -83,7 +66,7 @@ class StoreCore {
   std::function<int64_t()> clock_;
   uint64_t write_buffer_bytes_;
   std::mutex registry_mu_;
-  std::set<FilesystemImpl*> open_;  // guarded by registry_mu_
+  std::set<FlushSource*> open_;  // guarded by registry_mu_
 };
 
 }  // namespace strata::fs

@@ -101,19 +101,12 @@ Status FilesystemImpl::FlushPending(std::optional<InodeId> ino, catalog::Commit 
   // lock.)
   if (ino.has_value()) EncodeWholeBlocks(*ino, 0, std::numeric_limits<uint64_t>::max());
   ASSIGN_OR_RETURN(catalog::WriterLease lease, core_->db().Writer());
+  PendingFlush taken;
+  taken.Take(*this, ino);
+  if (taken.empty() && commit == catalog::Commit::kBatched) return Status::Ok();
   sql::Connection& conn = lease.conn();
-  std::vector<FlushItem> items = buffer_.TakeForFlush(ino);
-  if (items.empty() && commit == catalog::Commit::kBatched) return Status::Ok();
-  Status s = core_->db().WriteTransaction(lease, commit, core_->Now(), [&]() -> Status {
-    ASSIGN_OR_RETURN(Version head, catalog::HeadVersion(conn, view_.branch));
-    return WriteItems(conn, tree::Head{view_.branch, head}, items);
-  });
-  if (s.ok()) {
-    buffer_.Complete(items);
-  } else {
-    buffer_.Abort(items);
-  }
-  return s;
+  return CommitWith(core_->db(), lease, commit, core_->Now(), taken,
+                    [&] { return taken.Write(conn); });
 }
 
 Attr FilesystemImpl::MakeAttr(const tree::InodeRow& row, const PendingView& pending) const {

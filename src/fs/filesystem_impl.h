@@ -19,13 +19,14 @@
 
 #include "fs/core.h"
 #include "fs/flush_queue.h"
+#include "fs/pending_flush.h"
 #include "fs/write_buffer.h"
 #include "strata/filesystem.h"
 #include "tree/rows.h"
 
 namespace strata::fs {
 
-class FilesystemImpl final : public Filesystem {
+class FilesystemImpl final : public Filesystem, public FlushSource {
  public:
   // A writable filesystem over the head of `view.branch`, or a read-only one
   // over a past version.
@@ -76,13 +77,11 @@ class FilesystemImpl final : public Filesystem {
   Result<FsStats> StatFs() override;
   Result<Attr> Resolve(std::string_view path, bool follow_last) override;
 
-  // For StoreCore / PendingFlush: takes buffered data, and writes taken data
-  // into an open transaction. Call with the writer lock held.
-  std::vector<FlushItem> TakePending(std::optional<InodeId> ino) {
-    return buffer_.TakeForFlush(ino);
-  }
-  Status WriteItems(sql::Connection& conn, tree::Head head, const std::vector<FlushItem>& items);
-  WriteBuffer& buffer() { return buffer_; }
+  // FlushSource, for PendingFlush (call with the writer lock held).
+  BranchId branch() const override { return view_.branch; }
+  WriteBuffer& buffer() override { return buffer_; }
+  Status WriteItems(sql::Connection& conn, tree::Head head,
+                    const std::vector<FlushItem>& items) override;
 
  private:
   // One attempt of Lookup (see there).

@@ -369,17 +369,9 @@ class StoreImpl final : public Store {
     if (core_->db().read_only()) return Status::Ok();  // nothing of ours to sync
     ASSIGN_OR_RETURN(catalog::WriterLease lease, core_->db().Writer());
     sql::Connection& conn = lease.conn();
-    auto pending = core_->TakeAll();
-    Status s = core_->db().WriteTransaction(lease, catalog::Commit::kDurable, core_->Now(),
-                                            [&]() -> Status {
-      for (auto& [branch, flush] : pending) {
-        ASSIGN_OR_RETURN(Version head, catalog::HeadVersion(conn, branch));
-        RETURN_IF_ERROR(flush.Write(conn, tree::Head{branch, head}));
-      }
-      return Status::Ok();
-    });
-    for (auto& [branch, flush] : pending) flush.Finish(s.ok());
-    return s;
+    fs::PendingFlush pending = core_->TakeAll();
+    return fs::CommitWith(core_->db(), lease, catalog::Commit::kDurable, core_->Now(), pending,
+                          [&] { return pending.Write(conn); });
   }
 
  private:
@@ -407,10 +399,7 @@ class StoreImpl final : public Store {
     ASSIGN_OR_RETURN(catalog::WriterLease lease, core_->db().Writer());
     sql::Connection& conn = lease.conn();
     const int64_t now = commit == catalog::Commit::kDurable ? core_->Now() : 0;
-    Status s = core_->db().WriteTransaction(lease, commit, now, [&] { return fn(conn); });
-    for (auto& flush : pending_) flush.Finish(s.ok());
-    pending_.clear();
-    return s;
+    return fs::CommitWith(core_->db(), lease, commit, now, pending_, [&] { return fn(conn); });
   }
 
   // A pending call on `branch` from `start`, checked: a name, JSON
@@ -490,9 +479,10 @@ class StoreImpl final : public Store {
   // Writes the buffered data of every open filesystem of `branch` into the
   // current transaction. Call only inside WriteTxn (writer lock held).
   Status WritePending(sql::Connection& conn, BranchId branch) {
-    ASSIGN_OR_RETURN(Version head, catalog::HeadVersion(conn, branch));
-    pending_.push_back(core_->TakeBranch(branch));
-    return pending_.back().Write(conn, tree::Head{branch, head});
+    fs::PendingFlush taken = core_->TakeBranch(branch);
+    RETURN_IF_ERROR(taken.Write(conn));
+    pending_.Absorb(std::move(taken));
+    return Status::Ok();
   }
 
   // Commits buffered data into the head, then freezes it: the frozen version
@@ -509,7 +499,7 @@ class StoreImpl final : public Store {
   }
 
   std::shared_ptr<fs::StoreCore> core_;
-  std::vector<fs::PendingFlush> pending_;  // guarded by the writer lock
+  fs::PendingFlush pending_;  // taken inside WriteTxn; guarded by the writer lock
 };
 
 }  // namespace
