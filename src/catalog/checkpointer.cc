@@ -90,6 +90,11 @@ void Checkpointer::Checkpoint(bool truncate) {
   (void)conn_->Checkpoint(sql::CheckpointMode::kRestart);
 }
 
+bool Checkpointer::CaughtUp() {
+  std::scoped_lock lock(mu_);
+  return checkpointed_ >= commits_;
+}
+
 void Checkpointer::Run() {
   // Background work yields the CPU to the threads answering requests.
   (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);

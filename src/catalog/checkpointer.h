@@ -63,6 +63,9 @@ class Checkpointer {
 
   // Called after every commit with the number of frames in the WAL.
   void Committed(int wal_frames);
+  // Whether a finished checkpoint round covers every commit reported so far
+  // (for tests, which wait for it instead of for a quiet moment).
+  bool CaughtUp();
   // Called when the writer connection is taken (true) and given back (false).
   void WriterBusy(bool busy);
   // Low on space, with commits that no checkpoint has covered yet: copies

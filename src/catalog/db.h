@@ -109,6 +109,10 @@ class Db {
   Status WriteTransaction(WriterLease& lease, Commit commit, int64_t now_ns,
                           const std::function<Status()>& body);
 
+  // Whether the background checkpointer has copied every commit so far back
+  // into the store file (true for a read-only store). For tests.
+  bool CheckpointsCaughtUp() { return checkpointer_ == nullptr || checkpointer_->CaughtUp(); }
+
   // Commits the open batch, if any, now.
   Status CommitOpenBatch();
 
