@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -12,7 +14,6 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <thread>
 
 #include "fuse/server_state.h"
 
@@ -83,36 +84,77 @@ void FsyncOne(int sock, int mount_fd, InodeId ino, std::atomic<int>* first_error
   Send(sock, kFinishedMsg, err, ino);
 }
 
-[[noreturn]] void HelperMain(int sock, const std::string& mountpoint) {
-  std::vector<std::thread> threads;
+// One file's fsync, on its own thread of the helper.
+struct FsyncJob {
+  int sock;
+  int mount_fd;
+  InodeId ino;
+  std::atomic<int>* first_error;
+  pthread_t thread;
+};
+
+void* RunFsyncJob(void* arg) {
+  const FsyncJob& job = *static_cast<FsyncJob*>(arg);
+  FsyncOne(job.sock, job.mount_fd, job.ino, job.first_error);
+  return nullptr;
+}
+
+// The helper never uses the heap: it is forked from a process whose other
+// threads may hold an allocator lock at that instant (glibc's malloc copes,
+// the sanitizers' allocators of clang 14 do not). Memory comes from mmap,
+// threads from pthread_create (which maps their stacks), the request buffer
+// is on the stack.
+[[noreturn]] void HelperMain(int sock, const char* mountpoint) {
+  constexpr size_t kMaxPackets = 64;  // 262,144 files per cut
+  FsyncJob* batches[kMaxPackets];     // one mapping per packet; jobs never move
+  size_t batch_sizes[kMaxPackets];
+  size_t batch_count = 0;
   std::atomic<int> first_error{0};
   int mount_fd = -1;
-  std::vector<uint8_t> buf(sizeof(Request) + kMaxInodesPerPacket * sizeof(uint64_t));
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 64 << 10);
+  alignas(uint64_t) uint8_t buf[sizeof(Request) + kMaxInodesPerPacket * sizeof(uint64_t)];
   for (;;) {
-    ssize_t n = recv(sock, buf.data(), buf.size(), 0);
+    ssize_t n = recv(sock, buf, sizeof(buf), 0);
     if (n < 0 && errno == EINTR) continue;
     if (n < static_cast<ssize_t>(sizeof(Request))) _exit(0);  // the daemon is gone
     Request r;
-    std::memcpy(&r, buf.data(), sizeof(r));
+    std::memcpy(&r, buf, sizeof(r));
     if (r.op == kFsync) {
-      if (mount_fd < 0) mount_fd = open(mountpoint.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (mount_fd < 0) mount_fd = open(mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      const int open_error = mount_fd < 0 ? errno : 0;
       const size_t count = std::min<size_t>(r.count, (static_cast<size_t>(n) - sizeof(r)) / 8);
+      void* mapped = batch_count < kMaxPackets && count > 0
+                         ? mmap(nullptr, count * sizeof(FsyncJob), PROT_READ | PROT_WRITE,
+                                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+                         : MAP_FAILED;
+      FsyncJob* jobs = mapped == MAP_FAILED ? nullptr : static_cast<FsyncJob*>(mapped);
+      if (jobs != nullptr) {
+        batches[batch_count] = jobs;
+        batch_sizes[batch_count++] = count;
+      }
       for (size_t i = 0; i < count; ++i) {
         uint64_t ino;
-        std::memcpy(&ino, buf.data() + sizeof(r) + i * 8, 8);
-        if (mount_fd < 0) {
-          Send(sock, kFinishedMsg, errno, ino);
+        std::memcpy(&ino, buf + sizeof(r) + i * 8, 8);
+        if (mount_fd < 0 || jobs == nullptr) {  // this file is not part of the cut
+          Send(sock, kFinishedMsg, mount_fd < 0 ? open_error : ENOMEM, ino);
           continue;
         }
-        try {
-          threads.emplace_back(FsyncOne, sock, mount_fd, ino, &first_error);
-        } catch (...) {  // no thread: this file is not part of the cut
+        jobs[i] = FsyncJob{sock, mount_fd, ino, &first_error, {}};
+        if (pthread_create(&jobs[i].thread, &attr, RunFsyncJob, &jobs[i]) != 0) {
+          jobs[i].ino = 0;  // not started
           Send(sock, kFinishedMsg, EAGAIN, ino);
         }
       }
     } else if (r.op == kFsyncEnd) {
-      for (auto& t : threads) t.join();
-      threads.clear();
+      for (size_t b = 0; b < batch_count; ++b) {
+        for (size_t i = 0; i < batch_sizes[b]; ++i) {
+          if (batches[b][i].ino != 0) pthread_join(batches[b][i].thread, nullptr);
+        }
+        munmap(batches[b], batch_sizes[b] * sizeof(FsyncJob));
+      }
+      batch_count = 0;
       if (mount_fd >= 0) close(mount_fd);  // an open mount could not be unmounted
       mount_fd = -1;
       Send(sock, kDoneMsg, first_error.exchange(0));
@@ -165,7 +207,7 @@ Result<std::unique_ptr<KernelDrainer>> KernelDrainer::Start(const std::string& m
       files.rlim_cur = files.rlim_max;
       setrlimit(RLIMIT_NOFILE, &files);
     }
-    HelperMain(3, mountpoint);
+    HelperMain(3, mountpoint.c_str());
   }
   close(sv[1]);
   return std::unique_ptr<KernelDrainer>(new KernelDrainer(pid, sv[0]));
