@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <type_traits>
 
 namespace strata::control {
 
@@ -95,6 +96,21 @@ bool ReadLine(int fd, std::string* line) {
     if (c == '\n') return true;
     if (line->size() > (1 << 20)) return false;
     line->push_back(c);
+  }
+}
+
+// A field of a request or reply, or `otherwise` when it is missing or of
+// another type (nlohmann's value() would throw, and nothing here may).
+template <typename T>
+T Field(const nlohmann::json& object, const char* name, T otherwise) {
+  auto it = object.find(name);
+  if (it == object.end()) return otherwise;
+  if constexpr (std::is_same_v<T, bool>) {
+    return it->is_boolean() ? it->get<bool>() : otherwise;
+  } else if constexpr (std::is_integral_v<T>) {
+    return it->is_number_integer() ? it->get<T>() : otherwise;
+  } else {
+    return it->is_string() ? it->get<std::string>() : otherwise;
   }
 }
 
@@ -218,7 +234,7 @@ void ControlServer::Accept() {
   std::string line;
   if (!ReadLine(conn.get(), &line)) return;
   nlohmann::json request = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-  if (request.is_object() && request.value("op", "") == "lease") {
+  if (request.is_object() && Field<std::string>(request, "op", "") == "lease") {
     nlohmann::json reply =
         idle_ ? ErrorReply(Status(Code::kBusy, "the daemon is unmounting the session"))
         : options_.mounted && !options_.mounted()
@@ -237,7 +253,7 @@ void ControlServer::Accept() {
 }
 
 nlohmann::json ControlServer::Handle(const nlohmann::json& request) {
-  std::string op = request.value("op", "");
+  const std::string op = Field<std::string>(request, "op", "");
   View view = fs_.view();
   auto at_one_instant = [&](const std::function<Status()>& commit) {
     return options_.cut ? options_.cut(commit) : commit();
@@ -328,16 +344,16 @@ Result<nlohmann::json> Exchange(const std::string& store_path, const std::string
   }
   nlohmann::json reply = nlohmann::json::parse(line, nullptr, false);
   if (!reply.is_object()) return IoError("the daemon sent a malformed reply");
-  if (!reply.value("ok", false)) {
+  if (!Field(reply, "ok", false)) {
     // The daemon's Status code; an older daemon sent only an errno.
-    const int err = reply.value("errno", EIO);
-    const int sent = reply.value("code", 0);
+    const int err = Field(reply, "errno", EIO);
+    const int sent = Field(reply, "code", 0);
     Code code = sent > 0 && sent <= static_cast<int>(Code::kInternal) ? static_cast<Code>(sent)
                 : err == EROFS                                        ? Code::kReadOnly
                 : err == ENOSPC                                       ? Code::kNoSpace
                 : err == EBUSY                                        ? Code::kBusy
                                                                       : Code::kIoError;
-    return Status(code, reply.value("error", std::string("daemon error")));
+    return Status(code, Field<std::string>(reply, "error", "daemon error"));
   }
   return reply;
 }
@@ -356,7 +372,7 @@ Result<std::unique_ptr<Lease>> TakeLease(const std::string& store_path,
                                          const std::string& session) {
   Fd fd;
   ASSIGN_OR_RETURN(nlohmann::json reply, Exchange(store_path, session, {{"op", "lease"}}, &fd));
-  std::string mountpoint = reply.value("mountpoint", std::string());
+  std::string mountpoint = Field<std::string>(reply, "mountpoint", "");
   if (mountpoint.empty()) return IoError("the daemon of session '" + session + "' has no mount");
   return std::make_unique<Lease>(fd.release(), std::move(mountpoint));
 }
