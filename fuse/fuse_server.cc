@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -127,12 +128,13 @@ Status FuseServer::Cut(const std::function<Status()>& commit, std::chrono::milli
     // sends FLUSH on close), each held unanswered once it arrives: from
     // then until the end of the cut, each file is locked against writes.
     gate.Begin(drainer_->pid());
-    Status s = HoldOpenFiles(deadline, stall);
-    if (s.code() == Code::kBusy && std::chrono::steady_clock::now() < deadline) {
-      gate.End(0);
-      stall *= 2;
+    Result<Round> round = HoldOpenFiles(deadline, stall);
+    if (round.ok() && *round != Round::kHeld) {
+      gate.End(0);  // nothing committed; every lock released
+      if (*round == Round::kStalled) stall *= 2;
       continue;
     }
+    Status s = round.status();
     if (s.ok()) s = commit();
     // The held fsyncs succeed when the commit made their data durable.
     gate.End(s.ok() ? 0 : s.ToErrno());
@@ -140,10 +142,10 @@ Status FuseServer::Cut(const std::function<Status()>& commit, std::chrono::milli
   }
 }
 
-Status FuseServer::HoldOpenFiles(std::chrono::steady_clock::time_point deadline,
-                                 std::chrono::milliseconds stall) {
+Result<FuseServer::Round> FuseServer::HoldOpenFiles(
+    std::chrono::steady_clock::time_point deadline, std::chrono::milliseconds stall) {
   const std::vector<InodeId> open = state_->fs->OpenInodes();
-  if (open.empty()) return Status::Ok();
+  if (open.empty()) return Round::kHeld;
   RETURN_IF_ERROR(drainer_->StartFsyncs(open));
   fsync_batch_ = true;
   CutGate& gate = state_->cut;
@@ -153,21 +155,28 @@ Status FuseServer::HoldOpenFiles(std::chrono::steady_clock::time_point deadline,
     for (InodeId ino : gate.Held()) waiting.erase(ino);
     if (waiting.empty()) break;
     pollfd fds[2] = {{drainer_->fd(), POLLIN, 0}, {gate.wake_fd(), POLLIN, 0}};
-    const auto wait = std::min(stall, MillisecondsUntil(deadline));
-    int rc = poll(fds, 2, static_cast<int>(wait.count()));
+    const auto left = MillisecondsUntil(deadline);
+    int rc = poll(fds, 2, static_cast<int>(std::min(stall, left).count()));
     if (rc < 0 && errno == EINTR) continue;
     if (rc == 0) {
-      return Status(Code::kBusy, "timed out draining the kernel's cache of " + mountpoint_ +
-                                     " (" + std::to_string(waiting.size()) + " files)");
+      if (left <= stall) {
+        return Status(Code::kBusy, "timed out draining the kernel's cache of " + mountpoint_ +
+                                       " (" + std::to_string(waiting.size()) + " files)");
+      }
+      return Round::kStalled;
     }
     if (fds[0].revents == 0) continue;
     ASSIGN_OR_RETURN(KernelDrainer::Event event, drainer_->Next(std::chrono::milliseconds(0)));
+    if (event.kind != KernelDrainer::Event::kFinished) continue;
     // An fsync that returned without being held: the file went away, or the
-    // kernel could not write its pages (it then sends no FSYNC).
-    if (event.kind == KernelDrainer::Event::kFinished) {
-      waiting.erase(event.ino);
-      if (event.error == EPERM) unreachable.push_back(event.ino);
-    }
+    // kernel could not write its pages (it then sends no FSYNC). But a file
+    // just created is open here before the kernel, which gets our answer to
+    // CREATE, has made its inode: the handle is stale for a moment, and the
+    // file, unlocked, could take writes that are not in the cut while later
+    // ones to other files are. Still open here: try the round again.
+    if (event.error == ESTALE && IsOpen(event.ino)) return Round::kRaced;
+    waiting.erase(event.ino);
+    if (event.error == EPERM) unreachable.push_back(event.ino);
   }
   for (InodeId ino : unreachable) {
     // Invalidating the inode's pages at least writes the dirty ones and
@@ -178,7 +187,12 @@ Status FuseServer::HoldOpenFiles(std::chrono::steady_clock::time_point deadline,
                      std::strerror(-r));
     }
   }
-  return Status::Ok();
+  return Round::kHeld;
+}
+
+bool FuseServer::IsOpen(InodeId ino) {
+  const std::vector<InodeId> open = state_->fs->OpenInodes();
+  return std::find(open.begin(), open.end(), ino) != open.end();
 }
 
 Status FuseServer::FinishFsyncBatch(std::chrono::steady_clock::time_point deadline) {

@@ -73,11 +73,15 @@ class FuseServer {
   unsigned max_threads_ = 16;
   std::string mountpoint_;
   std::unique_ptr<struct ServerState> state_;
+  // How a round of a cut ended: every open file held (or gone), or to be
+  // tried again because nothing happened for a while, or because a file
+  // was created too recently for the kernel to open it by handle.
+  enum class Round { kHeld, kStalled, kRaced };
   // Starts the drainer's fsync of every open file and waits until each is
-  // held by the gate or has returned: Busy when nothing happened for
-  // `stall`, or at `deadline`.
-  Status HoldOpenFiles(std::chrono::steady_clock::time_point deadline,
-                       std::chrono::milliseconds stall);
+  // held by the gate or has returned. Busy at `deadline`.
+  Result<Round> HoldOpenFiles(std::chrono::steady_clock::time_point deadline,
+                              std::chrono::milliseconds stall);
+  bool IsOpen(InodeId ino);
   // Waits for the end of the last cut's fsyncs (answered when it ended).
   Status FinishFsyncBatch(std::chrono::steady_clock::time_point deadline);
 
