@@ -16,16 +16,6 @@ CutGate::~CutGate() {
   if (wake_fd_ >= 0) close(wake_fd_);
 }
 
-bool CutGate::Enter(fuse_req_t req, std::function<void()> later) {
-  std::unique_lock lock(mu_);
-  if (active_ && !IsDrainer(fuse_req_ctx(req)->pid)) {
-    queued_.push_back(std::move(later));
-    return false;
-  }
-  ++running_;
-  return true;
-}
-
 void CutGate::Exit() {
   std::scoped_lock lock(mu_);
   if (--running_ == 0) idle_.notify_all();

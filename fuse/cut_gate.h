@@ -37,8 +37,18 @@ class CutGate {
 
   // --- Callbacks (any worker thread).
   // OPEN and CREATE: true if the request may run now, and then Exit() must
-  // follow it; false if it was queued, and `later` runs when the cut ends.
-  bool Enter(fuse_req_t req, std::function<void()> later);
+  // follow it; false if it was queued: `make_later()` (called only then)
+  // gives what runs when the cut ends.
+  template <typename MakeLater>
+  bool Enter(fuse_req_t req, MakeLater&& make_later) {
+    std::scoped_lock lock(mu_);
+    if (active_ && !IsDrainer(fuse_req_ctx(req)->pid)) {
+      queued_.emplace_back(make_later());
+      return false;
+    }
+    ++running_;
+    return true;
+  }
   void Exit();
   // FSYNC: true if the request was held (the drainer's, during a cut).
   bool HoldFsync(fuse_req_t req, InodeId ino);

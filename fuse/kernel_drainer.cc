@@ -11,7 +11,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -63,7 +62,7 @@ void Send(int sock, Kind kind, int error, uint64_t ino = 0) {
 // pages and waits for the server to take them, then sends FSYNC: so the
 // pages it sends are one cut of the file's writes, never a later page
 // without an earlier one.
-void FsyncOne(int sock, int mount_fd, InodeId ino, std::atomic<int>* first_error) {
+void FsyncOne(int sock, int mount_fd, InodeId ino) {
   FuseHandle handle(ino);
   // O_NONBLOCK: a FIFO must not wait for a writer.
   const int flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK;
@@ -76,11 +75,6 @@ void FsyncOne(int sock, int mount_fd, InodeId ino, std::atomic<int>* first_error
     if (fsync(fd) != 0) err = errno;
     close(fd);
   }
-  // ESTALE/ENOENT: the file went away meanwhile; EINVAL: not fsyncable.
-  if (err != 0 && err != ESTALE && err != ENOENT && err != EINVAL && err != EPERM) {
-    int none = 0;
-    first_error->compare_exchange_strong(none, err);
-  }
   Send(sock, kFinishedMsg, err, ino);
 }
 
@@ -89,13 +83,12 @@ struct FsyncJob {
   int sock;
   int mount_fd;
   InodeId ino;
-  std::atomic<int>* first_error;
   pthread_t thread;
 };
 
 void* RunFsyncJob(void* arg) {
   const FsyncJob& job = *static_cast<FsyncJob*>(arg);
-  FsyncOne(job.sock, job.mount_fd, job.ino, job.first_error);
+  FsyncOne(job.sock, job.mount_fd, job.ino);
   return nullptr;
 }
 
@@ -109,7 +102,6 @@ void* RunFsyncJob(void* arg) {
   FsyncJob* batches[kMaxPackets];     // one mapping per packet; jobs never move
   size_t batch_sizes[kMaxPackets];
   size_t batch_count = 0;
-  std::atomic<int> first_error{0};
   int mount_fd = -1;
   pthread_attr_t attr;
   pthread_attr_init(&attr);
@@ -141,7 +133,7 @@ void* RunFsyncJob(void* arg) {
           Send(sock, kFinishedMsg, mount_fd < 0 ? open_error : ENOMEM, ino);
           continue;
         }
-        jobs[i] = FsyncJob{sock, mount_fd, ino, &first_error, {}};
+        jobs[i] = FsyncJob{sock, mount_fd, ino, {}};
         if (pthread_create(&jobs[i].thread, &attr, RunFsyncJob, &jobs[i]) != 0) {
           jobs[i].ino = 0;  // not started
           Send(sock, kFinishedMsg, EAGAIN, ino);
@@ -157,7 +149,7 @@ void* RunFsyncJob(void* arg) {
       batch_count = 0;
       if (mount_fd >= 0) close(mount_fd);  // an open mount could not be unmounted
       mount_fd = -1;
-      Send(sock, kDoneMsg, first_error.exchange(0));
+      Send(sock, kDoneMsg, 0);
     }
   }
 }

@@ -49,9 +49,7 @@ class KernelDrainer {
   struct Event {
     enum Kind { kFinished, kDone } kind;
     InodeId ino = 0;  // kFinished
-    // errno of the open or fsync (kFinished), the first unexpected one of
-    // the batch (kDone); 0 for none.
-    int error = 0;
+    int error = 0;  // kFinished: errno of the open or fsync, 0 for none
   };
   // The next event, waiting at most `timeout`: Busy when none came, IoError
   // when the helper is gone.

@@ -210,10 +210,13 @@ void DoCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
 }
 
 // OPEN and CREATE wait while a cut is taken (see cut_gate.h): the request,
-// copied, runs when the cut ends.
+// copied (only then), runs when the cut ends.
 void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   CutGate& gate = State(req).cut;
-  if (!gate.Enter(req, [req, ino, copy = *fi]() mutable { DoOpen(req, ino, &copy); })) return;
+  auto later = [&] {
+    return [req, ino, copy = *fi]() mutable { DoOpen(req, ino, &copy); };
+  };
+  if (!gate.Enter(req, later)) return;
   DoOpen(req, ino, fi);
   gate.Exit();
 }
@@ -221,11 +224,12 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
 void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
             fuse_file_info* fi) noexcept {
   CutGate& gate = State(req).cut;
-  if (!gate.Enter(req, [req, parent, n = std::string(name), mode, copy = *fi]() mutable {
-        DoCreate(req, parent, n.c_str(), mode, &copy);
-      })) {
-    return;
-  }
+  auto later = [&] {
+    return [req, parent, n = std::string(name), mode, copy = *fi]() mutable {
+      DoCreate(req, parent, n.c_str(), mode, &copy);
+    };
+  };
+  if (!gate.Enter(req, later)) return;
   DoCreate(req, parent, name, mode, fi);
   gate.Exit();
 }

@@ -89,9 +89,10 @@ char ProcState(const std::filesystem::path& stat_file) {
 }
 
 // The daemon was killed (or is exiting): its main thread is gone. If another
-// of its threads waits on its own mount (a snapshot's syncfs or fsync), it
-// waits forever: nobody is left to answer, and the connection ends only when
-// the process closes /dev/fuse, which it cannot do before that thread returns.
+// of its threads waits on its own mount (only a user's daemon does, when a
+// cut invalidates a file it cannot open by handle), it waits forever: nobody
+// is left to answer, and the connection ends only when the process closes
+// /dev/fuse, which it cannot do before that thread returns.
 bool DaemonDying(pid_t pid) {
   char state = ProcState("/proc/" + std::to_string(pid) + "/stat");
   return state == 0 || state == 'Z';
