@@ -7,13 +7,19 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <system_error>
 
 namespace strata::fuse {
 
 CutGate::CutGate() : wake_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
 
 CutGate::~CutGate() {
+  JoinResumer();
   if (wake_fd_ >= 0) close(wake_fd_);
+}
+
+void CutGate::JoinResumer() {
+  if (resumer_.joinable()) resumer_.join();
 }
 
 void CutGate::Exit() {
@@ -24,7 +30,12 @@ void CutGate::Exit() {
 bool CutGate::HoldFsync(fuse_req_t req, InodeId ino) {
   {
     std::scoped_lock lock(mu_);
-    if (!active_ || !IsDrainer(fuse_req_ctx(req)->pid)) return false;
+    if (!IsDrainer(fuse_req_ctx(req)->pid)) return false;
+    if (!active_) {
+      // Late for a round that was abandoned: nothing waits for its data.
+      fuse_reply_err(req, 0);
+      return true;
+    }
     held_.emplace_back(ino, req);
   }
   uint64_t one = 1;
@@ -56,14 +67,32 @@ void CutGate::End(int error) {
     active_ = false;
     queued.swap(queued_);
     held.swap(held_);
+    running_ += static_cast<int>(queued.size());
   }
   uint64_t count;
   (void)!read(wake_fd_, &count, sizeof(count));
   for (const auto& [ino, req] : held) fuse_reply_err(req, error);
-  for (auto& run : queued) run();
+  if (queued.empty()) return;
+  // The last End's requests have all run (this cut's Begin waited for
+  // them), so this join only waits for that thread to return.
+  JoinResumer();
+  resuming_ = std::move(queued);
+  auto resume = [this] {
+    for (const auto& run : resuming_) {
+      run();
+      Exit();
+    }
+    resuming_.clear();
+  };
+  try {
+    resumer_ = std::thread(resume);
+  } catch (const std::system_error&) {  // no thread to be had: here, then
+    resume();
+  }
 }
 
 bool CutGate::IsDrainer(pid_t pid) const {
+  if (drainer_ == 0) return false;  // no cut yet
   if (pid == drainer_) return true;
   // FUSE reports the calling thread; its process is the Tgid of its status.
   char path[64];

@@ -17,10 +17,12 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
 #include <set>
+#include <thread>
 #include <vector>
 
 #include "fuse/fuse_api.h"
@@ -50,8 +52,12 @@ class CutGate {
     return true;
   }
   void Exit();
-  // FSYNC: true if the request was held (the drainer's, during a cut).
+  // FSYNC: true if the request was the drainer's, and then it was held
+  // (during a cut) or answered.
   bool HoldFsync(fuse_req_t req, InodeId ino);
+  // WRITE: counted, so that a cut can tell a slow drain (the kernel still
+  // sending a file's pages) from a stuck one.
+  void NoteWrite() { writes_.fetch_add(1, std::memory_order_relaxed); }
 
   // --- FuseServer::Cut (one thread at a time).
   // Starts holding, then waits until no OPEN or CREATE is running.
@@ -60,9 +66,16 @@ class CutGate {
   int wake_fd() const { return wake_fd_; }
   // Consumes wake_fd's count and returns the inodes whose FSYNC is held.
   std::set<InodeId> Held();
+  // WRITE requests served so far.
+  uint64_t writes() const { return writes_.load(std::memory_order_relaxed); }
   // Stops holding: answers every held FSYNC with `error` (0 for success) and
-  // runs the queued requests, on this thread.
+  // hands the queued requests to the resumer thread, so that the cut's
+  // caller is answered without waiting for them. Until they have run, they
+  // count as running: the next Begin waits for them.
   void End(int error);
+  // Waits until the queued requests handed over by End have run. Call before
+  // the FUSE session they answer goes away.
+  void JoinResumer();
 
  private:
   // Whether `pid` (a thread id, as FUSE reports the caller) is a thread of
@@ -77,6 +90,11 @@ class CutGate {
   std::vector<std::function<void()>> queued_;  // guarded by mu_
   std::vector<std::pair<InodeId, fuse_req_t>> held_;  // guarded by mu_
   const int wake_fd_;  // an eventfd
+  std::atomic<uint64_t> writes_{0};
+  // One End's queued requests, and the thread that runs them; only End and
+  // JoinResumer touch these.
+  std::vector<std::function<void()>> resuming_;
+  std::thread resumer_;
 };
 
 }  // namespace strata::fuse

@@ -89,6 +89,7 @@ FuseServer::~FuseServer() {
   if (session_ == nullptr) return;
   if (signals_) fuse_remove_signal_handlers(session_);
   if (mounted_) fuse_session_unmount(session_);
+  state_->cut.JoinResumer();  // it answers requests of the session
   fuse_session_destroy(session_);
 }
 
@@ -120,7 +121,9 @@ Status FuseServer::Cut(const std::function<Status()>& commit, std::chrono::milli
   // both): then the first file's fsync can never arrive. A round that stops
   // making progress is abandoned (nothing committed, every lock released,
   // the rename goes through) and tried again, waiting longer each time.
-  std::chrono::milliseconds stall(50);
+  // Stuck means no fsync held or returned and no page of any file received
+  // for `stall`: a large file's pages can take long, but keep coming.
+  std::chrono::milliseconds stall(10);
   for (;;) {
     RETURN_IF_ERROR(FinishFsyncBatch(deadline));
     // No new open file from here on, and an fsync of every open file (only
@@ -151,6 +154,7 @@ Result<FuseServer::Round> FuseServer::HoldOpenFiles(
   CutGate& gate = state_->cut;
   std::set<InodeId> waiting(open.begin(), open.end());
   std::vector<InodeId> unreachable;  // no handle (not root): drained below
+  uint64_t writes = gate.writes();
   while (!waiting.empty()) {
     for (InodeId ino : gate.Held()) waiting.erase(ino);
     if (waiting.empty()) break;
@@ -162,6 +166,10 @@ Result<FuseServer::Round> FuseServer::HoldOpenFiles(
       if (left <= stall) {
         return Status(Code::kBusy, "timed out draining the kernel's cache of " + mountpoint_ +
                                        " (" + std::to_string(waiting.size()) + " files)");
+      }
+      if (gate.writes() != writes) {  // slow, not stuck
+        writes = gate.writes();
+        continue;
       }
       return Round::kStalled;
     }

@@ -243,6 +243,7 @@ void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
 
 void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
            fuse_file_info*) noexcept {
+  State(req).cut.NoteWrite();
   auto r = Fs(req).Write(ino, static_cast<uint64_t>(off),
                          {reinterpret_cast<const uint8_t*>(buf), size});
   if (!r.ok()) return ReplyError(req, r.status());
@@ -273,7 +274,8 @@ void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) noexcept {
 }
 
 void Fsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) noexcept {
-  // The drainer's fsync during a cut is answered when the cut ends.
+  // The drainer's fsyncs belong to cuts: held until the cut ends, or
+  // answered at once when late for one (see CutGate).
   if (State(req).cut.HoldFsync(req, ino)) return;
   ReplyError(req, Fs(req).Fsync(ino));
 }

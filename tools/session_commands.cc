@@ -108,10 +108,7 @@ Status Snapshot(Globals& g, const std::string& session, const std::string& name)
   } else {
     ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
     ASSIGN_OR_RETURN(SessionInfo info, store->GetSession(session));
-    ASSIGN_OR_RETURN(Version version, store->Snapshot(info.branch, name));
-    ASSIGN_OR_RETURN(auto snaps, store->ListSnapshots(info.branch));
-    if (snaps.empty() || snaps.back().version != version) return Internal("snapshot not listed");
-    snap = snaps.back();
+    ASSIGN_OR_RETURN(snap, store->TakeSnapshot(info.branch, name));
   }
   if (g.json) {
     PrintJson({{"session", session}, {"snapshot", snap.id}, {"name", name}, {"branch", snap.branch},

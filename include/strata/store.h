@@ -90,6 +90,8 @@ class Store {
   // acknowledged changes were lost since the last durable commit (a full
   // disk), it fails once, saying so, instead of freezing a state without them.
   virtual Result<Version> Snapshot(BranchId branch, std::string_view name = "") = 0;
+  // Snapshot, returning the new snapshot as ListSnapshots would list it.
+  virtual Result<SnapshotInfo> TakeSnapshot(BranchId branch, std::string_view name = "") = 0;
   virtual Result<std::vector<SnapshotInfo>> ListSnapshots(BranchId branch) = 0;
   // Finds a snapshot of `branch` by name.
   virtual Result<SnapshotInfo> FindSnapshot(BranchId branch, std::string_view name) = 0;

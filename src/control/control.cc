@@ -261,23 +261,15 @@ nlohmann::json ControlServer::Handle(const nlohmann::json& request) {
   if (op == "snapshot") {
     std::string name;
     if (request.contains("name") && request["name"].is_string()) name = request["name"];
-    // Store::Snapshot commits this daemon's buffered writes in the same
+    // TakeSnapshot commits this daemon's buffered writes in the same
     // transaction that freezes the version.
-    Version version = 0;
+    SnapshotInfo snap;
     Status s = at_one_instant([&]() -> Status {
-      ASSIGN_OR_RETURN(version, store_.Snapshot(view.branch, name));
+      ASSIGN_OR_RETURN(snap, store_.TakeSnapshot(view.branch, name));
       return Status::Ok();
     });
     if (!s.ok()) return ErrorReply(s);
-    auto snaps = store_.ListSnapshots(view.branch);  // after the cut: not in it
-    if (!snaps.ok()) return ErrorReply(snaps.status());
-    if (snaps->empty() || snaps->back().version != version) {
-      return ErrorReply(Internal("the new snapshot is not listed"));
-    }
-    return {{"ok", true},
-            {"id", snaps->back().id},
-            {"branch", view.branch},
-            {"version", version}};
+    return {{"ok", true}, {"id", snap.id}, {"branch", snap.branch}, {"version", snap.version}};
   }
   if (op == "fork") {
     if (!request.contains("session") || !request["session"].is_string()) {

@@ -127,12 +127,22 @@ class StoreImpl final : public Store {
   }
 
   Result<Version> Snapshot(BranchId branch, std::string_view name) override {
-    Version version = 0;
+    ASSIGN_OR_RETURN(SnapshotInfo snap, TakeSnapshot(branch, name));
+    return snap.version;
+  }
+
+  Result<SnapshotInfo> TakeSnapshot(BranchId branch, std::string_view name) override {
+    SnapshotInfo snap;
+    snap.branch = branch;
+    snap.name = name;
+    snap.created_ns = core_->Now();
     RETURN_IF_ERROR(WriteTxn([&](sql::Connection& conn) -> Status {
-      ASSIGN_OR_RETURN(version, FreezeWithPending(conn, branch));
-      return catalog::InsertSnapshot(conn, branch, version, name, core_->Now()).status();
+      ASSIGN_OR_RETURN(snap.version, FreezeWithPending(conn, branch));
+      ASSIGN_OR_RETURN(snap.id,
+                       catalog::InsertSnapshot(conn, branch, snap.version, name, snap.created_ns));
+      return Status::Ok();
     }, catalog::Commit::kDurable));
-    return version;
+    return snap;
   }
 
   Result<std::vector<SnapshotInfo>> ListSnapshots(BranchId branch) override {
