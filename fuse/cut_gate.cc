@@ -1,11 +1,10 @@
 #include "fuse/cut_gate.h"
 
-#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <system_error>
 
@@ -60,24 +59,23 @@ std::set<InodeId> CutGate::Held() {
 }
 
 void CutGate::End(int error) {
-  std::vector<std::function<void()>> queued;
-  std::vector<std::pair<InodeId, fuse_req_t>> held;
+  // The last End's work is done: this cut's Begin waited for its queued
+  // requests, and FuseServer::Cut for the drainer's answered fsyncs; so
+  // this join only waits for that thread to return.
+  JoinResumer();
   {
     std::scoped_lock lock(mu_);
     active_ = false;
-    queued.swap(queued_);
-    held.swap(held_);
-    running_ += static_cast<int>(queued.size());
+    resuming_.swap(queued_);
+    resuming_held_.swap(held_);
+    running_ += static_cast<int>(resuming_.size());
   }
   uint64_t count;
   (void)!read(wake_fd_, &count, sizeof(count));
-  for (const auto& [ino, req] : held) fuse_reply_err(req, error);
-  if (queued.empty()) return;
-  // The last End's requests have all run (this cut's Begin waited for
-  // them), so this join only waits for that thread to return.
-  JoinResumer();
-  resuming_ = std::move(queued);
-  auto resume = [this] {
+  if (resuming_.empty() && resuming_held_.empty()) return;
+  auto resume = [this, error] {
+    for (const auto& [ino, req] : resuming_held_) fuse_reply_err(req, error);
+    resuming_held_.clear();
     for (const auto& run : resuming_) {
       run();
       Exit();
@@ -94,18 +92,13 @@ void CutGate::End(int error) {
 bool CutGate::IsDrainer(pid_t pid) const {
   if (drainer_ == 0) return false;  // no cut yet
   if (pid == drainer_) return true;
-  // FUSE reports the calling thread; its process is the Tgid of its status.
+  // FUSE reports the calling thread: one of the drainer's if it is listed
+  // among the drainer's tasks.
   char path[64];
-  std::snprintf(path, sizeof(path), "/proc/%d/status", static_cast<int>(pid));
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  char buf[1024];
-  ssize_t n = read(fd, buf, sizeof(buf) - 1);
-  close(fd);
-  if (n <= 0) return false;
-  buf[n] = '\0';
-  const char* tgid = std::strstr(buf, "\nTgid:");
-  return tgid != nullptr && std::atoi(tgid + 6) == drainer_;
+  std::snprintf(path, sizeof(path), "/proc/%d/task/%d", static_cast<int>(drainer_),
+                static_cast<int>(pid));
+  struct stat st;
+  return stat(path, &st) == 0;
 }
 
 }  // namespace strata::fuse

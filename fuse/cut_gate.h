@@ -68,13 +68,13 @@ class CutGate {
   std::set<InodeId> Held();
   // WRITE requests served so far.
   uint64_t writes() const { return writes_.load(std::memory_order_relaxed); }
-  // Stops holding: answers every held FSYNC with `error` (0 for success) and
-  // hands the queued requests to the resumer thread, so that the cut's
-  // caller is answered without waiting for them. Until they have run, they
-  // count as running: the next Begin waits for them.
+  // Stops holding. A resumer thread then answers every held FSYNC with
+  // `error` (0 for success) and runs the queued requests, so that the cut's
+  // caller is answered without waiting for them. Until they have run, the
+  // queued requests count as running: the next Begin waits for them.
   void End(int error);
-  // Waits until the queued requests handed over by End have run. Call before
-  // the FUSE session they answer goes away.
+  // Waits until the work handed over by End is done. Call before the FUSE
+  // session it answers goes away.
   void JoinResumer();
 
  private:
@@ -91,8 +91,9 @@ class CutGate {
   std::vector<std::pair<InodeId, fuse_req_t>> held_;  // guarded by mu_
   const int wake_fd_;  // an eventfd
   std::atomic<uint64_t> writes_{0};
-  // One End's queued requests, and the thread that runs them; only End and
-  // JoinResumer touch these.
+  // One End's held FSYNCs and queued requests, and the thread that answers
+  // and runs them; only End and JoinResumer touch these.
+  std::vector<std::pair<InodeId, fuse_req_t>> resuming_held_;
   std::vector<std::function<void()>> resuming_;
   std::thread resumer_;
 };

@@ -207,6 +207,14 @@ void WriteBuffer::OverrideMtime(InodeId ino, int64_t mtime_ns) {
   it->second.flushing_mtime_ns = mtime_ns;
 }
 
+bool WriteBuffer::SetMtimeOfUntakenWrites(InodeId ino, int64_t mtime_ns) {
+  std::scoped_lock lock(mu_);
+  auto it = files_.find(ino);
+  if (it == files_.end() || !it->second.written) return false;
+  it->second.mtime_ns = mtime_ns;
+  return true;
+}
+
 void WriteBuffer::Discard(InodeId ino) {
   std::scoped_lock lock(mu_);
   auto it = files_.find(ino);

@@ -110,6 +110,11 @@ class WriteBuffer {
   // commit with: an explicit setattr after the write wins. Call with the
   // store's writer lock held, so that no flush is between Take and Complete.
   void OverrideMtime(InodeId ino, int64_t mtime_ns);
+  // Sets the modification time that the data written to `ino` and not yet
+  // taken for a flush will commit with, and returns true; false (nothing
+  // set) when there is no such data. Needs no writer lock: the next flush
+  // takes the time with that data.
+  bool SetMtimeOfUntakenWrites(InodeId ino, int64_t mtime_ns);
   // Drops everything pending for `ino` (the inode is gone).
   void Discard(InodeId ino);
 
