@@ -43,9 +43,13 @@ bool CutGate::HoldFsync(fuse_req_t req, InodeId ino) {
 }
 
 void CutGate::Begin(pid_t drainer) {
-  std::unique_lock lock(mu_);
+  std::scoped_lock lock(mu_);
   active_ = true;
   drainer_ = drainer;
+}
+
+void CutGate::WaitForRunning() {
+  std::unique_lock lock(mu_);
   idle_.wait(lock, [this] { return running_ == 0; });
 }
 
@@ -59,7 +63,7 @@ std::set<InodeId> CutGate::Held() {
 }
 
 void CutGate::End(int error) {
-  // The last End's work is done: this cut's Begin waited for its queued
+  // The last End's work is done: this cut's WaitForRunning waited for its queued
   // requests, and FuseServer::Cut for the drainer's answered fsyncs; so
   // this join only waits for that thread to return.
   JoinResumer();

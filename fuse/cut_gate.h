@@ -60,8 +60,10 @@ class CutGate {
   void NoteWrite() { writes_.fetch_add(1, std::memory_order_relaxed); }
 
   // --- FuseServer::Cut (one thread at a time).
-  // Starts holding, then waits until no OPEN or CREATE is running.
+  // Starts holding: OPEN and CREATE from now on wait for End.
   void Begin(pid_t drainer);
+  // Waits until no OPEN or CREATE that came before Begin is still running.
+  void WaitForRunning();
   // Readable after each held FSYNC (for poll); Held() then says which.
   int wake_fd() const { return wake_fd_; }
   // Consumes wake_fd's count and returns the inodes whose FSYNC is held.
@@ -71,7 +73,7 @@ class CutGate {
   // Stops holding. A resumer thread then answers every held FSYNC with
   // `error` (0 for success) and runs the queued requests, so that the cut's
   // caller is answered without waiting for them. Until they have run, the
-  // queued requests count as running: the next Begin waits for them.
+  // queued requests count as running: the next WaitForRunning waits for them.
   void End(int error);
   // Waits until the work handed over by End is done. Call before the FUSE
   // session it answers goes away.

@@ -147,12 +147,22 @@ Status FuseServer::Cut(const std::function<Status()>& commit, std::chrono::milli
 
 Result<FuseServer::Round> FuseServer::HoldOpenFiles(
     std::chrono::steady_clock::time_point deadline, std::chrono::milliseconds stall) {
-  const std::vector<InodeId> open = state_->fs->OpenInodes();
-  if (open.empty()) return Round::kHeld;
-  RETURN_IF_ERROR(drainer_->StartFsyncs(open));
-  fsync_batch_ = true;
+  // The files open now are drained while OPENs and CREATEs that came
+  // before the cut finish; the files they open are drained next.
   CutGate& gate = state_->cut;
-  std::set<InodeId> waiting(open.begin(), open.end());
+  std::set<InodeId> waiting;
+  for (bool last : {false, true}) {
+    if (last) gate.WaitForRunning();
+    std::vector<InodeId> start;
+    for (InodeId ino : state_->fs->OpenInodes()) {
+      if (waiting.insert(ino).second) start.push_back(ino);
+    }
+    if (start.empty()) continue;
+    RETURN_IF_ERROR(drainer_->StartFsyncs(start));
+    fsync_batch_ = true;
+  }
+  if (!fsync_batch_) return Round::kHeld;
+  RETURN_IF_ERROR(drainer_->EndBatch());
   std::vector<InodeId> unreachable;  // no handle (not root): drained below
   uint64_t writes = gate.writes();
   while (!waiting.empty()) {

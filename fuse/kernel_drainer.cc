@@ -227,6 +227,10 @@ Status KernelDrainer::StartFsyncs(const std::vector<InodeId>& inodes) {
       return IoError("the kernel-cache drainer is gone");
     }
   }
+  return Status::Ok();
+}
+
+Status KernelDrainer::EndBatch() {
   Request end{kFsyncEnd, 0};
   if (!SendPacket(fd_, &end, sizeof(end))) return IoError("the kernel-cache drainer is gone");
   return Status::Ok();

@@ -43,8 +43,11 @@ class KernelDrainer {
 
   // Starts, on the helper, one thread per inode that opens the inode by
   // handle and fsyncs it; returns at once. For each inode the helper later
-  // sends one "finished" event; then one "done" event for the whole batch.
+  // sends one "finished" event. A batch is one or more StartFsyncs and then
+  // EndBatch, after which the helper sends one "done" event once every
+  // fsync of the batch has returned.
   Status StartFsyncs(const std::vector<InodeId>& inodes);
+  Status EndBatch();
 
   struct Event {
     enum Kind { kFinished, kDone } kind;
