@@ -142,6 +142,33 @@ TEST_F(CliTest, UsageErrorsExitNonZeroWithHint) {
   EXPECT_NE(help.out.find("snapshot"), std::string::npos);
 }
 
+// main() defines subcommands group by group until the named one exists:
+// every subcommand that the full help lists must still be found by name,
+// with --store before it, and take global options after it.
+TEST_F(CliTest, EverySubcommandInTheHelpIsFoundByName) {
+  CliRun help = Strata("--help", "", false);
+  ASSERT_EQ(help.exit_code, 0);
+  std::istringstream lines(help.out.substr(help.out.find("Subcommands:")));
+  std::vector<std::string> names;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("  ", 0) == 0 && line.size() > 2 && line[2] != ' ') {
+      names.push_back(line.substr(2, line.find(' ', 2) - 2));
+    }
+  }
+  EXPECT_GE(names.size(), 20u) << help.out;
+  for (const std::string& name : names) {
+    CliRun sub = Strata(name + " --help");
+    EXPECT_EQ(sub.exit_code, 0) << name << ": " << sub.err;
+    EXPECT_NE(sub.out.find("Usage: "), std::string::npos) << name;
+    EXPECT_NE(sub.out.find(" " + name + " "), std::string::npos) << name << ": " << sub.out;
+  }
+  ASSERT_EQ(Strata("init --base empty s").exit_code, 0);
+  CliRun store_after = Strata("sessions --json --store " + store(), "", false);
+  EXPECT_EQ(store_after.exit_code, 0) << store_after.err;
+  EXPECT_EQ(nlohmann::json::parse(store_after.out, nullptr, false).is_array(), true)
+      << store_after.out;
+}
+
 TEST_F(CliTest, FsckReportsCleanStoreAndGcFreesOverwrittenData) {
   ASSERT_EQ(Strata("init --base empty s").exit_code, 0);
   ASSERT_EQ(Strata("put s:/f", std::string(200000, 'a')).exit_code, 0);
