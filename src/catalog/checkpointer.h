@@ -21,9 +21,9 @@
 // docs/BENCHMARKS.md). So the passive copies are synced first, without any
 // lock; the restart waits at most kRestartLockWait for each lock, at the
 // request threads' priority; and when it gives up the round is tried again
-// a little later. A burst of writes is thus written once while it lasts and
-// copied into the store when it is over; a writer that never pauses is
-// slowed to the checkpoint's pace past kMaxFrames.
+// a little later. So a burst of writes is written
+// once while it lasts and copied into the store when it is over; a writer
+// that never pauses is slowed to the checkpoint's pace past kMaxFrames.
 // journal_size_limit cuts the WAL file back after a restart. The thread
 // runs at a lower CPU priority than the request threads.
 //

@@ -13,6 +13,9 @@ namespace strata::sql {
 
 namespace {
 
+// Long enough that a waiting writer outlives any other writer's transaction
+// (a flush of the whole write buffer), so callers never see SQLITE_BUSY.
+
 Code CodeForSqlite(int rc) {
   switch (rc & 0xff) {
     case SQLITE_FULL: return Code::kNoSpace;

@@ -199,9 +199,6 @@ class Connection {
   // How long a statement waits for a lock that another connection holds,
   // each time, before it fails with kBusy (kDefaultBusyTimeout unless set).
   void SetBusyTimeout(std::chrono::milliseconds timeout);
-  // Long enough that a waiting writer outlives any other writer's
-  // transaction (a flush of the whole write buffer), so callers never see
-  // SQLITE_BUSY.
   static constexpr std::chrono::milliseconds kDefaultBusyTimeout{120'000};
 
  private:
