@@ -79,26 +79,15 @@ void Checkpointer::CatchUp() {
   checkpointed_ = std::max(checkpointed_, target);
 }
 
-bool Checkpointer::Checkpoint(bool truncate) {
+void Checkpointer::Checkpoint(bool truncate) {
   // Errors (a busy reader, a full disk) are not fatal here: the WAL keeps
-  // the data, and the next commit or retry triggers another attempt.
+  // the data, and the next commit triggers another attempt.
   if (truncate) {
     (void)conn_->Checkpoint(sql::CheckpointMode::kTruncate);
-    return true;
+    return;
   }
-  for (int round = 0; round < kPassiveRounds; ++round) {
-    (void)conn_->Checkpoint(sql::CheckpointMode::kPassive);
-    const auto start = std::chrono::steady_clock::now();
-    if (!conn_->SyncDatabaseFile().ok()) break;
-    if (std::chrono::steady_clock::now() - start < kQuickSync) break;
-  }
-  const id_t self = static_cast<id_t>(gettid());
-  (void)setpriority(PRIO_PROCESS, self, 0);  // without the privilege it stays low
-  conn_->SetBusyTimeout(kRestartLockWait);
-  Status restart = conn_->Checkpoint(sql::CheckpointMode::kRestart);
-  conn_->SetBusyTimeout(sql::Connection::kDefaultBusyTimeout);
-  (void)setpriority(PRIO_PROCESS, self, kNice);
-  return restart.code() != Code::kBusy;
+  (void)conn_->Checkpoint(sql::CheckpointMode::kPassive);
+  (void)conn_->Checkpoint(sql::CheckpointMode::kRestart);
 }
 
 bool Checkpointer::CaughtUp() {
@@ -108,9 +97,8 @@ bool Checkpointer::CaughtUp() {
 
 void Checkpointer::Run() {
   // Background work yields the CPU to the threads answering requests.
-  (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kNice);
+  (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);
   std::unique_lock lock(mu_);
-  std::chrono::milliseconds retry_delay = kRetryDelay;
   for (;;) {
     wake_.wait(lock, [&] {
       return stop_ || wal_frames_ >= kIdleFrames || (wal_frames_ > 0 && low_space_);
@@ -128,21 +116,12 @@ void Checkpointer::Run() {
     const uint64_t target = commits_;
     const bool truncate = low_space_;
     lock.unlock();
-    bool done;
     {
       std::scoped_lock conn_lock(conn_mu_);
-      done = Checkpoint(truncate);
+      Checkpoint(truncate);
     }
     lock.lock();
-    if (done) {
-      checkpointed_ = std::max(checkpointed_, target);
-      retry_delay = kRetryDelay;
-      continue;
-    }
-    // Again a little later, even if no commit comes meanwhile.
-    wal_frames_ = std::max(wal_frames_, kIdleFrames);
-    wake_.wait_for(lock, retry_delay, [&] { return stop_; });
-    retry_delay = std::min(2 * retry_delay, kMaxRetryDelay);
+    checkpointed_ = std::max(checkpointed_, target);
   }
 }
 

@@ -13,15 +13,7 @@
 // which waits for the writer lock between two commits, copies the few frames
 // committed meanwhile and makes the next commit start the WAL from the
 // beginning. (A passive checkpoint alone never lets a busy writer restart the
-// WAL, which would then grow without bound.) From the moment it has the
-// writer lock, a RESTART holds every writer back: while it syncs the store
-// file, and while it waits for each reader of the WAL (a busy daemon's
-// readers never all pause). With 1 GiB of copied pages still unsynced and
-// the default busy timeout, a restart held writers for 1-5 s (the soak of
-// docs/BENCHMARKS.md). So the passive copies are synced first, without any
-// lock; the restart waits at most kRestartLockWait for each lock, at the
-// request threads' priority; and when it gives up the round is tried again
-// a little later. So a burst of writes is written
+// WAL, which would then grow without bound.) So a burst of writes is written
 // once while it lasts and copied into the store when it is over; a writer
 // that never pauses is slowed to the checkpoint's pace past kMaxFrames.
 // journal_size_limit cuts the WAL file back after a restart. The thread
@@ -63,17 +55,6 @@ class Checkpointer {
   static constexpr std::chrono::milliseconds kIdleDelay{200};
   static constexpr uint64_t kLowSpaceBytes = uint64_t{kMaxFrames} * 4096;
   static constexpr std::chrono::milliseconds kSpaceCheckInterval{100};
-  // A RESTART waits at most kRestartLockWait for each lock (the writer's,
-  // then each reader's); once it gave up, the round is tried again after
-  // kRetryDelay, doubling up to kMaxRetryDelay. Before it, PASSIVE copies and
-  // syncs of the store file repeat (up to kPassiveRounds) until a sync takes
-  // less than kQuickSync.
-  static constexpr std::chrono::milliseconds kRestartLockWait{10};
-  static constexpr std::chrono::milliseconds kRetryDelay{100};
-  static constexpr std::chrono::milliseconds kMaxRetryDelay{2000};
-  static constexpr int kPassiveRounds = 3;
-  static constexpr std::chrono::milliseconds kQuickSync{20};
-  static constexpr int kNice = 10;  // the thread's CPU priority, but during a RESTART
 
   // Opens its own connection to `path` and starts the thread.
   static Result<std::unique_ptr<Checkpointer>> Start(const std::string& path);
@@ -102,10 +83,8 @@ class Checkpointer {
       : conn_(std::move(conn)), dir_(std::move(dir)) {}
   void Run();
   // One checkpoint on conn_, with conn_mu_ held: PASSIVE then RESTART, or
-  // TRUNCATE when `truncate` (low on space: the WAL file gives its space
-  // back). False when the RESTART gave up (a reader was still on the WAL):
-  // the round is to be tried again.
-  bool Checkpoint(bool truncate);
+  // TRUNCATE when `truncate` (low on space: the WAL file gives its space back).
+  void Checkpoint(bool truncate);
   // Whether the store's file system has less than kLowSpaceBytes free
   // (statvfs, at most once per kSpaceCheckInterval). Called with mu_ held.
   bool LowOnSpace(std::chrono::steady_clock::time_point now);

@@ -15,6 +15,7 @@ namespace {
 
 // Long enough that a waiting writer outlives any other writer's transaction
 // (a flush of the whole write buffer), so callers never see SQLITE_BUSY.
+constexpr int kBusyTimeoutMs = 120'000;
 
 Code CodeForSqlite(int rc) {
   switch (rc & 0xff) {
@@ -185,7 +186,7 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path, Op
     return s;
   }
   auto conn = std::unique_ptr<Connection>(new Connection(db));
-  conn->SetBusyTimeout(Connection::kDefaultBusyTimeout);
+  sqlite3_busy_timeout(db, kBusyTimeoutMs);
   sqlite3_extended_result_codes(db, 1);
   if (mode == OpenMode::kQueryOnly) RETURN_IF_ERROR(conn->Exec("PRAGMA query_only = 1"));
   return conn;
@@ -257,20 +258,6 @@ void Connection::OnWalCommit(std::function<void(int wal_frames)> on_commit) {
         return SQLITE_OK;
       },
       this);
-}
-
-Status Connection::SyncDatabaseFile() {
-  sqlite3_file* file = nullptr;
-  int rc = sqlite3_file_control(db_, "main", SQLITE_FCNTL_FILE_POINTER, &file);
-  if (rc != SQLITE_OK || file == nullptr || file->pMethods == nullptr) {
-    return SqliteStatus(rc == SQLITE_OK ? SQLITE_NOTFOUND : rc, db_, "sync of the database file");
-  }
-  return SqliteStatus(file->pMethods->xSync(file, SQLITE_SYNC_NORMAL), db_,
-                      "sync of the database file");
-}
-
-void Connection::SetBusyTimeout(std::chrono::milliseconds timeout) {
-  sqlite3_busy_timeout(db_, static_cast<int>(timeout.count()));
 }
 
 Status Connection::Checkpoint(CheckpointMode mode) {

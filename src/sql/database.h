@@ -8,7 +8,6 @@
 
 #include <sqlite3.h>
 
-#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -189,17 +188,8 @@ class Connection {
   // caller takes charge of checkpoints. Set it while no commit runs.
   void OnWalCommit(std::function<void(int wal_frames)> on_commit);
   // Checkpoints the main database's WAL (see CheckpointMode). Waits as the
-  // busy timeout says for kRestart; fails with kBusy inside a transaction,
-  // or when kRestart could not wait long enough.
+  // busy timeout says for kRestart; fails with kBusy inside a transaction.
   Status Checkpoint(CheckpointMode mode);
-  // Writes the main database file's changed pages to disk (fdatasync, as
-  // SQLite itself syncs it), taking no lock: for a checkpoint, so that its
-  // own sync, made while it holds the writers back, has little left to do.
-  Status SyncDatabaseFile();
-  // How long a statement waits for a lock that another connection holds,
-  // each time, before it fails with kBusy (kDefaultBusyTimeout unless set).
-  void SetBusyTimeout(std::chrono::milliseconds timeout);
-  static constexpr std::chrono::milliseconds kDefaultBusyTimeout{120'000};
 
  private:
   explicit Connection(sqlite3* db) : db_(db) {}

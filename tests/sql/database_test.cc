@@ -557,21 +557,6 @@ TEST_F(DatabaseTest, OnWalCommitReportsTheWalSizeAndCheckpointRestartsIt) {
   EXPECT_EQ(CountRows(*conn_), 5);
 }
 
-TEST_F(DatabaseTest, SyncOfTheDatabaseFileNeedsNoLock) {
-  ASSERT_OK(conn_->Exec("PRAGMA journal_mode = WAL"));
-  ASSERT_OK(conn_->Exec("INSERT INTO t(b) SELECT randomblob(100000)"));
-  ASSERT_OK(conn_->Checkpoint(CheckpointMode::kPassive));
-  // Another connection is in the middle of a write: the sync goes on.
-  ASSERT_OK_AND_ASSIGN(auto writer, Connection::Open(path_, OpenMode::kReadWriteCreate));
-  ASSERT_OK_AND_ASSIGN(Transaction txn, Transaction::Begin(*writer));
-  ASSERT_OK(writer->Exec("INSERT INTO t(i) VALUES (7)"));
-  conn_->SetBusyTimeout(std::chrono::milliseconds(0));
-  EXPECT_OK(conn_->SyncDatabaseFile());
-  EXPECT_EQ(conn_->Checkpoint(CheckpointMode::kRestart).code(), Code::kBusy);
-  ASSERT_OK(txn.Commit());
-  EXPECT_EQ(CountRows(*conn_), 2);
-}
-
 TEST_F(DatabaseTest, CheckpointInsideATransactionIsBusy) {
   ASSERT_OK(conn_->Exec("PRAGMA journal_mode = WAL"));
   ASSERT_OK_AND_ASSIGN(Transaction txn, Transaction::Begin(*conn_));
