@@ -26,15 +26,17 @@ void CutGate::Exit() {
 }
 
 bool CutGate::HoldFsync(fuse_req_t req, InodeId ino) {
+  bool late;
   {
     std::scoped_lock lock(mu_);
     if (!IsDrainer(fuse_req_ctx(req)->pid)) return false;
-    if (!active_) {
-      // Late for a round that was abandoned: nothing waits for its data.
-      fuse_reply_err(req, 0);
-      return true;
-    }
-    held_.emplace_back(ino, req);
+    late = !active_;
+    if (!late) held_.emplace_back(ino, req);
+  }
+  if (late) {
+    // Late for a round that was abandoned: nothing waits for its data.
+    fuse_reply_err(req, 0);
+    return true;
   }
   uint64_t one = 1;
   (void)!write(wake_fd_, &one, sizeof(one));
