@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "strata 0.1.0");
   int exit_code = 0;
   // Defining every subcommand costs more CPU than most commands' own work
-  // (about 0.6 ms), and agents run many short commands: groups are added
+  // (about 0.75 ms), and agents run many short commands: groups are added
   // until the named subcommand is defined. Help, no name or a mistyped one
   // get them all.
   const std::function<void()> groups[] = {
