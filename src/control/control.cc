@@ -2,45 +2,26 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <type_traits>
+
+#include "base/unique_fd.h"
 
 namespace strata::control {
 
 namespace {
-
-// Owns a file descriptor.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  void reset(int fd) {
-    if (fd_ >= 0) close(fd_);
-    fd_ = fd;
-  }
-  int release() {
-    int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-
- private:
-  int fd_;
-};
 
 std::string RuntimeDir() {
   if (getuid() == 0) return "/run/strata";
@@ -139,6 +120,39 @@ std::string RunMountPath(const std::string& store_path, const std::string& sessi
   return (socket.parent_path() / "mnt" / socket.stem()).string();
 }
 
+namespace {
+
+// The file whose lock makes its holder the only daemon of a session, next
+// to the session's socket.
+std::string LockPath(const std::string& socket_path) {
+  return std::filesystem::path(socket_path).replace_extension(".lock").string();
+}
+
+// Takes the lock at `path`. It is released when the descriptor closes, so
+// also when the holder dies. The holder unlinks the file before it lets go;
+// whoever locked the unlinked file in the meantime holds nothing and tries
+// again on a new file.
+Result<UniqueFd> LockSession(const std::string& path, const std::string& session) {
+  for (;;) {
+    UniqueFd fd(open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (fd.get() < 0) return IoError("cannot open " + path + ": " + std::strerror(errno));
+    while (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+      if (errno == EINTR) continue;
+      if (errno == EWOULDBLOCK) {
+        return Status(Code::kBusy, "session '" + session + "' is already mounted by another daemon");
+      }
+      return IoError("cannot lock " + path + ": " + std::strerror(errno));
+    }
+    struct stat held, named;
+    if (fstat(fd.get(), &held) == 0 && stat(path.c_str(), &named) == 0 &&
+        held.st_ino == named.st_ino && held.st_dev == named.st_dev) {
+      return fd;
+    }
+  }
+}
+
+}  // namespace
+
 Result<std::unique_ptr<ControlServer>> ControlServer::Start(Store& store, Filesystem& fs,
                                                             const std::string& session,
                                                             ControlOptions options) {
@@ -148,14 +162,13 @@ Result<std::unique_ptr<ControlServer>> ControlServer::Start(Store& store, Filesy
   // Traversable, not listable: sockets are 0600, and run mounts below must
   // be reachable by a sandbox in a user namespace.
   chmod(std::filesystem::path(path).parent_path().c_str(), 0711);
-  int live = Connect(path);
-  if (live >= 0) {
-    close(live);
-    return Status(Code::kBusy, "session '" + session + "' is already mounted by another daemon");
-  }
+  // Checking for a live socket and then replacing it would let two daemons
+  // starting at once both listen (the second unlinking the first's socket)
+  // and both mount: the lock decides which one serves.
+  ASSIGN_OR_RETURN(UniqueFd lock, LockSession(LockPath(path), session));
   unlink(path.c_str());  // stale: its daemon is gone
   ASSIGN_OR_RETURN(sockaddr_un addr, Address(path));
-  Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (fd.get() < 0) return IoError("socket: " + std::string(std::strerror(errno)));
   if (bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0 ||
       listen(fd.get(), 16) != 0) {
@@ -164,6 +177,7 @@ Result<std::unique_ptr<ControlServer>> ControlServer::Start(Store& store, Filesy
   chmod(path.c_str(), 0600);
   auto server = std::unique_ptr<ControlServer>(
       new ControlServer(store, fs, session, path, fd.release(), std::move(options)));
+  server->lock_ = std::move(lock);
   if (pipe2(server->wake_, O_CLOEXEC) != 0) return IoError("pipe failed");
   server->thread_ = std::thread([s = server.get()] { s->Serve(); });
   return server;
@@ -184,6 +198,7 @@ ControlServer::~ControlServer() {
     thread_.join();
   }
   unlink(path_.c_str());
+  unlink(LockPath(path_).c_str());  // before lock_ is released: see LockSession
   close(listen_fd_);
   for (int fd : leases_) close(fd);
   for (int fd : wake_) {
@@ -192,22 +207,35 @@ ControlServer::~ControlServer() {
 }
 
 void ControlServer::Serve() {
-  const auto deadline = std::chrono::steady_clock::now() + options_.first_lease_timeout;
+  // The wait for a first lease starts once the session is mounted: leases
+  // are refused before, and unmounting before the mount is up would leave a
+  // mount that nobody can lease or unmount.
+  std::optional<std::chrono::steady_clock::time_point> deadline;
   for (;;) {
     std::vector<pollfd> fds = {{wake_[0], POLLIN, 0}, {listen_fd_, POLLIN, 0}};
     for (int fd : leases_) fds.push_back({fd, POLLIN, 0});
     int timeout = -1;
-    if (options_.on_idle && !leased_ && !idle_) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      timeout = static_cast<int>(std::max<int64_t>(0, left.count()));
+    const bool awaiting_first_lease = options_.on_idle && !leased_ && !idle_;
+    if (awaiting_first_lease) {
+      if (!deadline && (!options_.mounted || options_.mounted())) {
+        deadline = std::chrono::steady_clock::now() + options_.first_lease_timeout;
+      }
+      if (deadline) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            *deadline - std::chrono::steady_clock::now());
+        timeout = static_cast<int>(std::max<int64_t>(0, left.count()));
+      } else {
+        timeout = 10;  // ms until `mounted` is asked again
+      }
     }
     int ready = poll(fds.data(), fds.size(), timeout);
     if (ready < 0) {
       if (errno == EINTR) continue;
       return;
     }
-    if (ready == 0) {  // nobody came for the mount this daemon was started for
+    if (ready == 0) {
+      if (!deadline) continue;  // not mounted yet
+      // Nobody came for the mount this daemon was started for.
       idle_ = true;
       options_.on_idle();
       continue;
@@ -228,7 +256,7 @@ void ControlServer::Serve() {
 }
 
 void ControlServer::Accept() {
-  Fd conn(accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC));
+  UniqueFd conn(accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC));
   if (conn.get() < 0) return;
   // One request at a time: requests are short and this keeps them ordered.
   std::string line;
@@ -238,7 +266,7 @@ void ControlServer::Accept() {
     nlohmann::json reply =
         idle_ ? ErrorReply(Status(Code::kBusy, "the daemon is unmounting the session"))
         : options_.mounted && !options_.mounted()
-            ? ErrorReply(Status(Code::kBusy, "the daemon is still mounting the session"))
+            ? ErrorReply(Status(Code::kBusy, "the session's mount is not up (its daemon is starting or stopping)"))
             : nlohmann::json{{"ok", true}, {"mountpoint", options_.mountpoint}};
     if (WriteAll(conn.get(), reply.dump() + "\n") && !idle_) {
       leases_.push_back(conn.release());
@@ -319,7 +347,7 @@ namespace {
 
 // Sends one request and reads its reply, leaving the connection open in `fd`.
 Result<nlohmann::json> Exchange(const std::string& store_path, const std::string& session,
-                                const nlohmann::json& request, Fd* fd) {
+                                const nlohmann::json& request, UniqueFd* fd) {
   std::string path = SocketPath(store_path, session);
   fd->reset(Connect(path));
   if (fd->get() < 0) {
@@ -328,12 +356,14 @@ Result<nlohmann::json> Exchange(const std::string& store_path, const std::string
     }
     return IoError("cannot reach the daemon at " + path + ": " + std::strerror(errno));
   }
-  if (!WriteAll(fd->get(), request.dump() + "\n")) return IoError("lost the daemon at " + path);
-  std::string line;
-  if (!ReadLine(fd->get(), &line)) {
-    // It closed the connection unanswered: it is unmounting and exiting.
+  // A daemon closes its connections unanswered only when it exits, after it
+  // has committed every write: the session is then as good as not mounted.
+  auto exiting = [&] {
     return NotFound("session '" + session + "' is not mounted (its daemon is exiting)");
-  }
+  };
+  if (!WriteAll(fd->get(), request.dump() + "\n")) return exiting();
+  std::string line;
+  if (!ReadLine(fd->get(), &line)) return exiting();
   nlohmann::json reply = nlohmann::json::parse(line, nullptr, false);
   if (!reply.is_object()) return IoError("the daemon sent a malformed reply");
   if (!Field(reply, "ok", false)) {
@@ -354,7 +384,7 @@ Result<nlohmann::json> Exchange(const std::string& store_path, const std::string
 
 Result<nlohmann::json> Call(const std::string& store_path, const std::string& session,
                             const nlohmann::json& request) {
-  Fd fd;
+  UniqueFd fd;
   return Exchange(store_path, session, request, &fd);
 }
 
@@ -362,7 +392,7 @@ Lease::~Lease() { close(fd_); }
 
 Result<std::unique_ptr<Lease>> TakeLease(const std::string& store_path,
                                          const std::string& session) {
-  Fd fd;
+  UniqueFd fd;
   ASSIGN_OR_RETURN(nlohmann::json reply, Exchange(store_path, session, {{"op", "lease"}}, &fd));
   std::string mountpoint = Field<std::string>(reply, "mountpoint", "");
   if (mountpoint.empty()) return IoError("the daemon of session '" + session + "' has no mount");

@@ -29,6 +29,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/unique_fd.h"
 #include "strata/filesystem.h"
 #include "strata/status.h"
 #include "strata/store.h"
@@ -56,8 +57,9 @@ struct ControlOptions {
   // starts before the mount does, and a lease promises a mounted session.
   std::function<bool()> mounted;
   // If set, called (on the server's thread) when the last lease ends, or
-  // when no lease came within `first_lease_timeout` of the start (its client
-  // died before taking one); after that, leases are refused.
+  // when no lease came within `first_lease_timeout` of the mount (its client
+  // died before taking one); after that, leases are refused. Never called
+  // before `mounted` returns true.
   std::function<void()> on_idle;
   std::chrono::milliseconds first_lease_timeout{10'000};
 };
@@ -65,8 +67,10 @@ struct ControlOptions {
 class ControlServer {
  public:
   // Listens at SocketPath(store, session). Fails with Busy if a live daemon
-  // already serves this session; a stale socket left by a dead one is replaced.
-  //
+  // already serves this session; a stale socket left by a dead one is
+  // replaced. Of servers started at once for one session, exactly one
+  // succeeds, and no other can start until it is destroyed: whoever holds
+  // one may use the session's mount point.
   static Result<std::unique_ptr<ControlServer>> Start(Store& store, Filesystem& fs,
                                                       const std::string& session,
                                                       ControlOptions options = {});
@@ -94,6 +98,7 @@ class ControlServer {
   bool idle_ = false;        // on_idle has run; only Serve's thread
   bool leased_ = false;      // a lease was ever taken; only Serve's thread
   std::thread thread_;
+  UniqueFd lock_;  // the session's lock (last member: released last)
 };
 
 // Sends one request to the daemon of (store, session). NotFound when no daemon

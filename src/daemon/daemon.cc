@@ -5,11 +5,14 @@
 #include <malloc.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 
@@ -29,6 +32,22 @@ Result<std::unique_ptr<Store>> OpenExistingStore(const std::string& path) {
   StoreOptions options;
   options.path = path;
   return Store::Open(std::move(options));
+}
+
+// An ephemeral daemon's mount point (RunMountPath) is its own: it creates it,
+// and detaches the dead mount a killed predecessor left there (ENOTCONN).
+Status PrepareRunMountPoint(const std::string& mountpoint) {
+  std::error_code ec;
+  std::filesystem::create_directories(mountpoint, ec);
+  struct stat st;
+  if (stat(mountpoint.c_str(), &st) != 0 && errno == ENOTCONN) {
+    umount2(mountpoint.c_str(), MNT_DETACH);
+  }
+  if (stat(mountpoint.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return IoError("cannot create the mount point " + mountpoint + ": " +
+                   (ec ? ec.message() : std::strerror(errno)));
+  }
+  return Status::Ok();
 }
 
 Status ServeSession(const DaemonOptions& a, const std::function<void(const Status&)>& ready) {
@@ -63,8 +82,12 @@ Status ServeSession(const DaemonOptions& a, const std::function<void(const Statu
       umount2(mountpoint.c_str(), MNT_DETACH);
     };
   }
+  // The control server also makes this the session's only daemon until it
+  // is destroyed, which is after the mount point is gone and every write
+  // committed: the next daemon sees them all.
   ASSIGN_OR_RETURN(auto control,
                    control::ControlServer::Start(*store, *fs, a.session, control_options));
+  if (a.ephemeral) RETURN_IF_ERROR(PrepareRunMountPoint(a.mountpoint));
   fuse::MountOptions options;
   options.mountpoint = a.mountpoint;
   options.options = a.mount_options;
@@ -82,7 +105,6 @@ Status ServeSession(const DaemonOptions& a, const std::function<void(const Statu
     std::scoped_lock lock(serving_mu);
     serving = nullptr;
   }  // unmounted here
-  control.reset();
   // A run's mount point is ours (RunMountPath): leave nothing behind.
   if (a.ephemeral) rmdir(a.mountpoint.c_str());
   RETURN_IF_ERROR(fs->FlushAll());

@@ -21,11 +21,12 @@ namespace strata::daemon {
 struct DaemonOptions {
   std::string store_path;  // an existing store
   std::string session;
-  std::string mountpoint;  // an existing empty directory
+  std::string mountpoint;  // an existing empty directory, unless ephemeral
   // Extra "-o" options for the kernel and libfuse (allow_other, ...).
   std::vector<std::string> mount_options;
-  // Started for `strata run`: unmount and exit when the last lease ends (or
-  // when no lease came soon after the start), and remove the mount point.
+  // Started for `strata run`: create the mount point, unmount and exit when
+  // the last lease ends (or when no lease came soon after the start), and
+  // remove the mount point.
   bool ephemeral = false;
   // How often buffered writes of files that stay open are committed.
   std::chrono::milliseconds flush_period{2000};

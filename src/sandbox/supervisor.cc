@@ -24,6 +24,7 @@
 #include <fstream>
 #include <string>
 
+#include "base/unique_fd.h"
 #include "sandbox/sandbox.h"
 #include "sandbox/seccomp_policy.h"
 #include "sandbox/sys_util.h"
@@ -38,22 +39,6 @@ int64_t NowNs() {
       .count();
 }
 
-// Owns a file descriptor.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() { reset(); }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  void reset(int fd = -1) {
-    if (fd_ >= 0) close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_;
-};
 
 // Puts a terminal in raw mode and restores it on scope exit.
 class RawTerminal {
@@ -215,10 +200,10 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, const OutputSink& sink
   }
   int pair[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) return Errno("socketpair");
-  Fd control(pair[0]), child_control(pair[1]);
+  UniqueFd control(pair[0]), child_control(pair[1]);
 
   // The command's stdio: a pseudo-terminal, or pipes for output and our stdin.
-  Fd out_read, out_write, err_read, err_write, pty_master, pty_slave;
+  UniqueFd out_read, out_write, err_read, err_write, pty_master, pty_slave;
   if (spec.tty) {
     int master, slave;
     if (openpty(&master, &slave, nullptr, nullptr, nullptr) != 0) return Errno("openpty");
@@ -242,7 +227,7 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, const OutputSink& sink
   // pidfd: a SIGCHLD may be taken by any thread of a multi-threaded caller.
   BlockForwardedSignals();
   const sigset_t forwarded = ForwardedSignals();
-  Fd signals(signalfd(-1, &forwarded, SFD_CLOEXEC));
+  UniqueFd signals(signalfd(-1, &forwarded, SFD_CLOEXEC));
   if (signals.get() < 0) return Errno("signalfd");
 
   const int stdin_fd = spec.tty ? pty_slave.get() : STDIN_FILENO;
@@ -253,7 +238,7 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, const OutputSink& sink
   const pid_t pid = fork();
   if (pid < 0) return Errno("fork");
   if (pid == 0) _exit(Keeper(spec, stdin_fd, stdout_fd, stderr_fd, child_control.get()));
-  Fd child_exit(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+  UniqueFd child_exit(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
   child_control.reset();
   out_write.reset();
   err_write.reset();
@@ -311,7 +296,7 @@ Result<SandboxResult> RunSandbox(const SandboxSpec& spec, const OutputSink& sink
     control_buf.append(buf, static_cast<size_t>(got));
   }
 
-  Fd timer;
+  UniqueFd timer;
   if (spec.timeout_seconds) {
     timer.reset(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC));
     struct itimerspec its {};

@@ -3,7 +3,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <thread>
+#include <vector>
 
 #include "control/control.h"
 #include "testing/temp_store.h"
@@ -48,6 +50,55 @@ TEST_F(LeaseTest, TheLastLeaseEndingMakesTheDaemonIdleAndLeasesAreThenRefused) {
 TEST_F(LeaseTest, ADaemonNobodyLeasesGoesIdleAfterTheFirstLeaseTimeout) {
   Start(std::chrono::milliseconds(100));
   EXPECT_TRUE(WaitForIdle(1));
+}
+
+TEST_F(LeaseTest, TheFirstLeaseTimeoutCountsFromTheMount) {
+  // A slow mount must not make the daemon idle: it would then unmount
+  // before mounting, and serve a mount nobody can lease.
+  std::atomic<bool> mounted{false};
+  control::ControlOptions options;
+  options.mountpoint = "/m";
+  options.mounted = [&] { return mounted.load(); };
+  options.on_idle = [this] { idle_calls_++; };
+  options.first_lease_timeout = std::chrono::milliseconds(20);
+  ASSERT_OK_AND_ASSIGN(server_, control::ControlServer::Start(*store_, *fs_, "main", options));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(idle_calls_, 0);
+  mounted = true;
+  EXPECT_TRUE(WaitForIdle(1));
+}
+
+TEST_F(LeaseTest, OfServersStartedAtOnceForOneSessionExactlyOneServes) {
+  // Two `strata run`s may start daemons for one session at the same time:
+  // exactly one may listen and mount.
+  for (int round = 0; round < 50; ++round) {
+    constexpr int kServers = 6;
+    std::vector<Result<std::unique_ptr<control::ControlServer>>> started;
+    for (int i = 0; i < kServers; ++i) started.emplace_back(Status(Code::kInternal, "not run"));
+    std::atomic<int> waiting{kServers};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kServers; ++i) {
+      threads.emplace_back([&, i] {
+        for (--waiting; waiting > 0;) std::this_thread::yield();  // all start at once
+        started[i] = control::ControlServer::Start(*store_, *fs_, "main");
+      });
+    }
+    for (auto& t : threads) t.join();
+    int serving = 0;
+    for (auto& s : started) {
+      if (s.ok()) {
+        ++serving;
+      } else {
+        EXPECT_CODE(s, Code::kBusy);
+      }
+    }
+    ASSERT_EQ(serving, 1) << "round " << round;
+    EXPECT_TRUE(control::Call(store_->path(), "main", {{"op", "status"}}).ok());
+  }
+  // The last server gone, nothing of it is left beside the socket's path.
+  const std::string socket = control::SocketPath(store_->path(), "main");
+  EXPECT_FALSE(std::filesystem::exists(socket));
+  EXPECT_FALSE(std::filesystem::exists(std::filesystem::path(socket).replace_extension(".lock")));
 }
 
 TEST_F(LeaseTest, NoLeaseBeforeTheSessionIsMounted) {

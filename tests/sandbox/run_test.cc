@@ -282,7 +282,7 @@ TEST_F(RunTest, SeveralSandboxesRunInOneSessionAtOnce) {
            " -- sh -c 'sleep 0.3; echo " + std::to_string(i) + " > /tmp/par" + std::to_string(i) +
            "' & ";
   }
-  cmd += "fail=0; for j in 1 2 3 4; do wait -n || fail=1; done; exit $fail";
+  cmd += "fail=0; for j in 1 2 3 4; do wait -n || fail=1; done; exit \\$fail";
   EXPECT_EQ(std::system(("bash -c \"" + cmd + "\"").c_str()), 0);
   CliRun r = Run("cat /tmp/par0 /tmp/par1 /tmp/par2 /tmp/par3");
   EXPECT_EQ(r.out, "0\n1\n2\n3\n") << r.err;
