@@ -45,6 +45,21 @@ Status CheckMountpoint(const std::string& path) {
   return Status::Ok();
 }
 
+// Whether the kernel has ended the connection of `fd`, the session's
+// /dev/fuse descriptor: from then on its poll answers POLLERR
+// (fs/fuse/dev.c, fuse_dev_poll: !fiq->connected). fuse_abort_conn clears
+// that a moment after the per-reader state a failed read saw, so this
+// waits up to a second for it; a live connection answers POLLIN or
+// nothing, and is not ended.
+bool ConnectionEnded(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  for (;;) {
+    int rc = poll(&p, 1, 1000);
+    if (rc < 0 && errno == EINTR) continue;
+    return rc > 0 && (p.revents & POLLERR) != 0;
+  }
+}
+
 }  // namespace
 
 Result<std::unique_ptr<FuseServer>> FuseServer::Mount(Filesystem& fs, const MountOptions& options,
@@ -107,6 +122,16 @@ Status FuseServer::Run() {
   fuse_loop_cfg_set_max_threads(config, max_threads_);
   int rc = fuse_session_loop_mt(session_, config);
   fuse_loop_cfg_destroy(config);
+  // An unmount ends the connection (fuse_conn_destroy calls
+  // fuse_abort_conn), and a read then fails with ENODEV, which libfuse
+  // takes for the end. But a read that had just taken a request off the
+  // queue (at a fresh mount, FUSE_INIT) when the unmount came fails with
+  // ECONNABORTED instead (fs/fuse/dev.c, fuse_dev_do_read: "Must not put
+  // request on fpq->io queue after having been shut down"), even though
+  // libfuse 3 never asks for FUSE_ABORT_ERROR, the only case the kernel
+  // means it for; libfuse reports it as a failure. It is the same end when
+  // the connection is indeed over; otherwise it stays a failure.
+  if (rc == -ECONNABORTED && ConnectionEnded(fuse_session_fd(session_))) return Status::Ok();
   // A signal value (SIGINT, SIGTERM) is a requested stop, not a failure.
   if (rc < 0) return IoError(std::string("FUSE loop failed: ") + std::strerror(-rc));
   return Status::Ok();
