@@ -10,11 +10,29 @@ namespace strata::cli {
 
 namespace {
 
-Status Gc(Globals& g) {
+Status Gc(Globals& g, const GcOptions& options) {
   ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
-  ASSIGN_OR_RETURN(GcStats stats, store->CollectGarbage());
+  ASSIGN_OR_RETURN(GcStats stats, store->CollectGarbage(options));
+  if (g.json) {
+    std::cout << nlohmann::json{{"branches_freed", stats.branches_freed},
+                                {"chunks_freed", stats.chunks_freed},
+                                {"bytes_freed", stats.bytes_freed},
+                                {"file_bytes_before", stats.file_bytes_before},
+                                {"file_bytes_after", stats.file_bytes_after},
+                                {"can_shrink", stats.can_shrink}}
+                     .dump()
+              << "\n";
+    return Status::Ok();
+  }
   std::cout << "freed " << stats.branches_freed << " branches of removed sessions, "
-            << stats.chunks_freed << " chunks (" << FormatSize(stats.bytes_freed) << " stored)\n";
+            << stats.chunks_freed << " chunks (" << FormatSize(stats.bytes_freed) << " stored)\n"
+            << "store file: " << FormatSize(stats.file_bytes_before) << " -> "
+            << FormatSize(stats.file_bytes_after) << "\n";
+  if (!stats.can_shrink) {
+    std::cout << "this store was made by an older strata and only reuses freed space; "
+                 "'strata gc --rewrite' converts it once (needs free space of about twice its "
+                 "size) so that gc shrinks it from then on\n";
+  }
   return Status::Ok();
 }
 
@@ -126,8 +144,12 @@ Status Import(Globals& g, const std::string& file, const std::string& as) {
 }  // namespace
 
 void AddMaintenanceCommands(CLI::App& app, Globals& g) {
-  g.Add(app, "gc", "Reclaim removed sessions and chunks nothing references any more",
-        [&g] { return Gc(g); });
+  static GcOptions gc_options;
+  auto* gc = g.Add(app, "gc",
+                   "Reclaim removed sessions and unreferenced chunks; the store file shrinks",
+                   [&g] { return Gc(g, gc_options); });
+  gc->add_flag("--rewrite", gc_options.rewrite,
+               "Rewrite a store made by an older strata once, so that gc can shrink it");
   static std::string export_session, export_file, import_file, import_as;
   static bool export_tar = false;
   auto* exp = g.Add(app, "export", "Write a session (lineage, history, KV, chunks) to one file",

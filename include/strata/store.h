@@ -50,6 +50,13 @@ struct StoreOptions {
   std::function<int64_t()> clock;
 };
 
+// The free space `Store::CollectGarbage` needs beyond the store's files, on a
+// full disk: enough for the WAL of one of its steps (a few hundred chunk rows
+// deleted, or 256 pages moved; the WAL is emptied between steps when space is
+// low) and one removed session's metadata (about 4 KiB per 100 rows of it:
+// a 1 GiB session has about 16,000).
+inline constexpr uint64_t kGcReserveBytes = uint64_t{8} << 20;
+
 class Store {
  public:
   // Opens the store at options.path, creating it (and its schema) if the file
@@ -186,8 +193,13 @@ class Store {
 
   // --- Maintenance.
   // Deletes the rows of removed sessions' branches that nothing descends
-  // from, then the chunks no block references any longer.
-  virtual Result<GcStats> CollectGarbage() = 0;
+  // from, then the chunks no block references any longer, then gives the
+  // freed pages back to the file system, so that the store file shrinks.
+  // Works in steps of bounded size, each its own transaction, so that it
+  // needs little free space (kGcReserveBytes) even when the disk is full;
+  // an interrupted gc leaves a consistent store and can be run again.
+  virtual Result<GcStats> CollectGarbage(const GcOptions& options) = 0;
+  Result<GcStats> CollectGarbage() { return CollectGarbage(GcOptions{}); }
   // Checks the whole store (`strata fsck`; src/fs/integrity.h lists what):
   // catalog, chunks, every addressable tree, orphans. Returns the problems
   // found, each naming the session or snapshot and path it affects (empty

@@ -231,6 +231,19 @@ struct GcStats {
   uint64_t branches_freed = 0;  // of removed sessions, no longer needed by any other
   uint64_t chunks_freed = 0;
   uint64_t bytes_freed = 0;  // stored (compressed) bytes
+  // The store file's size (as of its last commit) before and after: freed
+  // pages are given back to the file system when the store can shrink.
+  uint64_t file_bytes_before = 0;
+  uint64_t file_bytes_after = 0;
+  // False for a store made before incremental vacuum: freed pages are only
+  // reused, until a gc with GcOptions::rewrite converts it.
+  bool can_shrink = true;
+};
+
+struct GcOptions {
+  // Rewrite the whole store first (VACUUM) so that it can shrink from now
+  // on. Needs free space of about twice the store's size.
+  bool rewrite = false;
 };
 
 // One problem found by an integrity check.

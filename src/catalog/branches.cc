@@ -40,12 +40,16 @@ constexpr const char* kDeleteSession = "DELETE FROM sessions WHERE name = ?1";
 constexpr const char* kPrepareGarbageBranches = R"sql(
 CREATE TEMP TABLE IF NOT EXISTS gc_branches (branch INTEGER PRIMARY KEY);
 DELETE FROM temp.gc_branches;
+)sql";
+// Up to ?1 of them.
+constexpr const char* kFindGarbageBranches = R"sql(
 INSERT INTO temp.gc_branches
   SELECT d.branch FROM dropped_branches d
   WHERE d.branch NOT IN (SELECT branch FROM session_branches)
     AND NOT EXISTS (SELECT 1 FROM ancestry a
                     WHERE a.ancestor = d.branch
-                      AND a.branch NOT IN (SELECT branch FROM dropped_branches));
+                      AND a.branch NOT IN (SELECT branch FROM dropped_branches))
+  ORDER BY d.branch LIMIT ?1
 )sql";
 constexpr const char* kDeleteGarbageBranches = R"sql(
 DELETE FROM inodes WHERE branch IN (SELECT branch FROM temp.gc_branches);
@@ -210,8 +214,10 @@ Status DeleteSession(sql::Connection& conn, std::string_view name, int64_t now_n
   return Status::Ok();
 }
 
-Result<uint64_t> DeleteDroppedBranches(sql::Connection& conn) {
+Result<uint64_t> DeleteDroppedBranches(sql::Connection& conn, uint64_t limit) {
   RETURN_IF_ERROR(conn.Exec(kPrepareGarbageBranches));
+  ASSIGN_OR_RETURN(sql::Statement find, conn.Prepare(kFindGarbageBranches));
+  RETURN_IF_ERROR(find.Bind(1, static_cast<int64_t>(limit)).Run());
   ASSIGN_OR_RETURN(sql::Statement count, conn.Prepare("SELECT count(*) FROM temp.gc_branches"));
   ASSIGN_OR_RETURN(bool row, count.Step());
   const uint64_t n = row ? static_cast<uint64_t>(count.Int(0)) : 0;

@@ -47,9 +47,10 @@ Result<SessionUsage> GetSessionUsage(sql::Connection& conn, std::string_view ses
 // a dropped branch, whose rows DeleteDroppedBranches reclaims once no other
 // branch sees it as an ancestor.
 Status DeleteSession(sql::Connection& conn, std::string_view name, int64_t now_ns);
-// Deletes every row (tree, kv, calls, snapshots, ancestry) of the dropped
-// branches that no remaining branch descends from. Returns how many.
-Result<uint64_t> DeleteDroppedBranches(sql::Connection& conn);
+// Deletes every row (tree, kv, calls, snapshots, ancestry) of up to `limit`
+// dropped branches that no remaining branch descends from. Returns how many.
+// (gc deletes one per transaction, so that the WAL it needs stays small.)
+Result<uint64_t> DeleteDroppedBranches(sql::Connection& conn, uint64_t limit);
 Result<std::vector<SessionInfo>> ListSessions(sql::Connection& conn);
 // Every branch `name` has pointed at, newest first.
 Result<std::vector<BranchId>> SessionBranches(sql::Connection& conn, std::string_view name);

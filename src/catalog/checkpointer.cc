@@ -79,6 +79,20 @@ void Checkpointer::CatchUp() {
   checkpointed_ = std::max(checkpointed_, target);
 }
 
+Status Checkpointer::CheckpointNow() {
+  std::scoped_lock conn_lock(conn_mu_);
+  uint64_t target;
+  {
+    std::scoped_lock lock(mu_);
+    target = commits_;
+    wal_frames_ = 0;
+  }
+  RETURN_IF_ERROR(conn_->Checkpoint(sql::CheckpointMode::kTruncate));
+  std::scoped_lock lock(mu_);
+  checkpointed_ = std::max(checkpointed_, target);
+  return Status::Ok();
+}
+
 void Checkpointer::Checkpoint(bool truncate) {
   // Errors (a busy reader, a full disk) are not fatal here: the WAL keeps
   // the data, and the next commit triggers another attempt.

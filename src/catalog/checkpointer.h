@@ -77,6 +77,11 @@ class Checkpointer {
   // connection, holding no transaction: the checkpoint waits for the writer
   // lock and for readers to leave the WAL. Thread-safe.
   void CatchUp();
+  // Copies every commit into the store file and truncates the WAL to zero
+  // bytes, on the calling thread, now (after gc: the file then shrinks to
+  // the size of its last commit). Busy if a reader kept the WAL in use. Call
+  // it holding no transaction. Thread-safe.
+  Status CheckpointNow();
 
  private:
   Checkpointer(std::unique_ptr<sql::Connection> conn, std::string dir)

@@ -145,6 +145,13 @@ Result<std::unique_ptr<sql::Connection>> Db::OpenConnection(bool writer) {
     // every frame after the first such page (half the WAL, measured). So the
     // writer's cache holds a whole flush before it spills.
     RETURN_IF_ERROR(conn->Exec("PRAGMA cache_spill = 65536"));  // 256 MiB of pages
+    // Debian builds SQLite with secure_delete on: every freed page (a
+    // deleted chunk's 16 overflow pages) is overwritten with zeros, which
+    // doubles the I/O of a delete and makes gc need as much WAL as it frees
+    // (it failed on a full disk). FAST zeroes deleted cells only on pages
+    // that are written anyway; freed pages go to the freelist, and gc cuts
+    // them off the file.
+    RETURN_IF_ERROR(conn->Exec("PRAGMA secure_delete = FAST"));
   }
   // 16 MiB per reader. The writer keeps 64 MiB: after a large flush the
   // cache holds mostly that flush's chunk pages, and the b-tree pages the
@@ -262,6 +269,12 @@ Status Db::CommitOpenBatch() {
   if (!batch_open_.load(std::memory_order_acquire)) return Status::Ok();
   ASSIGN_OR_RETURN(WriterLease lease, Writer());
   return CommitBatch();
+}
+
+Status Db::CheckpointNow() {
+  if (checkpointer_ == nullptr) return Status::Ok();  // read-only: nothing of ours in the WAL
+  RETURN_IF_ERROR(CommitOpenBatch());
+  return checkpointer_->CheckpointNow().WithContext("checkpointing " + path_);
 }
 
 Status Db::CommitBatch() {

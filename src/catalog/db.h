@@ -115,6 +115,9 @@ class Db {
 
   // Commits the open batch, if any, now.
   Status CommitOpenBatch();
+  // Copies every commit into the store file and truncates the WAL (see
+  // Checkpointer::CheckpointNow). Call it holding no lease.
+  Status CheckpointNow();
 
   static constexpr std::chrono::milliseconds kBatchWindow{10};
   static constexpr int kMaxBatchChanges = 4096;

@@ -197,13 +197,6 @@ CREATE TABLE call_output (
 const std::vector<const char*> kMigrations = {kMigrationV2, kMigrationV3, kMigrationV4,
                                               kMigrationV5, kMigrationV6};
 
-Result<int64_t> PragmaInt(sql::Connection& conn, const char* pragma) {
-  ASSIGN_OR_RETURN(sql::Statement stmt, conn.Prepare(pragma));
-  ASSIGN_OR_RETURN(bool row, stmt.Step());
-  if (!row) return Corruption(std::string("no result for ") + pragma);
-  return stmt.Int(0);
-}
-
 Result<int> CountTables(sql::Connection& conn) {
   ASSIGN_OR_RETURN(sql::Statement stmt,
                    conn.Prepare("SELECT count(*) FROM sqlite_schema WHERE type = 'table'"));
@@ -252,6 +245,13 @@ Result<int> IdentifyStore(sql::Connection& conn, const std::string& path) {
 
 }  // namespace
 
+Result<int64_t> PragmaInt(sql::Connection& conn, const char* pragma) {
+  ASSIGN_OR_RETURN(sql::Statement stmt, conn.Prepare(pragma));
+  ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) return Corruption(std::string("no result for ") + pragma);
+  return stmt.Int(0);
+}
+
 Status PrecheckStoreFile(const std::string& path) {
   struct stat st;
   if (stat(path.c_str(), &st) != 0) {
@@ -290,6 +290,12 @@ Status PrecheckStoreFile(const std::string& path) {
 
 Result<uint32_t> EnsureSchema(sql::Connection& conn, const std::string& path,
                               uint32_t block_size_for_new_store, int64_t now_ns) {
+  // A new (empty) file: before the transaction writes its first page, so
+  // that freed pages can be given back to the file system (gc's
+  // IncrementalVacuum). It cannot be switched on later without rewriting the
+  // whole file (VACUUM), and an existing file is left as it is.
+  ASSIGN_OR_RETURN(int64_t pages, PragmaInt(conn, "PRAGMA page_count"));
+  if (pages == 0) RETURN_IF_ERROR(conn.Exec("PRAGMA auto_vacuum = INCREMENTAL"));
   ASSIGN_OR_RETURN(sql::Transaction txn, sql::Transaction::Begin(conn));
   ASSIGN_OR_RETURN(int version, IdentifyStore(conn, path));
   if (version == 0) {

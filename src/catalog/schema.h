@@ -26,6 +26,9 @@ Status PrecheckStoreFile(const std::string& path);
 Result<uint32_t> EnsureSchema(sql::Connection& conn, const std::string& path,
                               uint32_t block_size_for_new_store, int64_t now_ns);
 
+// The integer a PRAGMA (or any one-value query) returns.
+Result<int64_t> PragmaInt(sql::Connection& conn, const char* pragma);
+
 // Checks the schema without writing (for read-only opens).
 Result<uint32_t> CheckSchema(sql::Connection& conn, const std::string& path);
 

@@ -33,9 +33,12 @@ constexpr const char* kFindByHash = "SELECT id FROM chunks WHERE hash = ?1";
 constexpr const char* kInsertChunk =
     "INSERT INTO chunks(hash, size, codec, data) VALUES (?1, ?2, ?3, ?4)";
 constexpr const char* kLoadChunk = "SELECT hash, size, codec, data FROM chunks WHERE id = ?1";
+// Up to ?2 unreferenced chunks with ids above ?1.
 constexpr const char* kCollect =
-    "DELETE FROM chunks WHERE id NOT IN (SELECT chunk FROM blocks WHERE chunk IS NOT NULL) "
-    "AND id NOT IN (SELECT chunk FROM call_output) RETURNING length(data)";
+    "DELETE FROM chunks WHERE id IN (SELECT id FROM chunks WHERE id > ?1 "
+    "AND id NOT IN (SELECT chunk FROM blocks WHERE chunk IS NOT NULL) "
+    "AND id NOT IN (SELECT chunk FROM call_output) ORDER BY id LIMIT ?2) "
+    "RETURNING id, length(data)";
 
 struct CctxDeleter {
   void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
@@ -271,14 +274,17 @@ void ChunkStore::CacheInsert(ChunkId id, std::shared_ptr<const Bytes> bytes) {
   }
 }
 
-Result<GcStats> ChunkStore::CollectUnreferenced(sql::Connection& writer) {
+Result<GcStats> ChunkStore::CollectUnreferenced(sql::Connection& writer, ChunkId* after,
+                                                uint64_t limit) {
   GcStats stats;
   ASSIGN_OR_RETURN(sql::Statement collect, writer.Prepare(kCollect));
+  collect.Bind(1, *after).Bind(2, limit);
   for (;;) {
     ASSIGN_OR_RETURN(bool row, collect.Step());
     if (!row) break;
+    *after = std::max<ChunkId>(*after, collect.Int(0));
     stats.chunks_freed++;
-    stats.bytes_freed += static_cast<uint64_t>(collect.Int(0));
+    stats.bytes_freed += static_cast<uint64_t>(collect.Int(1));
   }
   return stats;
 }

@@ -73,9 +73,12 @@ class ChunkStore {
   // IoError if it refers to a host file that changed or cannot be read.
   Result<std::shared_ptr<const Bytes>> Get(sql::Connection& conn, ChunkId id);
 
-  // Deletes every chunk that no block and no tool call's output references. Must run inside a write
+  // Deletes up to `limit` chunks with ids above `*after` that no block and
+  // no tool call's output references, and moves `*after` past them (so that
+  // repeated calls, one per transaction, go through the table once; none
+  // deleted means none is left above `*after`). Must run inside a write
   // transaction on `writer`.
-  Result<GcStats> CollectUnreferenced(sql::Connection& writer);
+  Result<GcStats> CollectUnreferenced(sql::Connection& writer, ChunkId* after, uint64_t limit);
 
   // Re-reads chunk `id` and checks it decompresses to its recorded size and
   // hashes to its key. Problems are appended to `problems`.

@@ -4,6 +4,7 @@
 #include "catalog/branches.h"
 #include "catalog/calls.h"
 #include "catalog/images.h"
+#include "catalog/space.h"
 #include "catalog/db.h"
 #include "fs/core.h"
 #include "fs/diff.h"
@@ -338,14 +339,59 @@ class StoreImpl final : public Store {
     return std::unique_ptr<Filesystem>(std::move(fs));
   }
 
-  Result<GcStats> CollectGarbage() override {
+  Result<GcStats> CollectGarbage(const GcOptions& options) override {
+    // Each step is one transaction of bounded size: low on space, the WAL is
+    // copied back and emptied before the next one (Db::Writer).
+    constexpr uint64_t kChunksPerStep = 512;
+    constexpr uint64_t kPagesPerStep = 256;
+    catalog::Db& db = core_->db();
     GcStats stats;
-    RETURN_IF_ERROR(WriteTxn([&](sql::Connection& conn) -> Status {
-      ASSIGN_OR_RETURN(uint64_t branches, catalog::DeleteDroppedBranches(conn));
-      ASSIGN_OR_RETURN(stats, core_->chunks().CollectUnreferenced(conn));
-      stats.branches_freed = branches;
-      return Status::Ok();
-    }));
+    ASSIGN_OR_RETURN(catalog::PageCounts before, Read(catalog::CountPages));
+    stats.file_bytes_before = before.pages * before.page_size;
+    for (;;) {
+      uint64_t freed = 0;
+      RETURN_IF_ERROR(WriteTxn([&](sql::Connection& conn) -> Status {
+        ASSIGN_OR_RETURN(freed, catalog::DeleteDroppedBranches(conn, 1));
+        return Status::Ok();
+      }).WithContext("deleting a removed session's rows"));
+      if (freed == 0) break;
+      stats.branches_freed += freed;
+    }
+    for (chunks::ChunkId after = 0;;) {
+      GcStats step;
+      RETURN_IF_ERROR(WriteTxn([&](sql::Connection& conn) -> Status {
+        ASSIGN_OR_RETURN(step, core_->chunks().CollectUnreferenced(conn, &after, kChunksPerStep));
+        return Status::Ok();
+      }).WithContext("deleting unreferenced chunks"));
+      if (step.chunks_freed == 0) break;
+      stats.chunks_freed += step.chunks_freed;
+      stats.bytes_freed += step.bytes_freed;
+    }
+    if (options.rewrite && !before.can_shrink) {
+      RETURN_IF_ERROR(db.CommitOpenBatch());
+      ASSIGN_OR_RETURN(catalog::WriterLease lease, db.Writer());
+      RETURN_IF_ERROR(catalog::RewriteForIncrementalVacuum(lease.conn()));
+    }
+    catalog::PageCounts after;
+    for (uint64_t last_free = UINT64_MAX;;) {
+      RETURN_IF_ERROR(WriteTxn([&](sql::Connection& conn) -> Status {
+        ASSIGN_OR_RETURN(after, catalog::CountPages(conn));
+        if (after.can_shrink && after.free_pages > 0) {
+          RETURN_IF_ERROR(catalog::IncrementalVacuum(conn, kPagesPerStep));
+        }
+        return Status::Ok();
+      }).WithContext("giving free pages back to the file system"));
+      if (!after.can_shrink || after.free_pages <= kPagesPerStep) break;
+      if (after.free_pages >= last_free) return Internal("incremental vacuum made no progress");
+      last_free = after.free_pages;
+    }
+    ASSIGN_OR_RETURN(after, Read(catalog::CountPages));
+    stats.file_bytes_after = after.pages * after.page_size;
+    stats.can_shrink = after.can_shrink;
+    // The file itself shrinks when the WAL is copied back. A reader still on
+    // the WAL (a mounted session's daemon) can delay that to the next
+    // checkpoint; the space is given back then.
+    (void)db.CheckpointNow();
     return stats;
   }
 

@@ -179,9 +179,11 @@ TEST_F(ChunkStoreTest, CollectUnreferencedDeletesOnlyUnreferencedChunks) {
   ASSERT_OK(conn_->Exec("INSERT INTO blocks(ino, idx, branch, vfrom, chunk) VALUES (5, 0, 1, 1, " +
                         std::to_string(kept) + "), (6, 0, 1, 1, NULL)"));
   ASSERT_OK_AND_ASSIGN(sql::Transaction txn, sql::Transaction::Begin(*conn_));
-  ASSERT_OK_AND_ASSIGN(GcStats stats, store.CollectUnreferenced(*conn_));
+  ChunkId after = 0;
+  ASSERT_OK_AND_ASSIGN(GcStats stats, store.CollectUnreferenced(*conn_, &after, 100));
   ASSERT_OK(txn.Commit());
   EXPECT_EQ(stats.chunks_freed, 1u);
+  EXPECT_EQ(after, dropped);
   EXPECT_EQ(stats.bytes_freed, 3000u);  // random bytes are stored raw
   RawDb raw(path_);
   EXPECT_EQ(raw.Int("SELECT count(*) FROM chunks WHERE id = " + std::to_string(kept)), 1);
@@ -189,6 +191,29 @@ TEST_F(ChunkStoreTest, CollectUnreferencedDeletesOnlyUnreferencedChunks) {
   // Ids are never reused.
   ASSERT_OK_AND_ASSIGN(ChunkId fresh, Put(store, RandomBytes(3000, 4)));
   EXPECT_GT(fresh, dropped);
+}
+
+TEST_F(ChunkStoreTest, CollectUnreferencedGoesThroughTheTableInStepsOfTheLimit) {
+  ChunkStore store(nullptr, 3);
+  std::vector<ChunkId> ids;
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_OK_AND_ASSIGN(ChunkId id, Put(store, RandomBytes(100, 10 + i)));
+    ids.push_back(id);
+  }
+  // The middle one is referenced: steps skip it and never come back to it.
+  ASSERT_OK(conn_->Exec("INSERT INTO blocks(ino, idx, branch, vfrom, chunk) VALUES (5, 0, 1, 1, " +
+                        std::to_string(ids[2]) + ")"));
+  ChunkId after = 0;
+  std::vector<uint64_t> freed;
+  for (;;) {
+    ASSERT_OK_AND_ASSIGN(GcStats step, store.CollectUnreferenced(*conn_, &after, 2));
+    if (step.chunks_freed == 0) break;
+    freed.push_back(step.chunks_freed);
+  }
+  EXPECT_EQ(freed, (std::vector<uint64_t>{2, 2}));
+  EXPECT_EQ(after, ids[4]);
+  RawDb raw(path_);
+  EXPECT_EQ(raw.Int("SELECT group_concat(id) FROM chunks"), ids[2]);
 }
 
 TEST_F(ChunkStoreTest, VerifyReportsTamperedRawChunkAsBadHash) {

@@ -11,11 +11,11 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "testing/cli_runner.h"
+#include "testing/random_bytes.h"
 #include "testing/temp_store.h"
 
 namespace strata {
@@ -23,16 +23,6 @@ namespace {
 
 using testing::RunStrata;
 
-// Incompressible bytes, so that the store grows by what is written.
-std::string RandomBytes(size_t n, uint32_t seed) {
-  std::mt19937_64 rng(seed);
-  std::string s(n, '\0');
-  for (size_t i = 0; i + 8 <= n; i += 8) {
-    uint64_t v = rng();
-    std::memcpy(&s[i], &v, 8);
-  }
-  return s;
-}
 
 // Writes `data` to `path` and fsyncs; returns 0 or the errno of the first
 // failing call (open, write, fsync or close).
@@ -124,18 +114,18 @@ class DiskFullTest : public ::testing::Test {
 };
 
 TEST_F(DiskFullTest, WritersGetEnospcNothingSyncedIsLostAndSpaceFreedIsUsedWithoutRemount) {
-  const std::string precious = RandomBytes(2 << 20, 1);
+  const std::string precious = testing::IncompressibleBytes(2 << 20, 1);
   ASSERT_EQ(WriteFile(mnt_ + "/precious", precious), 0);
   // Ballast on the same disk, removed later to free space. (Enough for the
   // failed file's data too: the daemon keeps what it could not write and
   // tries again with the next flush.)
-  ASSERT_EQ(WriteFile(disk_ + "/ballast", RandomBytes(16 << 20, 2)), 0);
+  ASSERT_EQ(WriteFile(disk_ + "/ballast", testing::IncompressibleBytes(16 << 20, 2)), 0);
 
   // Fill: 4 MiB files, each fsync'd, until one fails.
   int err = 0;
   int written = 0;
   for (; written < 40 && err == 0; ++written) {
-    err = WriteFile(mnt_ + "/fill" + std::to_string(written), RandomBytes(4 << 20, 100 + written));
+    err = WriteFile(mnt_ + "/fill" + std::to_string(written), testing::IncompressibleBytes(4 << 20, 100 + written));
   }
   ASSERT_EQ(err, ENOSPC) << "after " << written << " files: " << strerror(err);
   // What filled the disk is the store file: low on space, every commit is
@@ -150,13 +140,13 @@ TEST_F(DiskFullTest, WritersGetEnospcNothingSyncedIsLostAndSpaceFreedIsUsedWitho
   // The mount still answers, and what was synced reads back.
   EXPECT_TRUE(SameBytes(ReadFile(mnt_ + "/precious"), precious));
   for (int i = 0; i + 1 < written; ++i) {
-    EXPECT_TRUE(SameBytes(ReadFile(mnt_ + "/fill" + std::to_string(i)), RandomBytes(4 << 20, 100 + i)))
+    EXPECT_TRUE(SameBytes(ReadFile(mnt_ + "/fill" + std::to_string(i)), testing::IncompressibleBytes(4 << 20, 100 + i)))
         << "fill" << i << " was fsync'd before the disk filled";
   }
 
   // Free space beside the store: the same mount takes writes again.
   ASSERT_EQ(::unlink((disk_ + "/ballast").c_str()), 0);
-  const std::string after = RandomBytes(2 << 20, 3);
+  const std::string after = testing::IncompressibleBytes(2 << 20, 3);
   // The first fsync after the failure may report it once more (changes
   // batched with the failed ones were lost, and an fsync reports that to
   // its caller); written again, the file must then go through.
