@@ -8,12 +8,17 @@
 //   the MEDIAN is what the budgets use. Repetitions of different benchmarks
 //   are randomly interleaved so that machine noise hits every size alike.
 // BM_Lookup / BM_GetAttr /depth:D/touched:T: a 10,000-file session created at
-//   the root branch, seen through a chain of D forks (D = 0, 1, 8; and 32,
-//   untouched only, to show how the cost grows past the budget's depth).
-//   touched:0 = nothing changed below the root, so every row is found D
-//   levels up; touched:1 = at each level of the chain 1/8 of the files had
-//   their attributes changed, 1/64 their data rewritten and 1/80 were
-//   unlinked and re-created, so rows are found at every depth. Items/s.
+//   the root branch, seen through a chain of D forks. touched:0 = the chain:
+//   D = 0, 1, 8, 64, 1,000, 10,000 (STRATA_BENCH_CHAIN_DEPTH lowers the
+//   deepest), each fork writing one file of its own, so the 10,000 files are
+//   found at the root, under every level (compacted into layers past
+//   catalog::kMaxReadLevels, as any store does). touched:1 = D = 1, 8, where
+//   at each level 1/8 of the files had their attributes changed, 1/64 their
+//   data rewritten and 1/80 were unlinked and re-created, so rows are found
+//   at every depth. Items/s.
+// BM_ForkAtDepth / BM_SnapshotAtDepth /depth:D: Store::Fork of (and
+//   Store::Snapshot, after a one-byte write, of) the chain's branch at depth
+//   D, as the caller sees them.
 //
 // BM_SnapshotDirty/buffered_mib:M (informative, no budget): snapshot time
 //   when M MiB of writes are still buffered, which the snapshot commits.
@@ -22,10 +27,13 @@
 // takes a while) and reused by every repetition. At exit a summary prints the
 // medians, the ratios and the verdict of each budget:
 //   snapshot and fork at 100k files: median < 5 ms and <= 2x the 1k median;
-//   lookup and getattr at depth 8: time within 1.5x of depth 1.
+//   lookup and getattr at every depth of the chain up to 10,000, and at depth
+//   8 of the touched chain: time within 1.5x of the chain's depth 1.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <string>
@@ -40,8 +48,6 @@ namespace {
 constexpr int kFilesPerDir = 1'000;
 constexpr size_t kFileBytes = 100;
 constexpr int kDepthFiles = 10'000;
-constexpr int kMaxDepth = 8;    // the budget's depth
-constexpr int kDeepDepth = 32;  // untouched chain only: how cost scales further
 
 std::string Name(int i) { return "f" + std::to_string(i); }
 
@@ -184,17 +190,34 @@ void SizeArgs(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_Snapshot)->Apply(SizeArgs);
 BENCHMARK(BM_Fork)->Apply(SizeArgs);
 
-// --- lookups through deep ancestry
+// --- lookups, forks and snapshots through deep chains
 
-// The 10,000-file store with two fork chains of depth 8 from its root.
+// The 10,000-file store with two fork chains from its root:
+//  - the chain: kChainDepth forks, each writing one file of its own (levels/L<d>);
+//    filesystems are kept at the depths of kChainDepths;
+//  - the touched chain: kTouchedDepth forks, each changing 1/8 of the files
+//    (TouchLevel), so rows are found at every depth.
+// The chain's branches are compacted as they are forked (the store's own
+// background compactor, as for any user); CompactLevels at the end only
+// confirms that nothing is left to do.
+int ChainDepth() {
+  const char* env = std::getenv("STRATA_BENCH_CHAIN_DEPTH");
+  return env != nullptr && *env != '\0' ? std::max(64, std::atoi(env)) : 10'000;
+}
+constexpr int kChainDepths[] = {0, 1, 8, 64, 1'000, 10'000};
+constexpr int kTouchedDepth = 8;
+
 struct DepthStore {
   std::unique_ptr<TempDir> dir;
   std::unique_ptr<Store> store;
   std::vector<InodeId> dirs;
-  // [touched][depth]: a filesystem on the head of the branch at that depth,
+  // [touched][depth]: the branch at that depth, a filesystem on its head,
   // and the inode of every file name as seen there.
-  std::unique_ptr<Filesystem> fs[2][kDeepDepth + 1];
-  std::vector<InodeId> inos[2][kDeepDepth + 1];
+  std::map<int, BranchId> branch[2];
+  std::map<int, std::unique_ptr<Filesystem>> fs[2];
+  std::map<int, std::vector<InodeId>> inos[2];
+  double chain_seconds = 0;
+  uint64_t compacted_after = 0;  // what CompactLevels still found to do
 };
 std::unique_ptr<DepthStore> g_depth;
 
@@ -225,6 +248,13 @@ void TouchLevel(Filesystem& fs, const std::vector<InodeId>& dirs, int d) {
   Check(fs.FlushAll(), "flush");
 }
 
+bool KeptDepth(int depth, int max_depth) {
+  for (int d : kChainDepths) {
+    if (d == depth && d <= max_depth) return true;
+  }
+  return false;
+}
+
 DepthStore& GetDepthStore() {
   if (g_depth) return *g_depth;
   auto start = Clock::now();
@@ -233,38 +263,58 @@ DepthStore& GetDepthStore() {
   d->store = Unwrap(Store::Open({.path = d->dir->File("store.db")}), "open store");
   SessionInfo root = Unwrap(d->store->CreateSession("root"), "session");
   std::vector<InodeId> files;
+  InodeId levels_dir = 0;
   {
     auto fs = Unwrap(d->store->OpenFilesystem({root.branch, kHead}), "open fs");
     Populate(*fs, kDepthFiles, &d->dirs, &files);
+    levels_dir = Unwrap(fs->MkDir(kRootIno, "levels", 0755, {}), "mkdir").ino;
   }
+  const int max_depth = ChainDepth();
+  std::vector<uint8_t> body = TextBytes(kFileBytes, 7);
+  auto chain_start = Clock::now();
   for (int touched = 0; touched < 2; ++touched) {
     BranchId branch = root.branch;
-    for (int depth = 0; depth <= (touched ? kMaxDepth : kDeepDepth); ++depth) {
-      if (depth > 0) {
-        std::string name = "chain" + std::to_string(touched) + "-" + std::to_string(depth);
-        branch = Unwrap(d->store->Fork({branch, kHead}, name), "fork");
-      }
-      if (touched || depth <= 1 || depth == kMaxDepth || depth == kDeepDepth) {
+    const int last = touched ? kTouchedDepth : max_depth;
+    for (int depth = 0; depth <= last; ++depth) {
+      if (depth > 0) branch = Unwrap(d->store->Fork({branch, kHead}), "fork");
+      const bool keep = touched ? (depth == 1 || depth == kTouchedDepth) : KeptDepth(depth, max_depth);
+      if (depth == 0 && touched) continue;
+      if (depth > 0 || keep) {
         auto fs = Unwrap(d->store->OpenFilesystem({branch, kHead}), "open fs");
-        if (touched && depth > 0) TouchLevel(*fs, d->dirs, depth);
-        d->fs[touched][depth] = std::move(fs);
+        if (touched) {
+          TouchLevel(*fs, d->dirs, depth);
+        } else if (depth > 0) {
+          Attr a = Unwrap(fs->Create(levels_dir, "L" + std::to_string(depth), 0644, {}), "create");
+          Unwrap(fs->Write(a.ino, 0, body), "write");
+          Check(fs->Release(a.ino), "release");
+        }
+        if (keep) {
+          d->branch[touched][depth] = branch;
+          d->fs[touched][depth] = std::move(fs);
+        }
       }
     }
+    if (!touched) d->chain_seconds = SecondsSince(chain_start);
   }
+  d->compacted_after = Unwrap(d->store->CompactLevels(), "compact");
   for (int touched = 0; touched < 2; ++touched) {
-    for (int depth = 0; depth <= kDeepDepth; ++depth) {
-      if (!d->fs[touched][depth]) continue;
+    for (auto& [depth, fs] : d->fs[touched]) {
+      auto& inos = d->inos[touched][depth];
       for (int i = 0; i < kDepthFiles; ++i) {
-        d->inos[touched][depth].push_back(
-            Unwrap(d->fs[touched][depth]->Lookup(d->dirs[i / kFilesPerDir], Name(i)), "lookup")
-                .ino);
+        inos.push_back(Unwrap(fs->Lookup(d->dirs[i / kFilesPerDir], Name(i)), "lookup").ino);
       }
+      auto info = Unwrap(d->store->GetBranch(d->branch[touched][depth]), "branch");
+      if (info.depth != depth) std::abort();
+      std::fprintf(stderr, "[branch_bench] %s depth %d: reads visit %d levels\n",
+                   touched ? "touched chain" : "chain", depth, info.read_levels);
     }
   }
-  auto info = Unwrap(d->store->GetBranch(d->fs[1][kMaxDepth]->view().branch), "branch");
-  if (info.depth != kMaxDepth) std::abort();
-  std::fprintf(stderr, "[branch_bench] built depth store (%d files, 2 chains of %d) in %.1f s\n",
-               kDepthFiles, kMaxDepth, SecondsSince(start));
+  std::fprintf(stderr,
+               "[branch_bench] built depth store (%d files, a chain of %d forks in %.1f s, "
+               "%.0f forks/s with their writes and compaction; CompactLevels then found %llu) "
+               "in %.1f s\n",
+               kDepthFiles, max_depth, d->chain_seconds, max_depth / d->chain_seconds,
+               static_cast<unsigned long long>(d->compacted_after), SecondsSince(start));
   g_depth = std::move(d);
   return *g_depth;
 }
@@ -278,17 +328,26 @@ std::string DepthKey(const char* op, int depth, int touched) {
          std::to_string(touched);
 }
 
+// Skips a depth the chain does not reach (STRATA_BENCH_CHAIN_DEPTH).
+Filesystem* DepthFs(benchmark::State& state, DepthStore& d, int depth, int touched) {
+  auto it = d.fs[touched].find(depth);
+  if (it != d.fs[touched].end()) return it->second.get();
+  state.SkipWithError("the chain is shallower (STRATA_BENCH_CHAIN_DEPTH)");
+  return nullptr;
+}
+
 void BM_Lookup(benchmark::State& state) {
   int depth = static_cast<int>(state.range(0));
   int touched = static_cast<int>(state.range(1));
   DepthStore& d = GetDepthStore();
-  Filesystem& fs = *d.fs[touched][depth];
+  Filesystem* fs = DepthFs(state, d, depth, touched);
+  if (fs == nullptr) return;
   Rng rng(depth * 10 + touched);
   auto start = Clock::now();
   double cpu = ThreadCpuSeconds();
   for (auto _ : state) {
     int i = static_cast<int>(rng.Next() % kDepthFiles);
-    benchmark::DoNotOptimize(Unwrap(fs.Lookup(d.dirs[i / kFilesPerDir], Name(i)), "lookup"));
+    benchmark::DoNotOptimize(Unwrap(fs->Lookup(d.dirs[i / kFilesPerDir], Name(i)), "lookup"));
   }
   double n = static_cast<double>(state.iterations());
   g_per_item[DepthKey("lookup", depth, touched)].push_back(SecondsSince(start) / n);
@@ -300,13 +359,14 @@ void BM_GetAttr(benchmark::State& state) {
   int depth = static_cast<int>(state.range(0));
   int touched = static_cast<int>(state.range(1));
   DepthStore& d = GetDepthStore();
-  Filesystem& fs = *d.fs[touched][depth];
+  Filesystem* fs = DepthFs(state, d, depth, touched);
+  if (fs == nullptr) return;
   const auto& inos = d.inos[touched][depth];
   Rng rng(depth * 10 + touched + 5);
   auto start = Clock::now();
   double cpu = ThreadCpuSeconds();
   for (auto _ : state) {
-    benchmark::DoNotOptimize(Unwrap(fs.GetAttr(inos[rng.Next() % inos.size()]), "getattr"));
+    benchmark::DoNotOptimize(Unwrap(fs->GetAttr(inos[rng.Next() % inos.size()]), "getattr"));
   }
   double n = static_cast<double>(state.iterations());
   g_per_item[DepthKey("getattr", depth, touched)].push_back(SecondsSince(start) / n);
@@ -316,12 +376,62 @@ void BM_GetAttr(benchmark::State& state) {
 
 void DepthArgs(benchmark::internal::Benchmark* b) {
   b->ArgNames({"depth", "touched"});
-  b->Args({0, 0})->Args({1, 0})->Args({8, 0})->Args({32, 0})->Args({1, 1})->Args({8, 1});
+  for (int depth : kChainDepths) b->Args({depth, 0});
+  b->Args({1, 1})->Args({kTouchedDepth, 1});
   b->Iterations(10'000)->Repetitions(7)->ReportAggregatesOnly(true)->UseRealTime();
   b->Unit(benchmark::kMicrosecond);
 }
 BENCHMARK(BM_Lookup)->Apply(DepthArgs);
 BENCHMARK(BM_GetAttr)->Apply(DepthArgs);
+
+// Fork (a new branch of the head) and snapshot of the chain's branch at a
+// depth, as its caller sees them: each a durable commit. A fork deep enough
+// queues its compaction on the store's thread, which is not timed.
+void BM_ForkAtDepth(benchmark::State& state) {
+  int depth = static_cast<int>(state.range(0));
+  DepthStore& d = GetDepthStore();
+  if (DepthFs(state, d, depth, 0) == nullptr) return;
+  std::vector<double> samples;
+  for (auto _ : state) {
+    auto start = Clock::now();
+    Unwrap(d.store->Fork({d.branch[0][depth], kHead}), "fork");
+    double s = SecondsSince(start);
+    state.SetIterationTime(s);
+    samples.push_back(s);
+  }
+  RecordSamples(state, "fork-at-depth", depth, samples);
+}
+
+void BM_SnapshotAtDepth(benchmark::State& state) {
+  int depth = static_cast<int>(state.range(0));
+  DepthStore& d = GetDepthStore();
+  Filesystem* fs = DepthFs(state, d, depth, 0);
+  if (fs == nullptr) return;
+  static uint64_t n = 0;
+  const auto& inos = d.inos[0][depth];
+  std::vector<double> samples;
+  for (auto _ : state) {
+    InodeId ino = inos[n++ % inos.size()];
+    uint8_t byte = static_cast<uint8_t>(n);
+    Unwrap(fs->Write(ino, 0, {&byte, 1}), "write");
+    Check(fs->Flush(ino), "flush");
+    auto start = Clock::now();
+    Unwrap(d.store->Snapshot(d.branch[0][depth]), "snapshot");
+    double s = SecondsSince(start);
+    state.SetIterationTime(s);
+    samples.push_back(s);
+  }
+  RecordSamples(state, "snapshot-at-depth", depth, samples);
+}
+
+void AtDepthArgs(benchmark::internal::Benchmark* b) {
+  b->ArgName("depth");
+  for (int depth : kChainDepths) b->Arg(depth);
+  b->Iterations(20)->Repetitions(5)->UseManualTime()->ReportAggregatesOnly(true);
+  b->Unit(benchmark::kMicrosecond);
+}
+BENCHMARK(BM_ForkAtDepth)->Apply(AtDepthArgs);
+BENCHMARK(BM_SnapshotAtDepth)->Apply(AtDepthArgs);
 
 void PrintSummary() {
   std::printf("\n=== branch_bench summary (medians over all samples of this run) ===\n");
@@ -351,29 +461,42 @@ void PrintSummary() {
       return it == m.end() ? 0.0 : Median(it->second);
     };
     auto rate = [](double t) { return t > 0 ? 1 / t : 0.0; };
-    double d0 = get(g_per_item, 0, 0), d1 = get(g_per_item, 1, 0), d8 = get(g_per_item, 8, 0);
-    double t1 = get(g_per_item, 1, 1), t8 = get(g_per_item, 8, 1);
-    if (d1 == 0 || d8 == 0) continue;
-    std::printf("%-8s wall rate/s: depth0 %.0f, depth1 %.0f, depth8 %.0f, touched depth1 %.0f, "
-                "touched depth8 %.0f\n",
-                op, rate(d0), rate(d1), rate(d8), rate(t1), rate(t8));
-    double c0 = get(g_cpu_per_item, 0, 0), c1 = get(g_cpu_per_item, 1, 0);
-    double c8 = get(g_cpu_per_item, 8, 0), ct8 = get(g_cpu_per_item, 8, 1);
-    double c32 = get(g_cpu_per_item, 32, 0), d32 = get(g_per_item, 32, 0);
-    std::printf("%-8s CPU us/op:   depth0 %.2f, depth1 %.2f, depth8 %.2f, touched depth8 %.2f "
-                "(CPU depth8/depth1 = %.2fx, touched %.2fx)\n",
-                op, c0 * 1e6, c1 * 1e6, c8 * 1e6, ct8 * 1e6, c8 / c1, ct8 / c1);
-    if (d32 > 0) {
-      std::printf("%-8s depth32 (no budget): %.0f/s wall, %.2f us CPU, depth32/depth1 = %.2fx "
-                  "wall, %.2fx CPU\n",
-                  op, rate(d32), c32 * 1e6, d32 / d1, c32 / c1);
+    const double d1 = get(g_per_item, 1, 0), c1 = get(g_cpu_per_item, 1, 0);
+    if (d1 == 0) continue;
+    std::printf("%-8s chain (wall rate/s, CPU us/op, wall ratio to depth 1):", op);
+    bool ok = true;
+    for (int depth : kChainDepths) {
+      const double w = get(g_per_item, depth, 0), c = get(g_cpu_per_item, depth, 0);
+      if (w == 0) continue;
+      std::printf("  depth %d: %.0f/s, %.2f us, %.2fx", depth, rate(w), c * 1e6, w / d1);
+      if (depth > 1) ok &= w <= 1.5 * d1;
     }
-    bool ok = d8 <= 1.5 * d1 && (t8 == 0 || t8 <= 1.5 * d1);
+    const double t1 = get(g_per_item, 1, 1), t8 = get(g_per_item, kTouchedDepth, 1);
+    std::printf("\n%-8s touched chain: depth 1 %.0f/s, depth %d %.0f/s (%.2fx of the chain's "
+                "depth 1)\n", op, rate(t1), kTouchedDepth, rate(t8), t8 / d1);
+    ok &= t8 == 0 || t8 <= 1.5 * d1;
     all_ok &= ok;
     ++budgets;
-    std::printf("BUDGET %s depth: wall time depth8/depth1 = %.2fx, touched depth8/depth1 = %.2fx "
-                "(<= 1.5x) -> %s\n",
-                op, d8 / d1, t8 > 0 ? t8 / d1 : 0, ok ? "PASS" : "FAIL");
+    const double deepest = get(g_per_item, ChainDepth() >= 10'000 ? 10'000 : 1'000, 0);
+    std::printf("BUDGET %s depth: wall time at every depth (up to %d) and touched depth %d "
+                "within 1.5x of depth 1 (deepest %.2fx, CPU %.2fx) -> %s\n",
+                op, ChainDepth(), kTouchedDepth, deepest / d1,
+                get(g_cpu_per_item, ChainDepth() >= 10'000 ? 10'000 : 1'000, 0) / c1,
+                ok ? "PASS" : "FAIL");
+  }
+  for (const char* op : {"fork-at-depth", "snapshot-at-depth"}) {
+    auto& by_depth = g_samples[op];
+    if (by_depth.empty()) continue;
+    std::printf("%-18s", op);
+    for (auto& [depth, samples] : by_depth) {
+      std::printf("  depth %d: median %.3f ms (p90 %.3f, n=%zu)", depth, Median(samples) * 1e3,
+                  Percentile(samples, 0.9) * 1e3, samples.size());
+    }
+    std::printf("\n");
+  }
+  if (g_depth) {
+    std::printf("chain of %d forks (each writing one file) built in %.1f s: %.0f forks/s\n",
+                ChainDepth(), g_depth->chain_seconds, ChainDepth() / g_depth->chain_seconds);
   }
   for (auto& [files, tree] : g_trees) {
     std::printf("build: %d files in %.1f s (%.0f creates/s)\n", files, tree->build_seconds,

@@ -15,6 +15,7 @@ Status Gc(Globals& g, const GcOptions& options) {
   ASSIGN_OR_RETURN(GcStats stats, store->CollectGarbage(options));
   if (g.json) {
     std::cout << nlohmann::json{{"branches_freed", stats.branches_freed},
+                                {"branches_compacted", stats.branches_compacted},
                                 {"chunks_freed", stats.chunks_freed},
                                 {"bytes_freed", stats.bytes_freed},
                                 {"file_bytes_before", stats.file_bytes_before},
@@ -28,6 +29,9 @@ Status Gc(Globals& g, const GcOptions& options) {
             << stats.chunks_freed << " chunks (" << FormatSize(stats.bytes_freed) << " stored)\n"
             << "store file: " << FormatSize(stats.file_bytes_before) << " -> "
             << FormatSize(stats.file_bytes_after) << "\n";
+  if (stats.branches_compacted > 0) {
+    std::cout << "compacted the read levels of " << stats.branches_compacted << " deep branches\n";
+  }
   if (!stats.can_shrink) {
     std::cout << "this store was made by an older strata and only reuses freed space; "
                  "'strata gc --rewrite' converts it once (needs free space of about twice its "

@@ -80,6 +80,7 @@ Status Sessions(Globals& g) {
     if (g.json) {
       out.push_back({{"name", s.name}, {"branch", s.branch}, {"created_ns", s.created_ns},
                      {"head_version", b.head_version}, {"depth", b.depth},
+                     {"read_levels", b.read_levels},
                      {"base", base == "-" ? nlohmann::json(nullptr) : nlohmann::json(base)},
                      {"files", u.files}, {"bytes", u.bytes},
                      {"last_activity_ns", u.last_activity_ns}});

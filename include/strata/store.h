@@ -200,6 +200,15 @@ class Store {
   // an interrupted gc leaves a consistent store and can be run again.
   virtual Result<GcStats> CollectGarbage(const GcOptions& options) = 0;
   Result<GcStats> CollectGarbage() { return CollectGarbage(GcOptions{}); }
+  // Compacts the levels reads visit for every branch with more than
+  // catalog::kMaxReadLevels (6) of them, one branch per transaction: the
+  // levels between the branch and its root become one layer, a hidden
+  // branch holding their winning rows (docs/ARCHITECTURE.md, "Forks of any
+  // depth"). Reads see the same state, through three levels. Fork and
+  // Restore queue this on a thread of the store for the branch they make,
+  // so that they stay O(1); gc runs it for every branch. Returns how many
+  // branches were compacted.
+  virtual Result<uint64_t> CompactLevels() = 0;
   // Checks the whole store (`strata fsck`; src/fs/integrity.h lists what):
   // catalog, chunks, every addressable tree, orphans. Returns the problems
   // found, each naming the session or snapshot and path it affects (empty

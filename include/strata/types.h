@@ -224,11 +224,13 @@ struct BranchInfo {
   std::optional<BranchId> parent;
   Version parent_version = 0;
   Version head_version = 0;
-  int depth = 0;  // number of ancestors
+  int depth = 0;        // number of ancestors (its lineage, through parents)
+  int read_levels = 0;  // levels a read visits: itself, ancestors or layers
 };
 
 struct GcStats {
   uint64_t branches_freed = 0;  // of removed sessions, no longer needed by any other
+  uint64_t branches_compacted = 0;  // see Store::CompactLevels
   uint64_t chunks_freed = 0;
   uint64_t bytes_freed = 0;  // stored (compressed) bytes
   // The store file's size (as of its last commit) before and after: freed

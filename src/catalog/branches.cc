@@ -4,6 +4,7 @@
 #include <string>
 
 #include "catalog/images.h"
+#include "catalog/layers.h"
 
 namespace strata::catalog {
 
@@ -19,8 +20,18 @@ constexpr const char* kInheritAncestry =
     "SELECT ?1, depth + 1, ancestor, CASE WHEN depth = 0 THEN ?3 ELSE vlimit END "
     "FROM ancestry WHERE branch = ?2";
 constexpr const char* kSelectBranch =
-    "SELECT b.parent, b.parent_version, b.head_version, "
-    "(SELECT max(depth) FROM ancestry WHERE branch = b.id) FROM branches b WHERE b.id = ?1";
+    "SELECT parent, parent_version, head_version FROM branches WHERE id = ?1";
+// The lineage of view (?1, ?2) through parent pointers, shallowest first; at
+// most ?3 levels (the number of branches: more means a cycle).
+constexpr const char* kLineage = R"sql(
+WITH RECURSIVE chain(branch, vlimit, depth) AS (
+  SELECT ?1, ?2, 0
+  UNION ALL
+  SELECT b.parent, b.parent_version, c.depth + 1 FROM chain c JOIN branches b ON b.id = c.branch
+  WHERE b.parent IS NOT NULL AND c.depth < ?3)
+SELECT branch, vlimit FROM chain ORDER BY depth
+)sql";
+constexpr const char* kCountBranches = "SELECT count(*) FROM branches";
 constexpr const char* kSelectHead = "SELECT head_version FROM branches WHERE id = ?1";
 constexpr const char* kBumpHead =
     "UPDATE branches SET head_version = head_version + 1 WHERE id = ?1 "
@@ -33,19 +44,33 @@ constexpr const char* kDropSessionBranches =
     " SELECT branch, ?2 FROM session_branches WHERE session = ?1";
 constexpr const char* kDeleteSessionHistory = "DELETE FROM session_branches WHERE session = ?1";
 constexpr const char* kDeleteSession = "DELETE FROM sessions WHERE name = ?1";
-// Garbage: dropped branches that no live branch has in its ancestry (the
-// ancestry is flattened, so this covers ancestors at any depth), and that
-// no session still points at (a restore can point a session back at a branch
-// it left).
+// Garbage: dropped branches that no live branch reads through (its levels,
+// which may be layers) or descends from (its lineage, which history
+// follows), and that no session still points at (a restore can point a
+// session back at a branch it left). Layers that only dropped branches read
+// through are dropped first.
 constexpr const char* kPrepareGarbageBranches = R"sql(
 CREATE TEMP TABLE IF NOT EXISTS gc_branches (branch INTEGER PRIMARY KEY);
 DELETE FROM temp.gc_branches;
+INSERT OR IGNORE INTO dropped_branches(branch, dropped_ns)
+  SELECT l.branch, l.created_ns FROM layers l
+  WHERE NOT EXISTS (SELECT 1 FROM ancestry a
+                    WHERE a.ancestor = l.branch AND a.branch != l.branch
+                      AND a.branch NOT IN (SELECT branch FROM dropped_branches));
+CREATE TEMP TABLE IF NOT EXISTS gc_lineage (branch INTEGER PRIMARY KEY);
+DELETE FROM temp.gc_lineage;
+WITH RECURSIVE up(branch) AS (
+  SELECT id FROM branches WHERE id NOT IN (SELECT branch FROM dropped_branches)
+  UNION
+  SELECT b.parent FROM up JOIN branches b ON b.id = up.branch WHERE b.parent IS NOT NULL)
+INSERT INTO temp.gc_lineage SELECT branch FROM up;
 )sql";
 // Up to ?1 of them.
 constexpr const char* kFindGarbageBranches = R"sql(
 INSERT INTO temp.gc_branches
   SELECT d.branch FROM dropped_branches d
   WHERE d.branch NOT IN (SELECT branch FROM session_branches)
+    AND d.branch NOT IN (SELECT branch FROM temp.gc_lineage)
     AND NOT EXISTS (SELECT 1 FROM ancestry a
                     WHERE a.ancestor = d.branch
                       AND a.branch NOT IN (SELECT branch FROM dropped_branches))
@@ -64,6 +89,9 @@ DELETE FROM tool_calls WHERE branch IN (SELECT branch FROM temp.gc_branches);
 DELETE FROM snapshots WHERE branch IN (SELECT branch FROM temp.gc_branches);
 DELETE FROM ancestry WHERE branch IN (SELECT branch FROM temp.gc_branches);
 DELETE FROM images WHERE branch IN (SELECT branch FROM temp.gc_branches);
+DELETE FROM layer_views WHERE branch IN (SELECT branch FROM temp.gc_branches)
+  OR layer IN (SELECT branch FROM temp.gc_branches);
+DELETE FROM layers WHERE branch IN (SELECT branch FROM temp.gc_branches);
 DELETE FROM branches WHERE id IN (SELECT branch FROM temp.gc_branches);
 DELETE FROM dropped_branches WHERE branch IN (SELECT branch FROM temp.gc_branches);
 )sql";
@@ -135,14 +163,10 @@ Result<BranchId> CreateRootBranch(sql::Connection& conn, int64_t now_ns) {
 
 Result<BranchId> CreateChildBranch(sql::Connection& conn, BranchId parent, Version version,
                                    int64_t now_ns) {
-  ASSIGN_OR_RETURN(BranchInfo info, GetBranch(conn, parent));
-  if (version < 1 || version >= info.head_version) {
+  ASSIGN_OR_RETURN(Version head, HeadVersion(conn, parent));
+  if (version < 1 || version >= head) {
     return InvalidArgument("version " + std::to_string(version) + " of branch " +
                            std::to_string(parent) + " is not a frozen version");
-  }
-  if (info.depth + 1 > kMaxBranchDepth) {
-    return Status(Code::kTooManyLinks, "branch ancestry deeper than " +
-                                           std::to_string(kMaxBranchDepth));
   }
   {
     ASSIGN_OR_RETURN(sql::Statement insert, conn.Prepare(kInsertBranch));
@@ -168,7 +192,9 @@ Result<BranchInfo> GetBranch(sql::Connection& conn, BranchId branch) {
   if (!s.IsNull(0)) info.parent = s.Int(0);
   info.parent_version = s.Int(1);
   info.head_version = s.Int(2);
-  info.depth = static_cast<int>(s.Int(3));
+  ASSIGN_OR_RETURN(auto lineage, Lineage(conn, View{branch, kHead}));
+  info.depth = static_cast<int>(lineage.size()) - 1;
+  ASSIGN_OR_RETURN(info.read_levels, ReadLevels(conn, branch));
   return info;
 }
 
@@ -200,6 +226,26 @@ Result<std::vector<std::pair<BranchId, Version>>> Ancestry(sql::Connection& conn
     out.emplace_back(s.Int(0), s.Int(2) == 0 ? view.version : s.Int(1));
   }
   if (out.empty()) return NotFound("no branch " + std::to_string(view.branch));
+  return out;
+}
+
+Result<std::vector<std::pair<BranchId, Version>>> Lineage(sql::Connection& conn, View view) {
+  int64_t branches = 0;
+  {
+    ASSIGN_OR_RETURN(sql::Statement count, conn.Prepare(kCountBranches));
+    ASSIGN_OR_RETURN(bool row, count.Step());
+    if (row) branches = count.Int(0);
+  }
+  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kLineage));
+  s.Bind(1, view.branch).Bind(2, view.version).Bind(3, branches);
+  std::vector<std::pair<BranchId, Version>> out;
+  RETURN_IF_ERROR(s.ForEachRow([&](sql::Statement& row) {
+    out.emplace_back(row.Int(0), row.Int(1));
+    return Status::Ok();
+  }));
+  if (static_cast<int64_t>(out.size()) > branches) {
+    return Corruption("the lineage of branch " + std::to_string(view.branch) + " is a cycle");
+  }
   return out;
 }
 

@@ -2,9 +2,11 @@
 //
 // A branch is a timeline (id, parent, parent_version, head_version). Its state
 // at version v is its own rows with vfrom <= v, falling back to the parent's
-// state at parent_version, and so on up. The `ancestry` table lists, for each
-// branch, itself (depth 0, no limit) and every ancestor with the version limit
-// through which it is seen, so one join resolves a key at any depth.
+// state at parent_version, and so on up: that chain is its lineage. The
+// `ancestry` table lists, for each branch, the levels one join reads to
+// resolve a key: itself (depth 0, no limit), then (ancestor, limit) pairs
+// that give the same state as the lineage. Up to kMaxReadLevels they are the
+// lineage itself; deeper chains are compacted into a layer (layers.h).
 //
 // Every function here takes a connection; the writing ones must run inside a
 // write transaction.
@@ -20,9 +22,6 @@
 
 namespace strata::catalog {
 
-// Branch ancestry deeper than this is refused by Fork (flattening comes later).
-inline constexpr int kMaxBranchDepth = 64;
-
 Result<BranchId> CreateRootBranch(sql::Connection& conn, int64_t now_ns);
 // A new branch seeing `parent` at `version` (which must be a frozen version:
 // below the parent's head).
@@ -32,8 +31,13 @@ Result<BranchInfo> GetBranch(sql::Connection& conn, BranchId branch);
 Result<Version> HeadVersion(sql::Connection& conn, BranchId branch);
 // Freezes the head: returns the frozen version and starts head+1.
 Result<Version> FreezeHead(sql::Connection& conn, BranchId branch);
-// (ancestor, limit) pairs of `view`, shallowest first.
+// The levels a read of `view` visits: (ancestor, limit) pairs, shallowest
+// first. Past kMaxReadLevels they may be compacted into a layer (see
+// catalog/layers.h), so use this for reads and Diff, and Lineage for history.
 Result<std::vector<std::pair<BranchId, Version>>> Ancestry(sql::Connection& conn, View view);
+// The lineage of `view` through parent pointers: the view itself, its
+// parent at the fork version, and so on to the root. O(depth).
+Result<std::vector<std::pair<BranchId, Version>>> Lineage(sql::Connection& conn, View view);
 
 Status InsertSession(sql::Connection& conn, std::string_view name, BranchId branch,
                      int64_t now_ns);

@@ -193,9 +193,27 @@ CREATE TABLE call_output (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 7: read layers, so that forks of any depth read through a bounded
+// number of levels (catalog/layers.h).
+constexpr const char* kMigrationV7 = R"sql(
+CREATE TABLE layers (
+  branch     INTEGER PRIMARY KEY,
+  created_ns INTEGER NOT NULL
+);
+CREATE TABLE layer_views (
+  branch        INTEGER NOT NULL,
+  version       INTEGER NOT NULL,
+  layer         INTEGER NOT NULL,
+  layer_version INTEGER NOT NULL,
+  PRIMARY KEY (branch, version)
+) WITHOUT ROWID;
+CREATE INDEX layer_views_by_layer ON layer_views(layer);
+CREATE INDEX ancestry_by_ancestor ON ancestry(ancestor);
+)sql";
+
 // kMigrations[i] upgrades schema version i+1 to i+2.
 const std::vector<const char*> kMigrations = {kMigrationV2, kMigrationV3, kMigrationV4,
-                                              kMigrationV5, kMigrationV6};
+                                              kMigrationV5, kMigrationV6, kMigrationV7};
 
 Result<int> CountTables(sql::Connection& conn) {
   ASSIGN_OR_RETURN(sql::Statement stmt,

@@ -15,8 +15,8 @@ Result<std::unique_ptr<FilesystemImpl>> FilesystemImpl::Open(std::shared_ptr<Sto
                                                              View view) {
   {
     ASSIGN_OR_RETURN(catalog::ReaderLease reader, core->db().Reader());
-    ASSIGN_OR_RETURN(BranchInfo info, catalog::GetBranch(reader.conn(), view.branch));
-    if (!view.is_head() && (view.version < 1 || view.version >= info.head_version)) {
+    ASSIGN_OR_RETURN(Version head, catalog::HeadVersion(reader.conn(), view.branch));
+    if (!view.is_head() && (view.version < 1 || view.version >= head)) {
       return NotFound("branch " + std::to_string(view.branch) + " has no frozen version " +
                       std::to_string(view.version));
     }

@@ -61,6 +61,9 @@ constexpr const char* kBranches =
     "SELECT id, parent, parent_version, head_version FROM branches ORDER BY id";
 constexpr const char* kAncestry =
     "SELECT branch, depth, ancestor, vlimit FROM ancestry ORDER BY branch, depth";
+constexpr const char* kLayers = "SELECT branch FROM layers";
+constexpr const char* kLayerViews =
+    "SELECT branch, version, layer, layer_version FROM layer_views";
 constexpr const char* kSnapshots = "SELECT id, branch, version, name FROM snapshots ORDER BY id";
 constexpr const char* kSessions = "SELECT name, branch FROM sessions";
 constexpr const char* kPastSessionBranches = "SELECT session, branch FROM session_branches";
@@ -169,53 +172,130 @@ void AddProblem(std::vector<IntegrityProblem>* problems, const char* kind, std::
 Result<std::set<BranchId>> CheckCatalog(sql::Connection& conn, Catalog& cat,
                                         std::map<BranchId, std::set<Version>>* views,
                                         std::vector<IntegrityProblem>* problems) {
-  std::map<BranchId, std::vector<std::pair<BranchId, Version>>> ancestry;
+  using Level = std::pair<BranchId, Version>;
+  std::map<BranchId, std::vector<Level>> levels;
   RETURN_IF_ERROR(ForEachRow(conn, kAncestry, [&](sql::Statement& s) {
-    ancestry[s.Int(0)].emplace_back(s.Int(2), s.Int(3));
+    levels[s.Int(0)].emplace_back(s.Int(2), s.Int(3));
     return Status::Ok();
   }));
+  std::set<BranchId> layers;
+  RETURN_IF_ERROR(ForEachRow(conn, kLayers, [&](sql::Statement& s) {
+    layers.insert(s.Int(0));
+    return Status::Ok();
+  }));
+  std::map<Level, Level> view_of_layer;  // (layer, version) -> the view it holds
+  RETURN_IF_ERROR(ForEachRow(conn, kLayerViews, [&](sql::Statement& s) {
+    view_of_layer[{s.Int(2), s.Int(3)}] = {s.Int(0), s.Int(1)};
+    return Status::Ok();
+  }));
+
+  // Each branch's own link to its parent.
+  std::set<BranchId> bad_link;
+  for (const auto& [id, b] : cat.branches()) {
+    if (!b.parent.has_value()) continue;
+    const BranchRow* up = cat.Find(*b.parent);
+    if (up == nullptr) {
+      AddProblem(problems, "missing-branch", cat.Label(id),
+                 "branch " + std::to_string(id) + " forks from missing branch " +
+                     std::to_string(*b.parent));
+      bad_link.insert(id);
+    } else if (b.parent_version < 1 || b.parent_version >= up->head) {
+      AddProblem(problems, "fork-version", cat.Label(id),
+                 "branch " + std::to_string(id) + " forks from version " +
+                     std::to_string(b.parent_version) + " of branch " +
+                     std::to_string(*b.parent) + ", which is not frozen");
+      bad_link.insert(id);
+    } else {
+      (*views)[*b.parent].insert(b.parent_version);
+    }
+  }
+
+  // Whether each lineage reaches its root through sound links only, and the
+  // level its root is seen at (for branches other than a root), each branch
+  // worked out once so that deep chains cost O(branches).
+  enum class Lineage { kVisiting, kSound, kBroken };
+  std::map<BranchId, Lineage> lineage;
+  std::map<BranchId, Level> root_level;
+  for (const auto& [id, b] : cat.branches()) {
+    std::vector<BranchId> path;
+    BranchId at = id;
+    Lineage outcome = Lineage::kSound;
+    for (;;) {
+      auto known = lineage.find(at);
+      if (known != lineage.end()) {
+        if (known->second == Lineage::kVisiting) {
+          AddProblem(problems, "branch-cycle", cat.Label(id), "the branch's lineage is a cycle");
+          outcome = Lineage::kBroken;
+        } else {
+          outcome = known->second;
+        }
+        break;
+      }
+      lineage[at] = Lineage::kVisiting;
+      path.push_back(at);
+      const BranchRow* row = cat.Find(at);
+      if (bad_link.count(at) != 0) {
+        outcome = Lineage::kBroken;
+        break;
+      }
+      if (!row->parent.has_value()) break;  // a root
+      at = *row->parent;
+    }
+    for (auto it = path.rbegin(); it != path.rend(); ++it) {
+      lineage[*it] = outcome;
+      const BranchRow* row = cat.Find(*it);
+      if (outcome != Lineage::kSound || !row->parent.has_value()) continue;
+      const BranchRow* up = cat.Find(*row->parent);
+      root_level[*it] = up->parent.has_value() ? root_level[*row->parent]
+                                               : Level{*row->parent, row->parent_version};
+    }
+  }
+
+  // The levels a read visits must resolve as the lineage does: the lineage
+  // itself, or its first levels, then a layer holding the view at that
+  // point (down to the root, excluded), then the root.
+  auto levels_match = [&](BranchId id) {
+    const std::vector<Level>& got = levels[id];
+    if (got.empty() || got[0] != Level{id, kHead}) return false;
+    auto parent_level = [&](BranchId branch) -> std::optional<Level> {
+      const BranchRow* row = cat.Find(branch);
+      if (!row->parent.has_value()) return std::nullopt;
+      return Level{*row->parent, row->parent_version};
+    };
+    std::optional<Level> expected = parent_level(id);
+    for (size_t p = 1;; ++p) {
+      if (!expected.has_value()) return p == got.size();
+      if (p >= got.size()) return false;
+      if (got[p] == *expected) {
+        expected = parent_level(expected->first);
+        continue;
+      }
+      auto held = view_of_layer.find(got[p]);
+      return layers.count(got[p].first) != 0 && held != view_of_layer.end() &&
+             held->second == *expected && root_level.count(expected->first) != 0 &&
+             p + 2 == got.size() && got[p + 1] == root_level[expected->first];
+    }
+  };
+
   std::set<BranchId> sound;
   for (const auto& [id, b] : cat.branches()) {
     std::string where = cat.Label(id);
-    // The chain the parent pointers give, as ancestry should hold it.
-    std::vector<std::pair<BranchId, Version>> chain{{id, kHead}};
-    bool ok = true;
-    BranchId at = id;
-    for (const BranchRow* row = &b; row->parent.has_value();) {
-      BranchId parent = *row->parent;
-      const BranchRow* up = cat.Find(parent);
-      if (up == nullptr) {
-        AddProblem(problems, "missing-branch", where,
-                   "branch " + std::to_string(at) + " forks from missing branch " +
-                       std::to_string(parent));
-        ok = false;
-        break;
+    if (layers.count(id) != 0) {
+      if (b.parent.has_value() || levels[id] != std::vector<Level>{{id, kHead}}) {
+        AddProblem(problems, "ancestry", where,
+                   "layer " + std::to_string(id) + " has a parent or levels of its own");
       }
-      if (row->parent_version < 1 || row->parent_version >= up->head) {
-        AddProblem(problems, "fork-version", where,
-                   "branch " + std::to_string(at) + " forks from version " +
-                       std::to_string(row->parent_version) + " of branch " +
-                       std::to_string(parent) + ", which is not frozen");
-        ok = false;
-      }
-      chain.emplace_back(parent, row->parent_version);
-      if (chain.size() > cat.branches().size()) {
-        AddProblem(problems, "branch-cycle", where, "the branch's ancestry is a cycle");
-        ok = false;
-        break;
-      }
-      (*views)[parent].insert(row->parent_version);
-      at = parent;
-      row = up;
+      continue;  // read only through the branches that use it
     }
-    if (ok && ancestry[id] != chain) {
+    (*views)[id].insert(kHead);
+    if (lineage[id] != Lineage::kSound) continue;
+    if (!levels_match(id)) {
       AddProblem(problems, "ancestry", where,
                  "the ancestry rows of branch " + std::to_string(id) +
                      " differ from its parent chain");
-      ok = false;
+      continue;
     }
-    if (ok) sound.insert(id);
-    (*views)[id].insert(kHead);
+    sound.insert(id);
   }
   // A frozen version named by another row: it must exist.
   auto version_of = [&](const std::string& what, BranchId branch, Version v) -> bool {

@@ -29,6 +29,8 @@ constexpr TableOrder kTables[] = {
     {"meta", "key"},
     {"branches", "id"},
     {"ancestry", "branch, depth"},
+    {"layers", "branch"},
+    {"layer_views", "branch, version"},
     {"sessions", "name"},
     {"session_branches", "session, seq"},
     {"snapshots", "id"},
@@ -46,14 +48,22 @@ constexpr TableOrder kTables[] = {
 constexpr const char* kCreateBundleTable =
     "CREATE TABLE bundle (key TEXT PRIMARY KEY, value ANY NOT NULL) WITHOUT ROWID";
 
-// The branches of `session`'s lineage (?1) with the version limit through
-// which the session sees each: every row at or below it is exported.
+// The branches `session` (?1) needs, with the version limit up to which its
+// rows are exported: every branch the session used (all of it), their
+// lineage through parent pointers (history, restores to any point of it),
+// and the levels each of those reads through (layers included).
 constexpr const char* kLineage = R"sql(
 CREATE TEMP TABLE lineage AS
-  SELECT a.ancestor AS branch,
-         max(CASE WHEN a.depth = 0 THEN 9223372036854775807 ELSE a.vlimit END) AS lim
-  FROM main.session_branches sb JOIN main.ancestry a ON a.branch = sb.branch
-  WHERE sb.session = ?1 GROUP BY a.ancestor
+  WITH RECURSIVE logical(branch, lim) AS (
+    SELECT branch, 9223372036854775807 FROM main.session_branches WHERE session = ?1
+    UNION
+    SELECT b.parent, b.parent_version FROM logical l JOIN main.branches b ON b.id = l.branch
+    WHERE b.parent IS NOT NULL),
+  levels(branch, lim) AS (
+    SELECT a.ancestor, CASE WHEN a.depth = 0 THEN l.lim ELSE a.vlimit END
+    FROM logical l JOIN main.ancestry a ON a.branch = l.branch)
+  SELECT branch, max(lim) AS lim FROM (SELECT * FROM logical UNION ALL SELECT * FROM levels)
+  GROUP BY branch
 )sql";
 
 constexpr const char* kExportRows[] = {
@@ -61,6 +71,11 @@ constexpr const char* kExportRows[] = {
     " WHERE r.id IN (SELECT branch FROM temp.lineage)",
     "INSERT INTO b.ancestry SELECT r.* FROM main.ancestry r"
     " WHERE r.branch IN (SELECT branch FROM temp.lineage)",
+    "INSERT INTO b.layers SELECT r.* FROM main.layers r"
+    " WHERE r.branch IN (SELECT branch FROM temp.lineage)",
+    "INSERT INTO b.layer_views SELECT r.* FROM main.layer_views r"
+    " WHERE r.branch IN (SELECT branch FROM temp.lineage)"
+    " AND r.layer IN (SELECT branch FROM temp.lineage)",
     "INSERT INTO b.sessions SELECT r.* FROM main.sessions r WHERE r.name = ?1",
     "INSERT INTO b.session_branches SELECT r.* FROM main.session_branches r WHERE r.session = ?1",
     "INSERT INTO b.snapshots SELECT r.* FROM main.snapshots r"
@@ -121,6 +136,11 @@ INSERT INTO main.branches(id, parent, parent_version, head_version, created_ns)
 INSERT INTO main.ancestry(branch, depth, ancestor, vlimit)
   SELECT m.new, r.depth, a.new, r.vlimit FROM b.ancestry r
   JOIN temp.map_branch m ON m.old = r.branch JOIN temp.map_branch a ON a.old = r.ancestor;
+INSERT INTO main.layers(branch, created_ns)
+  SELECT m.new, r.created_ns FROM b.layers r JOIN temp.map_branch m ON m.old = r.branch;
+INSERT INTO main.layer_views(branch, version, layer, layer_version)
+  SELECT m.new, r.version, l.new, r.layer_version FROM b.layer_views r
+  JOIN temp.map_branch m ON m.old = r.branch JOIN temp.map_branch l ON l.old = r.layer;
 INSERT INTO main.sessions(name, branch, created_ns)
   SELECT temp.import_name.name, m.new, r.created_ns FROM b.sessions r, temp.import_name
   JOIN temp.map_branch m ON m.old = r.branch;

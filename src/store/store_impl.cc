@@ -4,6 +4,7 @@
 #include "catalog/branches.h"
 #include "catalog/calls.h"
 #include "catalog/images.h"
+#include "catalog/layers.h"
 #include "catalog/space.h"
 #include "catalog/db.h"
 #include "fs/core.h"
@@ -11,6 +12,7 @@
 #include "fs/filesystem_impl.h"
 #include "fs/integrity.h"
 #include "store/bundle.h"
+#include "store/compactor.h"
 #include "store/query.h"
 #include "tree/kv.h"
 #include "base/utf8.h"
@@ -167,11 +169,13 @@ class StoreImpl final : public Store {
       if (!session.empty()) RETURN_IF_ERROR(catalog::InsertSession(conn, session, child, now));
       return Status::Ok();
     }, catalog::Commit::kDurable));
+    RETURN_IF_ERROR(CompactLater(child));
     return child;
   }
 
   Result<View> Restore(std::string_view session, View target) override {
     View undo;
+    BranchId fresh = 0;
     RETURN_IF_ERROR(WriteTxn([&](sql::Connection& conn) -> Status {
       ASSIGN_OR_RETURN(SessionInfo info, catalog::GetSession(conn, session));
       int64_t now = core_->Now();
@@ -195,10 +199,10 @@ class StoreImpl final : public Store {
           ASSIGN_OR_RETURN(version, FreezeWithPending(conn, target.branch));
         }
       }
-      ASSIGN_OR_RETURN(BranchId fresh,
-                       catalog::CreateChildBranch(conn, target.branch, version, now));
+      ASSIGN_OR_RETURN(fresh, catalog::CreateChildBranch(conn, target.branch, version, now));
       return catalog::SetSessionBranch(conn, session, fresh, now);
     }, catalog::Commit::kDurable));
+    RETURN_IF_ERROR(CompactLater(fresh));
     return undo;
   }
 
@@ -308,8 +312,8 @@ class StoreImpl final : public Store {
 
   Result<std::vector<ToolCall>> ListCalls(View view, const CallFilter& filter) override {
     return Read([&](sql::Connection& c) -> Result<std::vector<ToolCall>> {
-      ASSIGN_OR_RETURN(auto ancestry, catalog::Ancestry(c, view));
-      return catalog::ListCalls(c, ancestry, filter);
+      ASSIGN_OR_RETURN(auto lineage, catalog::Lineage(c, view));
+      return catalog::ListCalls(c, lineage, filter);
     });
   }
 
@@ -346,6 +350,7 @@ class StoreImpl final : public Store {
     constexpr uint64_t kPagesPerStep = 256;
     catalog::Db& db = core_->db();
     GcStats stats;
+    ASSIGN_OR_RETURN(stats.branches_compacted, CompactLevels());
     ASSIGN_OR_RETURN(catalog::PageCounts before, Read(catalog::CountPages));
     stats.file_bytes_before = before.pages * before.page_size;
     for (;;) {
@@ -393,6 +398,23 @@ class StoreImpl final : public Store {
     // checkpoint; the space is given back then.
     (void)db.CheckpointNow();
     return stats;
+  }
+
+  Result<uint64_t> CompactLevels() override {
+    constexpr int kBranchesPerRound = 256;
+    uint64_t compacted = 0;
+    for (;;) {
+      ASSIGN_OR_RETURN(auto deep, Read([&](sql::Connection& c) {
+                         return catalog::BranchesToCompact(c, kBranchesPerRound);
+                       }));
+      uint64_t round = 0;
+      for (BranchId branch : deep) {
+        ASSIGN_OR_RETURN(bool done, CompactBranch(branch));
+        round += done ? 1 : 0;
+      }
+      compacted += round;
+      if (deep.size() < kBranchesPerRound || round == 0) return compacted;
+    }
   }
 
   Result<std::vector<IntegrityProblem>> CheckIntegrity(
@@ -548,6 +570,25 @@ class StoreImpl final : public Store {
     return catalog::FreezeHead(conn, branch);
   }
 
+  // One branch's compaction, in a transaction of its own (catalog/layers.h).
+  Result<bool> CompactBranch(BranchId branch) {
+    bool done = false;
+    RETURN_IF_ERROR(WriteTxn([&](sql::Connection& conn) -> Status {
+      ASSIGN_OR_RETURN(done, catalog::CompactBranch(conn, branch, core_->Now()));
+      return Status::Ok();
+    }).WithContext("compacting the levels of branch " + std::to_string(branch)));
+    return done;
+  }
+
+  // Hands `branch` to the compactor's thread if reads of it visit more than
+  // kMaxReadLevels levels.
+  Status CompactLater(BranchId branch) {
+    ASSIGN_OR_RETURN(int levels,
+                     Read([&](sql::Connection& c) { return catalog::ReadLevels(c, branch); }));
+    if (levels > catalog::kMaxReadLevels) compactor_.Add(branch);
+    return Status::Ok();
+  }
+
   template <typename Fn>
   auto Read(Fn fn) -> decltype(fn(std::declval<sql::Connection&>())) {
     ASSIGN_OR_RETURN(catalog::ReaderLease lease, core_->db().Reader());
@@ -556,6 +597,8 @@ class StoreImpl final : public Store {
 
   std::shared_ptr<fs::StoreCore> core_;
   fs::PendingFlush pending_;  // taken inside WriteTxn; guarded by the writer lock
+  // Last: destroyed first, finishing its queue while the store is whole.
+  Compactor compactor_{[this](BranchId branch) { (void)CompactBranch(branch); }};
 };
 
 }  // namespace

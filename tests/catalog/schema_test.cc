@@ -124,7 +124,8 @@ TEST_F(SchemaTest, OpenOnFreshPathCreatesSchema) {
   EXPECT_EQ(RawInt(path_, "SELECT value FROM meta WHERE key = 'block_size'"), 65536);
   for (const char* table : {"meta", "branches", "ancestry", "sessions", "snapshots", "chunks",
                             "inodes", "dentries", "blocks", "xattrs", "orphans", "kv",
-                            "tool_calls", "dropped_branches"}) {
+                            "tool_calls", "dropped_branches", "images", "call_output", "layers",
+                            "layer_views"}) {
     EXPECT_EQ(RawInt(path_, std::string("SELECT count(*) FROM sqlite_schema WHERE type = "
                                         "'table' AND name = '") + table + "'"),
               1)

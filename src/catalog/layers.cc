@@ -1,0 +1,225 @@
+#include "catalog/layers.h"
+
+#include <optional>
+
+#include "catalog/branches.h"
+
+namespace strata::catalog {
+
+namespace {
+
+struct Level {
+  BranchId branch = 0;
+  Version limit = 0;
+};
+
+constexpr const char* kCountLevels = "SELECT count(*) FROM ancestry WHERE branch = ?1";
+constexpr const char* kLevels =
+    "SELECT ancestor, vlimit FROM ancestry WHERE branch = ?1 ORDER BY depth";
+constexpr const char* kIsLayer = "SELECT 1 FROM layers WHERE branch = ?1";
+constexpr const char* kFindLayerView =
+    "SELECT layer, layer_version FROM layer_views WHERE branch = ?1 AND version = ?2";
+constexpr const char* kRecordLayerView =
+    "INSERT INTO layer_views(branch, version, layer, layer_version) VALUES (?1, ?2, ?3, ?4)";
+constexpr const char* kInsertLayer = "INSERT INTO layers(branch, created_ns) VALUES (?1, ?2)";
+constexpr const char* kDropLevels = "DELETE FROM ancestry WHERE branch = ?1 AND depth >= 1";
+constexpr const char* kInsertLevel =
+    "INSERT INTO ancestry(branch, depth, ancestor, vlimit) VALUES (?1, ?2, ?3, ?4)";
+constexpr const char* kLongAncestries =
+    "SELECT branch FROM ancestry GROUP BY branch HAVING count(*) > ?1 ORDER BY branch LIMIT ?2";
+
+// The levels being absorbed, shallowest (depth 0) first.
+constexpr const char* kPrepareAbsorbed = R"sql(
+CREATE TEMP TABLE IF NOT EXISTS compact_levels (
+  depth    INTEGER PRIMARY KEY,
+  ancestor INTEGER NOT NULL,
+  vlimit   INTEGER NOT NULL);
+DELETE FROM temp.compact_levels;
+)sql";
+constexpr const char* kInsertAbsorbed =
+    "INSERT INTO temp.compact_levels(depth, ancestor, vlimit) VALUES (?1, ?2, ?3)";
+
+// The winning row of every key the absorbed levels hold, written to layer ?1
+// at version ?2: for each key the shallowest level's newest row at or below
+// that level's limit, tombstones included, as a read would pick it. Block
+// and xattr rows are found through the inodes the levels changed: a change
+// of either also writes the inode's row at the same version (Diff relies on
+// the same rule), and those tables have no (branch, vfrom) index.
+constexpr const char* kCopyWinners[] = {
+    R"sql(
+INSERT INTO inodes(ino, branch, vfrom, deleted, mode, nlink, uid, gid, rdev, size, atime_ns,
+                   mtime_ns, ctime_ns, parent, nblocks, target)
+SELECT ino, ?1, ?2, deleted, mode, nlink, uid, gid, rdev, size, atime_ns, mtime_ns, ctime_ns,
+       parent, nblocks, target FROM (
+  SELECT r.*, row_number() OVER (PARTITION BY r.ino ORDER BY a.depth, r.vfrom DESC) AS n
+  FROM temp.compact_levels a JOIN inodes r ON r.branch = a.ancestor AND r.vfrom <= a.vlimit)
+WHERE n = 1
+)sql",
+    R"sql(
+INSERT INTO dentries(parent, name, branch, vfrom, ino, type)
+SELECT parent, name, ?1, ?2, ino, type FROM (
+  SELECT r.*, row_number() OVER (PARTITION BY r.parent, r.name
+                                 ORDER BY a.depth, r.vfrom DESC) AS n
+  FROM temp.compact_levels a JOIN dentries r ON r.branch = a.ancestor AND r.vfrom <= a.vlimit)
+WHERE n = 1
+)sql",
+    R"sql(
+WITH touched(ino) AS (
+  SELECT DISTINCT r.ino FROM temp.compact_levels a
+  JOIN inodes r ON r.branch = a.ancestor AND r.vfrom <= a.vlimit)
+INSERT INTO blocks(ino, idx, branch, vfrom, chunk)
+SELECT ino, idx, ?1, ?2, chunk FROM (
+  SELECT r.ino AS ino, r.idx AS idx, r.chunk AS chunk,
+         row_number() OVER (PARTITION BY r.ino, r.idx ORDER BY a.depth, r.vfrom DESC) AS n
+  FROM touched t CROSS JOIN temp.compact_levels a
+  JOIN blocks r ON r.ino = t.ino AND r.branch = a.ancestor AND r.vfrom <= a.vlimit)
+WHERE n = 1
+)sql",
+    R"sql(
+WITH touched(ino) AS (
+  SELECT DISTINCT r.ino FROM temp.compact_levels a
+  JOIN inodes r ON r.branch = a.ancestor AND r.vfrom <= a.vlimit)
+INSERT INTO xattrs(ino, name, branch, vfrom, value)
+SELECT ino, name, ?1, ?2, value FROM (
+  SELECT r.ino AS ino, r.name AS name, r.value AS value,
+         row_number() OVER (PARTITION BY r.ino, r.name ORDER BY a.depth, r.vfrom DESC) AS n
+  FROM touched t CROSS JOIN temp.compact_levels a
+  JOIN xattrs r ON r.ino = t.ino AND r.branch = a.ancestor AND r.vfrom <= a.vlimit)
+WHERE n = 1
+)sql",
+    R"sql(
+INSERT INTO kv(branch, key, vfrom, value)
+SELECT ?1, key, ?2, value FROM (
+  SELECT r.*, row_number() OVER (PARTITION BY r.key ORDER BY a.depth, r.vfrom DESC) AS n
+  FROM temp.compact_levels a JOIN kv r ON r.branch = a.ancestor AND r.vfrom <= a.vlimit)
+WHERE n = 1
+)sql",
+};
+
+Result<std::vector<Level>> Levels(sql::Connection& conn, BranchId branch) {
+  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kLevels));
+  s.Bind(1, branch);
+  std::vector<Level> out;
+  RETURN_IF_ERROR(s.ForEachRow([&](sql::Statement& row) {
+    out.push_back(Level{row.Int(0), row.Int(1)});
+    return Status::Ok();
+  }));
+  if (out.empty()) return NotFound("no branch " + std::to_string(branch));
+  return out;
+}
+
+Result<std::optional<Level>> FindLayerView(sql::Connection& conn, Level view) {
+  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kFindLayerView));
+  s.Bind(1, view.branch).Bind(2, view.limit);
+  ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return std::optional<Level>();
+  return std::optional<Level>(Level{s.Int(0), s.Int(1)});
+}
+
+Result<BranchId> NewLayer(sql::Connection& conn, int64_t now_ns) {
+  ASSIGN_OR_RETURN(BranchId layer, CreateRootBranch(conn, now_ns));
+  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kInsertLayer));
+  RETURN_IF_ERROR(s.Bind(1, layer).Bind(2, now_ns).Run());
+  return layer;
+}
+
+// Writes the winners of `absorbed` (shallowest first) into `layer` at `version`.
+Status CopyWinners(sql::Connection& conn, const std::vector<Level>& absorbed, BranchId layer,
+                   Version version) {
+  RETURN_IF_ERROR(conn.Exec(kPrepareAbsorbed));
+  {
+    ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kInsertAbsorbed));
+    for (size_t i = 0; i < absorbed.size(); ++i) {
+      RETURN_IF_ERROR(s.Bind(1, static_cast<int64_t>(i))
+                          .Bind(2, absorbed[i].branch)
+                          .Bind(3, absorbed[i].limit)
+                          .Run());
+    }
+  }
+  for (const char* copy : kCopyWinners) {
+    ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(copy));
+    RETURN_IF_ERROR(s.Bind(1, layer).Bind(2, version).Run());
+  }
+  return conn.Exec("DELETE FROM temp.compact_levels");
+}
+
+// A layer version that holds the view `run[0]` sees through `run` (its
+// levels down to, not including, the root): found, grown from the layer at
+// the bottom of the run, or made.
+Result<Level> LayerFor(sql::Connection& conn, const std::vector<Level>& run, int64_t now_ns) {
+  // The shallowest level that is a layer or whose view a layer holds: the
+  // levels above it are the ones to copy.
+  std::optional<Level> base;
+  size_t above = run.size();
+  for (size_t i = 0; i < run.size() && !base.has_value(); ++i) {
+    ASSIGN_OR_RETURN(bool layer, IsLayer(conn, run[i].branch));
+    if (layer) {
+      base = run[i];
+    } else {
+      ASSIGN_OR_RETURN(base, FindLayerView(conn, run[i]));
+    }
+    if (base.has_value()) above = i;
+  }
+  if (above == 0) return *base;
+  std::vector<Level> absorbed(run.begin(), run.begin() + static_cast<std::ptrdiff_t>(above));
+  // Grow the base layer in place when no one has grown it since this
+  // version; otherwise (or without one) a new layer takes the base's rows too.
+  BranchId layer = 0;
+  if (base.has_value()) {
+    ASSIGN_OR_RETURN(Version head, HeadVersion(conn, base->branch));
+    if (head == base->limit + 1) layer = base->branch;
+  }
+  if (layer == 0) {
+    ASSIGN_OR_RETURN(layer, NewLayer(conn, now_ns));
+    if (base.has_value()) absorbed.push_back(*base);
+  }
+  ASSIGN_OR_RETURN(Version version, HeadVersion(conn, layer));
+  RETURN_IF_ERROR(CopyWinners(conn, absorbed, layer, version));
+  ASSIGN_OR_RETURN(Version frozen, FreezeHead(conn, layer));
+  ASSIGN_OR_RETURN(sql::Statement record, conn.Prepare(kRecordLayerView));
+  RETURN_IF_ERROR(record.Bind(1, run[0].branch).Bind(2, run[0].limit).Bind(3, layer).Bind(4, frozen).Run());
+  return Level{layer, frozen};
+}
+
+}  // namespace
+
+Result<int> ReadLevels(sql::Connection& conn, BranchId branch) {
+  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kCountLevels));
+  s.Bind(1, branch);
+  ASSIGN_OR_RETURN(bool row, s.Step());
+  return row ? static_cast<int>(s.Int(0)) : 0;
+}
+
+Result<bool> IsLayer(sql::Connection& conn, BranchId branch) {
+  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kIsLayer));
+  s.Bind(1, branch);
+  return s.Step();
+}
+
+Result<bool> CompactBranch(sql::Connection& conn, BranchId branch, int64_t now_ns) {
+  ASSIGN_OR_RETURN(std::vector<Level> levels, Levels(conn, branch));
+  if (levels.size() <= static_cast<size_t>(kMaxReadLevels)) return false;
+  // Between the branch itself and its root.
+  const std::vector<Level> run(levels.begin() + 1, levels.end() - 1);
+  ASSIGN_OR_RETURN(Level layer, LayerFor(conn, run, now_ns));
+  ASSIGN_OR_RETURN(sql::Statement drop, conn.Prepare(kDropLevels));
+  RETURN_IF_ERROR(drop.Bind(1, branch).Run());
+  ASSIGN_OR_RETURN(sql::Statement insert, conn.Prepare(kInsertLevel));
+  RETURN_IF_ERROR(insert.Bind(1, branch).Bind(2, 1).Bind(3, layer.branch).Bind(4, layer.limit).Run());
+  const Level& root = levels.back();
+  RETURN_IF_ERROR(insert.Bind(1, branch).Bind(2, 2).Bind(3, root.branch).Bind(4, root.limit).Run());
+  return true;
+}
+
+Result<std::vector<BranchId>> BranchesToCompact(sql::Connection& conn, int limit) {
+  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kLongAncestries));
+  s.Bind(1, kMaxReadLevels).Bind(2, limit);
+  std::vector<BranchId> out;
+  RETURN_IF_ERROR(s.ForEachRow([&](sql::Statement& row) {
+    out.push_back(row.Int(0));
+    return Status::Ok();
+  }));
+  return out;
+}
+
+}  // namespace strata::catalog
