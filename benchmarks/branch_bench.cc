@@ -378,7 +378,7 @@ void DepthArgs(benchmark::internal::Benchmark* b) {
   b->ArgNames({"depth", "touched"});
   for (int depth : kChainDepths) b->Args({depth, 0});
   b->Args({1, 1})->Args({kTouchedDepth, 1});
-  b->Iterations(10'000)->Repetitions(7)->ReportAggregatesOnly(true)->UseRealTime();
+  b->Iterations(10'000)->Repetitions(15)->ReportAggregatesOnly(true)->UseRealTime();
   b->Unit(benchmark::kMicrosecond);
 }
 BENCHMARK(BM_Lookup)->Apply(DepthArgs);

@@ -201,7 +201,7 @@ class Store {
   virtual Result<GcStats> CollectGarbage(const GcOptions& options) = 0;
   Result<GcStats> CollectGarbage() { return CollectGarbage(GcOptions{}); }
   // Compacts the levels reads visit for every branch with more than
-  // catalog::kMaxReadLevels (6) of them, one branch per transaction: the
+  // catalog::kMaxReadLevels (4) of them, one branch per transaction: the
   // levels between the branch and its root become one layer, a hidden
   // branch holding their winning rows (docs/ARCHITECTURE.md, "Forks of any
   // depth"). Reads see the same state, through three levels. Fork and

@@ -4,17 +4,18 @@
 // (depth 0), then (ancestor, limit) pairs down to the root of its lineage.
 // A fork adds one level, and each level costs a read one more index seek. So
 // once a branch has more than kMaxReadLevels levels, compaction replaces the
-// levels between it and its root with one *layer*: a hidden branch (listed in
-// `layers`) whose rows at one version are the winning rows of those levels,
-// tombstones included. A read then sees exactly what it saw before.
+// deepest levels between it and its root with one *layer*: a hidden branch
+// (listed in `layers`) whose rows at one version are the winning rows of
+// those levels, tombstones included. A read then sees exactly what it saw
+// before.
 //
 // A layer version materializes one frozen view (branch, version) without its
 // root level, and `layer_views` remembers which, so that a branch whose
-// levels reach the same view reuses the layer instead of copying again. A
-// layer grows in place: compacting the levels above a layer's newest version
-// writes only their winners, at the layer's next version, so a chain of N
-// forks copies each level's rows O(1) times. Older versions of the layer stay
-// as they were for the branches that read them.
+// levels reach the same view reuses the layer instead of copying again (the
+// siblings of a fork). A layer grows in place: compacting the levels above a
+// layer's newest version writes only their winners, at the layer's next
+// version, so a chain of N forks copies each level's rows O(1) times. Older
+// versions of the layer stay as they were for the branches that read them.
 //
 // The logical lineage (branches.parent) is never changed: history, bundle
 // export and fsck follow it (catalog::Lineage). Only reads and diff use the
@@ -31,9 +32,9 @@
 
 namespace strata::catalog {
 
-// A branch with more levels than this is compacted (see above). After
-// compaction a branch has three: itself, a layer, its root.
-inline constexpr int kMaxReadLevels = 6;
+// A branch with more levels than this is compacted (see above), to three
+// (itself, a layer, its root) or four (with its parent above the layer).
+inline constexpr int kMaxReadLevels = 4;
 
 // The number of levels (ancestry rows) of `branch`.
 Result<int> ReadLevels(sql::Connection& conn, BranchId branch);

@@ -208,7 +208,6 @@ CREATE TABLE layer_views (
   PRIMARY KEY (branch, version)
 ) WITHOUT ROWID;
 CREATE INDEX layer_views_by_layer ON layer_views(layer);
-CREATE INDEX ancestry_by_ancestor ON ancestry(ancestor);
 )sql";
 
 // kMigrations[i] upgrades schema version i+1 to i+2.

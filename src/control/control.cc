@@ -216,6 +216,8 @@ void ControlServer::Serve() {
     for (int fd : leases_) fds.push_back({fd, POLLIN, 0});
     int timeout = -1;
     const bool awaiting_first_lease = options_.on_idle && !leased_ && !idle_;
+    const bool unmount_pending = idle_ && options_.mounted && options_.mounted();
+    if (unmount_pending) timeout = 200;
     if (awaiting_first_lease) {
       if (!deadline && (!options_.mounted || options_.mounted())) {
         deadline = std::chrono::steady_clock::now() + options_.first_lease_timeout;
@@ -234,6 +236,10 @@ void ControlServer::Serve() {
       return;
     }
     if (ready == 0) {
+      if (unmount_pending) {
+        options_.on_idle();  // the mount is still up: unmount again
+        continue;
+      }
       if (!deadline) continue;  // not mounted yet
       // Nobody came for the mount this daemon was started for.
       idle_ = true;

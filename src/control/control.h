@@ -59,7 +59,9 @@ struct ControlOptions {
   // If set, called (on the server's thread) when the last lease ends, or
   // when no lease came within `first_lease_timeout` of the mount (its client
   // died before taking one); after that, leases are refused. Never called
-  // before `mounted` returns true.
+  // before `mounted` returns true; called again every 200 ms while `mounted`
+  // still returns true (an unmount that failed is retried, never left half
+  // done with every lease refused).
   std::function<void()> on_idle;
   std::chrono::milliseconds first_lease_timeout{10'000};
 };

@@ -159,6 +159,7 @@ class StoreImpl final : public Store {
   Result<BranchId> Fork(View from, std::string_view session) override {
     if (!session.empty()) RETURN_IF_ERROR(catalog::ValidateSessionName(session));
     BranchId child = 0;
+    int levels = 0;
     RETURN_IF_ERROR(WriteTxn([&](sql::Connection& conn) -> Status {
       Version version = from.version;
       if (from.is_head()) {
@@ -167,15 +168,17 @@ class StoreImpl final : public Store {
       int64_t now = core_->Now();
       ASSIGN_OR_RETURN(child, catalog::CreateChildBranch(conn, from.branch, version, now));
       if (!session.empty()) RETURN_IF_ERROR(catalog::InsertSession(conn, session, child, now));
+      ASSIGN_OR_RETURN(levels, catalog::ReadLevels(conn, child));
       return Status::Ok();
     }, catalog::Commit::kDurable));
-    RETURN_IF_ERROR(CompactLater(child));
+    CompactLater(child, levels);
     return child;
   }
 
   Result<View> Restore(std::string_view session, View target) override {
     View undo;
     BranchId fresh = 0;
+    int levels = 0;
     RETURN_IF_ERROR(WriteTxn([&](sql::Connection& conn) -> Status {
       ASSIGN_OR_RETURN(SessionInfo info, catalog::GetSession(conn, session));
       int64_t now = core_->Now();
@@ -200,9 +203,10 @@ class StoreImpl final : public Store {
         }
       }
       ASSIGN_OR_RETURN(fresh, catalog::CreateChildBranch(conn, target.branch, version, now));
+      ASSIGN_OR_RETURN(levels, catalog::ReadLevels(conn, fresh));
       return catalog::SetSessionBranch(conn, session, fresh, now);
     }, catalog::Commit::kDurable));
-    RETURN_IF_ERROR(CompactLater(fresh));
+    CompactLater(fresh, levels);
     return undo;
   }
 
@@ -580,13 +584,10 @@ class StoreImpl final : public Store {
     return done;
   }
 
-  // Hands `branch` to the compactor's thread if reads of it visit more than
-  // kMaxReadLevels levels.
-  Status CompactLater(BranchId branch) {
-    ASSIGN_OR_RETURN(int levels,
-                     Read([&](sql::Connection& c) { return catalog::ReadLevels(c, branch); }));
+  // Hands a new `branch` to the compactor's thread if reads of it visit
+  // `levels` > kMaxReadLevels levels.
+  void CompactLater(BranchId branch, int levels) {
     if (levels > catalog::kMaxReadLevels) compactor_.Add(branch);
-    return Status::Ok();
   }
 
   template <typename Fn>

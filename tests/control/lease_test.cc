@@ -68,6 +68,27 @@ TEST_F(LeaseTest, TheFirstLeaseTimeoutCountsFromTheMount) {
   EXPECT_TRUE(WaitForIdle(1));
 }
 
+TEST_F(LeaseTest, AnUnmountThatLeavesTheMountUpIsRetriedUntilItIsGone) {
+  // Every lease is refused once the daemon is idle, so a mount left up by
+  // an unmount that failed would never be leased or unmounted again.
+  std::atomic<bool> mounted{true};
+  control::ControlOptions options;
+  options.mountpoint = "/m";
+  options.mounted = [&] { return mounted.load(); };
+  options.on_idle = [this] { idle_calls_++; };
+  options.first_lease_timeout = std::chrono::milliseconds(10);
+  ASSERT_OK_AND_ASSIGN(server_, control::ControlServer::Start(*store_, *fs_, "main", options));
+  for (int i = 0; i < 5000 && idle_calls_ < 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ASSERT_GE(idle_calls_, 3);
+  mounted = false;  // the unmount went through
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));  // a retry's period, and more
+  const int calls = idle_calls_;
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(idle_calls_, calls);
+}
+
 TEST_F(LeaseTest, OfServersStartedAtOnceForOneSessionExactlyOneServes) {
   // Two `strata run`s may start daemons for one session at the same time:
   // exactly one may listen and mount.

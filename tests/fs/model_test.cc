@@ -33,7 +33,7 @@ namespace {
 using testing::TempDir;
 
 // Levels a read visits before the store compacts them (catalog/layers.h).
-constexpr int kMaxReadLevels = 6;
+constexpr int kMaxReadLevels = 4;
 // The model stops adding names beyond this many paths.
 constexpr size_t kMaxPaths = 150;
 

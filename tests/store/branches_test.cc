@@ -39,22 +39,7 @@ class BranchesTest : public StoreTest {
     std::string name = path.substr(slash + 1);
     auto parent = fs.Resolve(dir.empty() ? "/" : dir);
     ASSERT_TRUE(parent.ok()) << path << ": " << parent.status().ToString();
-    InodeId ino;
-    auto existing = fs.Lookup(parent->ino, name);
-    if (existing.ok()) {
-      ino = existing->ino;
-      ASSERT_OK(fs.Open(ino));
-      AttrChanges truncate;
-      truncate.size = 0;
-      ASSERT_OK(fs.SetAttr(ino, truncate).status());
-    } else {
-      ASSERT_EQ(existing.status().code(), Code::kNotFound);
-      ASSERT_OK_AND_ASSIGN(Attr a, fs.Create(parent->ino, name, 0644, Cred{}));
-      ino = a.ino;
-    }
-    ASSERT_OK_AND_ASSIGN(size_t n, fs.Write(ino, 0, AsBytes(content)));
-    ASSERT_EQ(n, content.size());
-    if (!keep_open) ASSERT_OK(fs.Release(ino));
+    testing::ReplaceFile(fs, parent->ino, name, content, keep_open);
   }
 
   // The content of the file at `path`, or "<Code>" when it cannot be read.

@@ -242,7 +242,6 @@ TEST_F(CallsTest, AStoreFromBeforeTheLogIsMigratedOnOpen) {
     raw.Exec("DROP TABLE call_output");
     raw.Exec("DROP TABLE layers");
     raw.Exec("DROP TABLE layer_views");
-    raw.Exec("DROP INDEX ancestry_by_ancestor");
     raw.Exec("PRAGMA user_version = 2");
   }
   OpenStore(StoreOptions{});

@@ -16,11 +16,7 @@ namespace {
 using ::strata::testing::RawDb;
 using ::strata::testing::StoreTest;
 
-constexpr int kMaxReadLevels = 6;  // catalog::kMaxReadLevels
-
-std::span<const uint8_t> AsBytes(const std::string& s) {
-  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
+constexpr int kMaxReadLevels = 4;  // catalog::kMaxReadLevels
 
 std::string FileName(int level) { return "f" + std::to_string(level); }
 
@@ -34,21 +30,7 @@ class DeepForkTest : public StoreTest {
   };
 
   void Put(Filesystem& fs, const std::string& name, const std::string& content) {
-    auto existing = fs.Lookup(kRootIno, name);
-    InodeId ino = 0;
-    if (existing.ok()) {
-      ino = existing->ino;
-      ASSERT_OK(fs.Open(ino));
-      AttrChanges truncate;
-      truncate.size = 0;
-      ASSERT_OK(fs.SetAttr(ino, truncate).status());
-    } else {
-      ASSERT_OK_AND_ASSIGN(Attr a, fs.Create(kRootIno, name, 0644, Cred{}));
-      ino = a.ino;
-    }
-    ASSERT_OK_AND_ASSIGN(size_t n, fs.Write(ino, 0, AsBytes(content)));
-    ASSERT_EQ(n, content.size());
-    ASSERT_OK(fs.Release(ino));
+    testing::ReplaceFile(fs, kRootIno, name, content);
   }
 
   std::string Get(Filesystem& fs, const std::string& name) {
@@ -230,6 +212,45 @@ TEST_F(DeepForkTest, ExportImportRestoreAndGcWorkAcrossCompactedChains) {
   ASSERT_OK_AND_ASSIGN(auto problems, store_->CheckIntegrity());
   EXPECT_TRUE(problems.empty()) << problems.front().kind << ": " << problems.front().detail;
   (void)stats;
+}
+
+TEST_F(DeepForkTest, ForksOfOneDeepBranchShareOneLayer) {
+  BuildChain(40);
+  ASSERT_FALSE(HasFailure());
+  ASSERT_OK(store_->CompactLevels().status());
+  // Grow the chain's layer past what the deepest branch reads, as a chain
+  // that went on would: its forks then cannot extend the layer they see.
+  BranchId at = deepest_;
+  for (int i = 0; i < 2 * kMaxReadLevels; ++i) {
+    ASSERT_OK_AND_ASSIGN(at, store_->Fork({at, kHead}));
+  }
+  ASSERT_OK(store_->CompactLevels().status());
+  RawDb raw(dir_.File("store.db"));
+  const char* kLayerRows = "SELECT count(*) FROM inodes WHERE branch IN (SELECT branch FROM layers)";
+  const int64_t layers_before = raw.Int("SELECT count(*) FROM layers");
+  const int64_t rows_before = raw.Int(kLayerRows);
+  const int64_t tree_rows = 40 + 2;  // every inode the chain made: a copy keeps tombstones
+  // Siblings: each fork of the head freezes a new version of it, so each
+  // sees it at another version; what they share below it is copied once.
+  std::vector<BranchId> siblings;
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_OK_AND_ASSIGN(BranchId child, store_->Fork({deepest_, kHead}));
+    ASSERT_OK_AND_ASSIGN(BranchId grandchild, store_->Fork({child, kHead}));
+    siblings.push_back(grandchild);
+  }
+  ASSERT_OK(store_->CompactLevels().status());
+  // The levels below the head's own get one layer, the head's versions
+  // another that grows in place: two copies of the tree at most, never one
+  // per sibling.
+  EXPECT_LE(raw.Int("SELECT count(*) FROM layers"), layers_before + 2);
+  EXPECT_LE(raw.Int(kLayerRows) - rows_before, 2 * tree_rows);
+  for (BranchId b : siblings) {
+    ASSERT_OK_AND_ASSIGN(BranchInfo info, store_->GetBranch(b));
+    EXPECT_LE(info.read_levels, kMaxReadLevels);
+    ASSERT_OK_AND_ASSIGN(auto fs, store_->OpenFilesystem(View{b, kHead}));
+    EXPECT_EQ(Get(*fs, FileName(40)), "level 40");
+    EXPECT_EQ(Get(*fs, "shared"), "shared at 40");
+  }
 }
 
 TEST_F(DeepForkTest, AStoreClosedRightAfterADeepForkOpensCompacted) {

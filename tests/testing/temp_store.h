@@ -67,6 +67,29 @@ Code CodeOf(const Result<T>& r) {
   return r.ok() ? Code::kOk : r.status().code();
 }
 
+// Creates `name` under `parent`, or truncates it if it exists, and writes
+// `content` into it; closes it again unless `keep_open`.
+inline void ReplaceFile(Filesystem& fs, InodeId parent, const std::string& name,
+                        const std::string& content, bool keep_open = false) {
+  auto existing = fs.Lookup(parent, name);
+  InodeId ino = 0;
+  if (existing.ok()) {
+    ino = existing->ino;
+    ASSERT_OK(fs.Open(ino));
+    AttrChanges truncate;
+    truncate.size = 0;
+    ASSERT_OK(fs.SetAttr(ino, truncate).status());
+  } else {
+    ASSERT_EQ(existing.status().code(), Code::kNotFound);
+    ASSERT_OK_AND_ASSIGN(Attr a, fs.Create(parent, name, 0644, Cred{}));
+    ino = a.ino;
+  }
+  auto n = fs.Write(ino, 0, {reinterpret_cast<const uint8_t*>(content.data()), content.size()});
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  ASSERT_EQ(*n, content.size());
+  if (!keep_open) ASSERT_OK(fs.Release(ino));
+}
+
 // A store in a fresh temporary directory with one session, "main", open as a
 // writable filesystem.
 class StoreTest : public ::testing::Test {
