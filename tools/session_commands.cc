@@ -39,13 +39,7 @@ Status Init(Globals& g, const InitArgs& a) {
     RETURN_IF_ERROR(store->CreateSessionFromImage(a.session, a.image).status());
     base = "image " + a.image;
   } else if (a.base == "host") {
-    if (!store->GetImage(kHostImage).ok()) {
-      std::cerr << "strata: indexing the host's system files for the host base (once per "
-                   "store; a few seconds)...\n";
-    }
-    bool indexed = false;
-    ASSIGN_OR_RETURN(ImageInfo host, EnsureHostImage(*store, "/", &indexed));
-    if (indexed) std::cerr << "strata: indexed the host's system files for the host base\n";
+    ASSIGN_OR_RETURN(ImageInfo host, EnsureHostImage(*store, "/"));
     RETURN_IF_ERROR(store->CreateSessionFromImage(a.session, host.name).status());
     base = "the host base";
   } else {

@@ -103,13 +103,16 @@ class Filesystem {
 
   virtual Result<FsStats> StatFs() = 0;
 
-  // Makes the empty regular file `ino` read its contents from the host file
-  // `host_path`, whose size and mtime now are `size` and `mtime_ns`: nothing
-  // is copied, each block refers to its range of the host file until it is
-  // written (a host base; see README.md). A read fails with IoError once the
-  // host file no longer has that size and mtime.
-  virtual Status AttachHostFile(InodeId ino, const std::string& host_path, uint64_t size,
-                                int64_t mtime_ns) = 0;
+  // Names the host path `root`/`rel` as `name` in `parent`, as it is now,
+  // without reading it (a host base; see README.md). A directory's entries
+  // and a regular file's blocks become rows the first time a session on this
+  // base needs them, and only if the host path has not changed since
+  // `taken_ns` (IoError otherwise); a file's blocks refer to the host file
+  // then, or under a `copy` tree hold its bytes. NotFound if the path is not
+  // exposed (not world-readable, a secret, a socket or device).
+  virtual Result<Attr> AddHostEntry(InodeId parent, std::string_view name,
+                                    const std::string& root, const std::string& rel, bool copy,
+                                    int64_t taken_ns) = 0;
 
   // From now on, refuses with NoSpace any write, truncation or allocation
   // that would make the total size of the files grow by more than `bytes`

@@ -96,6 +96,7 @@ DELETE FROM images WHERE branch IN (SELECT branch FROM temp.gc_branches);
 DELETE FROM layer_views WHERE branch IN (SELECT branch FROM temp.gc_branches)
   OR layer IN (SELECT branch FROM temp.gc_branches);
 DELETE FROM layers WHERE branch IN (SELECT branch FROM temp.gc_branches);
+DELETE FROM host_entries WHERE branch IN (SELECT branch FROM temp.gc_branches);
 DELETE FROM branches WHERE id IN (SELECT branch FROM temp.gc_branches);
 DELETE FROM dropped_branches WHERE branch IN (SELECT branch FROM temp.gc_branches);
 )sql";

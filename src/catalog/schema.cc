@@ -210,9 +210,27 @@ CREATE TABLE layer_views (
 CREATE INDEX layer_views_by_layer ON layer_views(layer);
 )sql";
 
+// Version 8: the lazy host base: host directories and files whose entries or
+// blocks become rows of the base on first use (fs/host_entries.h).
+constexpr const char* kMigrationV8 = R"sql(
+CREATE TABLE host_entries (
+  branch   INTEGER NOT NULL,
+  ino      INTEGER NOT NULL,
+  root     TEXT NOT NULL,
+  rel      TEXT NOT NULL,
+  dev      INTEGER NOT NULL,
+  host_ino INTEGER NOT NULL,
+  taken_ns INTEGER NOT NULL,
+  copy     INTEGER NOT NULL,
+  expanded INTEGER NOT NULL,
+  PRIMARY KEY (branch, ino)
+) WITHOUT ROWID;
+)sql";
+
 // kMigrations[i] upgrades schema version i+1 to i+2.
 const std::vector<const char*> kMigrations = {kMigrationV2, kMigrationV3, kMigrationV4,
-                                              kMigrationV5, kMigrationV6, kMigrationV7};
+                                              kMigrationV5, kMigrationV6, kMigrationV7,
+                                              kMigrationV8};
 
 Result<int> CountTables(sql::Connection& conn) {
   ASSIGN_OR_RETURN(sql::Statement stmt,

@@ -67,4 +67,14 @@ PendingFlush StoreCore::TakeAll() {
   return flush;
 }
 
+bool StoreCore::HostEntrySettled(BranchId base, InodeId ino) {
+  std::scoped_lock lock(settled_mu_);
+  return settled_.count({base, ino}) != 0;
+}
+
+void StoreCore::SettleHostEntry(BranchId base, InodeId ino) {
+  std::scoped_lock lock(settled_mu_);
+  settled_.insert({base, ino});
+}
+
 }  // namespace strata::fs

@@ -57,10 +57,18 @@ class StoreCore {
   Result<bool> HasNoCapabilityXattrs();
   void NoteCapabilityXattr() { capability_xattrs_.store(kSome); }
 
+  // Inodes of host base `base` known to need no expansion (fs/host_entries.h):
+  // expanded already, or not host entries at all. An expansion is never
+  // undone, so a settled inode stays settled.
+  bool HostEntrySettled(BranchId base, InodeId ino);
+  void SettleHostEntry(BranchId base, InodeId ino);
+
  private:
   enum : int { kUnknown, kNone, kSome };
   std::atomic<int> capability_xattrs_{kUnknown};
   std::atomic<InodeId> ino_floor_{0};
+  std::mutex settled_mu_;
+  std::set<std::pair<BranchId, InodeId>> settled_;  // guarded by settled_mu_
   std::unique_ptr<catalog::Db> db_;
   chunks::ChunkStore chunks_;
   std::function<int64_t()> clock_;

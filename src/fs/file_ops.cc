@@ -38,6 +38,7 @@ Status FilesystemImpl::Open(InodeId ino) {
       return Status::Ok();
     }
   }
+  RETURN_IF_ERROR(Materialize(ino));
   bool regular = false;
   bool unlinked = false;
   uint64_t size = 0;
@@ -134,6 +135,7 @@ Result<std::optional<chunks::ChunkId>> FilesystemImpl::StoreBlock(
 
 Result<size_t> FilesystemImpl::Read(InodeId ino, uint64_t offset, std::span<uint8_t> out) {
   if (out.empty()) return size_t{0};
+  RETURN_IF_ERROR(Materialize(ino));
   uint64_t first = offset / block_size_;
   uint64_t last = (offset + out.size() - 1) / block_size_;
   // Buffer first, database second: see WriteBuffer.
@@ -189,6 +191,7 @@ Result<size_t> FilesystemImpl::Write(InodeId ino, uint64_t offset, std::span<con
   if (offset > kMaxFileSize || data.size() > kMaxFileSize - offset) {
     return Status(Code::kFileTooBig, "write past the maximum file size");
   }
+  RETURN_IF_ERROR(Materialize(ino));
   bool checked;  // an open regular file needs no look-up per write
   {
     std::scoped_lock lock(open_mu_);
@@ -287,29 +290,6 @@ Status FilesystemImpl::WriteItems(sql::Connection& conn, tree::Head head,
   return Status::Ok();
 }
 
-Status FilesystemImpl::AttachHostFile(InodeId ino, const std::string& host_path, uint64_t size,
-                                      int64_t mtime_ns) {
-  if (read_only()) return ReadOnly("snapshot views are read-only");
-  return Mutate([&](sql::Connection& conn, tree::Head head) -> Status {
-    ASSIGN_OR_RETURN(tree::InodeRow row, LoadInode(conn, head.scope(), ino));
-    RETURN_IF_ERROR(CheckRegular(row));
-    if (row.size != 0 || buffer_.HasPending(ino)) {
-      return InvalidArgument("inode " + std::to_string(ino) + " is not empty");
-    }
-    tree::BlockMap blocks;
-    chunks::HostRange range{host_path, size, mtime_ns, 0, 0};
-    for (uint64_t offset = 0; offset < size; offset += block_size_) {
-      range.offset = offset;
-      range.length = static_cast<uint32_t>(std::min<uint64_t>(block_size_, size - offset));
-      ASSIGN_OR_RETURN(blocks[offset / block_size_], core_->chunks().PutHostRange(conn, range));
-    }
-    ASSIGN_OR_RETURN(int64_t delta, tree::PutBlocks(conn, head, ino, blocks));
-    row.nblocks = static_cast<uint64_t>(static_cast<int64_t>(row.nblocks) + delta);
-    row.size = size;
-    return tree::PutInode(conn, head, row);
-  });
-}
-
 Status FilesystemImpl::ZeroRange(sql::Connection& conn, tree::Head head, tree::InodeRow& row,
                                  uint64_t offset, uint64_t length) {
   uint64_t end = std::min(row.size, offset + length);
@@ -369,6 +349,7 @@ Status FilesystemImpl::Fallocate(InodeId ino, int mode, uint64_t offset, uint64_
   if (offset > kMaxFileSize || length > kMaxFileSize - offset) {
     return Status(Code::kFileTooBig, "fallocate past the maximum file size");
   }
+  RETURN_IF_ERROR(Materialize(ino));
   const bool keep_size = (mode & FALLOC_FL_KEEP_SIZE) != 0;
   const int op = mode & ~FALLOC_FL_KEEP_SIZE;
   if (op == FALLOC_FL_PUNCH_HOLE && !keep_size) {
@@ -398,6 +379,8 @@ Status FilesystemImpl::Fallocate(InodeId ino, int mode, uint64_t offset, uint64_
 Result<size_t> FilesystemImpl::CopyRange(InodeId in, uint64_t in_offset, InodeId out,
                                          uint64_t out_offset, uint64_t length) {
   if (read_only()) return ReadOnly("snapshot views are read-only");
+  RETURN_IF_ERROR(Materialize(in));
+  RETURN_IF_ERROR(Materialize(out));
   ASSIGN_OR_RETURN(Attr in_attr, GetAttr(in));
   ASSIGN_OR_RETURN(Attr out_attr, GetAttr(out));
   if (S_ISDIR(in_attr.mode) || S_ISDIR(out_attr.mode)) return IsDir("cannot copy a directory");

@@ -7,12 +7,14 @@
 #include <filesystem>
 
 #include "catalog/branches.h"
+#include "fs/host_entries.h"
 #include "fs/names.h"
 
 namespace strata::fs {
 
 Result<std::unique_ptr<FilesystemImpl>> FilesystemImpl::Open(std::shared_ptr<StoreCore> core,
                                                              View view) {
+  BranchId host_base = 0;
   {
     ASSIGN_OR_RETURN(catalog::ReaderLease reader, core->db().Reader());
     ASSIGN_OR_RETURN(Version head, catalog::HeadVersion(reader.conn(), view.branch));
@@ -20,11 +22,14 @@ Result<std::unique_ptr<FilesystemImpl>> FilesystemImpl::Open(std::shared_ptr<Sto
       return NotFound("branch " + std::to_string(view.branch) + " has no frozen version " +
                       std::to_string(view.version));
     }
+    ASSIGN_OR_RETURN(host_base, HostBaseOf(reader.conn(), view.branch));
   }
   if (view.is_head() && core->db().read_only()) {
     return ReadOnly("store " + core->db().path() + " is open read-only");
   }
   auto fs = std::unique_ptr<FilesystemImpl>(new FilesystemImpl(std::move(core), view));
+  // A host base's own filesystem (while it is made) expands nothing.
+  if (host_base != view.branch) fs->host_base_ = host_base;
   // Inodes orphaned by a process that died with them open are gone for good.
   // Only the first filesystem of a branch in this process cleans them: a later
   // one would delete files the first still has open.
@@ -61,6 +66,35 @@ FilesystemImpl::FilesystemImpl(std::shared_ptr<StoreCore> core, View view)
           (void)FlushPending(ino, catalog::Commit::kBatched);
         }
       }) {}
+
+Status FilesystemImpl::Materialize(InodeId ino) {
+  if (host_base_ == 0 || core_->HostEntrySettled(host_base_, ino)) return Status::Ok();
+  std::optional<HostEntry> entry;
+  {
+    ASSIGN_OR_RETURN(catalog::ReaderLease reader, core_->db().Reader());
+    ASSIGN_OR_RETURN(entry, GetHostEntry(reader.conn(), host_base_, ino));
+  }
+  if (entry.has_value() && !entry->expanded) {
+    if (core_->db().read_only()) {
+      return ReadOnly("host path " + entry->HostPath() +
+                      " is not indexed yet and store " + core_->db().path() +
+                      " is open read-only");
+    }
+    ASSIGN_OR_RETURN(catalog::WriterLease lease, core_->db().Writer());
+    sql::Connection& conn = lease.conn();
+    // Committed now: readers of other connections must see the rows before
+    // this operation reads them.
+    RETURN_IF_ERROR(core_->db().WriteTransaction(lease, catalog::Commit::kNow, core_->Now(),
+                                                 [&]() -> Status {
+      ASSIGN_OR_RETURN(auto current, GetHostEntry(conn, host_base_, ino));
+      if (!current.has_value() || current->expanded) return Status::Ok();  // by another
+      ASSIGN_OR_RETURN(Version head, catalog::HeadVersion(conn, host_base_));
+      return ExpandHostEntry(conn, *core_, head - 1, *current);
+    }));
+  }
+  core_->SettleHostEntry(host_base_, ino);
+  return Status::Ok();
+}
 
 FilesystemImpl::~FilesystemImpl() {
   if (read_only()) return;

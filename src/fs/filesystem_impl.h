@@ -63,8 +63,8 @@ class FilesystemImpl final : public Filesystem, public FlushSource {
   Status Fsync(InodeId ino) override;
   Status FlushAll() override;
   Status Fallocate(InodeId ino, int mode, uint64_t offset, uint64_t length) override;
-  Status AttachHostFile(InodeId ino, const std::string& host_path, uint64_t size,
-                        int64_t mtime_ns) override;
+  Result<Attr> AddHostEntry(InodeId parent, std::string_view name, const std::string& root,
+                            const std::string& rel, bool copy, int64_t taken_ns) override;
   void SetGrowthLimit(std::optional<uint64_t> bytes) override;
   Result<size_t> CopyRange(InodeId in, uint64_t in_offset, InodeId out, uint64_t out_offset,
                            uint64_t length) override;
@@ -90,6 +90,15 @@ class FilesystemImpl final : public Filesystem, public FlushSource {
   using ReadFn = std::function<Status(sql::Connection&, tree::Scope)>;
 
   FilesystemImpl(std::shared_ptr<StoreCore> core, View view);
+
+  // Expands `ino` first if it is a host entry of this view's host base not
+  // expanded yet (fs/host_entries.h): call it before reading or changing a
+  // directory's entries or a file's blocks. Commits the expansion at once,
+  // even in a read-only view (it changes no view).
+  Status Materialize(InodeId ino);
+  // Materializes `parent` and, if `name` in it is a directory, that
+  // directory too (whose emptiness a removal or a rename over it checks).
+  Status MaterializeEntry(InodeId parent, std::string_view name);
 
   // Runs `fn` in one write transaction at the head version and commits.
   Status Mutate(const WriteFn& fn);
@@ -147,6 +156,8 @@ class FilesystemImpl final : public Filesystem, public FlushSource {
   const std::shared_ptr<StoreCore> core_;
   const View view_;
   const uint32_t block_size_;
+  // The host base this view reads through (the root of its levels), or 0.
+  BranchId host_base_ = 0;
   WriteBuffer buffer_;
   std::mutex open_mu_;
   // --- The growth limit (SetGrowthLimit). Sizes change under Mutate, the

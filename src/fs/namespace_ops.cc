@@ -2,7 +2,11 @@
 #include <linux/fs.h>
 #include <sys/stat.h>
 
+#include <cerrno>
+#include <cstring>
+
 #include "fs/filesystem_impl.h"
+#include "fs/host_entries.h"
 #include "fs/names.h"
 
 namespace strata::fs {
@@ -29,6 +33,7 @@ Result<Attr> FilesystemImpl::Lookup(InodeId parent, std::string_view name) {
 }
 
 Result<Attr> FilesystemImpl::LookupOnce(InodeId parent, std::string_view name) {
+  if (name != "." && name != "..") RETURN_IF_ERROR(Materialize(parent));
   Attr out;
   PendingView pending;
   RETURN_IF_ERROR(Query([&](sql::Connection& conn, tree::Scope scope) -> Status {
@@ -82,7 +87,10 @@ Result<Attr> FilesystemImpl::SetAttr(InodeId ino, const AttrChanges& changes) {
   // A size change must see every buffered write. Other changes need no flush
   // (one commit, not two: the kernel's writeback cache sends a time update
   // with each close); an explicit mtime is handed to the buffered data below.
-  if (changes.size) RETURN_IF_ERROR(FlushPending(ino, catalog::Commit::kBatched));
+  if (changes.size) {
+    RETURN_IF_ERROR(Materialize(ino));
+    RETURN_IF_ERROR(FlushPending(ino, catalog::Commit::kBatched));
+  }
   RETURN_IF_ERROR(Mutate([&](sql::Connection& conn, tree::Head head) -> Status {
     ASSIGN_OR_RETURN(tree::InodeRow row, LoadInode(conn, head.scope(), ino));
     int64_t now = core_->Now();
@@ -115,6 +123,7 @@ Result<Attr> FilesystemImpl::MakeNode(InodeId parent, std::string_view name, uin
                                       bool open) {
   RETURN_IF_ERROR(ValidateName(name));
   if (IsDotOrDotDot(name)) return Exists(Quote(name) + " exists");
+  RETURN_IF_ERROR(Materialize(parent));
   InodeId ino = 0;
   RETURN_IF_ERROR(Mutate([&](sql::Connection& conn, tree::Head head) -> Status {
     ASSIGN_OR_RETURN(tree::InodeRow dir, LoadDir(conn, head.scope(), parent));
@@ -207,6 +216,7 @@ Status FilesystemImpl::TouchDir(sql::Connection& conn, tree::Head head, InodeId 
 Result<Attr> FilesystemImpl::Link(InodeId ino, InodeId new_parent, std::string_view new_name) {
   RETURN_IF_ERROR(ValidateName(new_name));
   if (IsDotOrDotDot(new_name)) return Exists(Quote(new_name) + " exists");
+  RETURN_IF_ERROR(Materialize(new_parent));
   RETURN_IF_ERROR(Mutate([&](sql::Connection& conn, tree::Head head) -> Status {
     ASSIGN_OR_RETURN(tree::InodeRow row, LoadInode(conn, head.scope(), ino));
     if (S_ISDIR(row.mode)) return Status(Code::kNotPermitted, "cannot hard-link a directory");
@@ -246,6 +256,7 @@ Status FilesystemImpl::DropLink(sql::Connection& conn, tree::Head head, const tr
 Status FilesystemImpl::Unlink(InodeId parent, std::string_view name) {
   RETURN_IF_ERROR(ValidateName(name));
   if (IsDotOrDotDot(name)) return IsDir(Quote(name) + " is a directory");
+  RETURN_IF_ERROR(Materialize(parent));
   return Mutate([&](sql::Connection& conn, tree::Head head) -> Status {
     RETURN_IF_ERROR(LoadDir(conn, head.scope(), parent).status());
     ASSIGN_OR_RETURN(auto entry, tree::GetDentry(conn, head.scope(), parent, name));
@@ -263,6 +274,7 @@ Status FilesystemImpl::RmDir(InodeId parent, std::string_view name) {
   RETURN_IF_ERROR(ValidateName(name));
   if (name == ".") return InvalidArgument("cannot remove '.'");
   if (name == "..") return NotEmpty("cannot remove '..'");
+  RETURN_IF_ERROR(MaterializeEntry(parent, name));
   return Mutate([&](sql::Connection& conn, tree::Head head) -> Status {
     RETURN_IF_ERROR(LoadDir(conn, head.scope(), parent).status());
     ASSIGN_OR_RETURN(auto entry, tree::GetDentry(conn, head.scope(), parent, name));
@@ -276,6 +288,14 @@ Status FilesystemImpl::RmDir(InodeId parent, std::string_view name) {
     RETURN_IF_ERROR(DropLink(conn, head, row, now));
     return TouchDir(conn, head, parent, -1, now);
   });
+}
+
+Status FilesystemImpl::MaterializeEntry(InodeId parent, std::string_view name) {
+  RETURN_IF_ERROR(Materialize(parent));
+  if (host_base_ == 0) return Status::Ok();
+  auto entry = LookupOnce(parent, name);
+  if (!entry.ok() || !S_ISDIR(entry->mode)) return Status::Ok();  // the operation answers
+  return Materialize(entry->ino);
 }
 
 Status FilesystemImpl::IsAncestor(sql::Connection& conn, tree::Scope scope,
@@ -305,6 +325,8 @@ Status FilesystemImpl::Rename(InodeId parent, std::string_view name, InodeId new
     return Status(Code::kBusy, "cannot rename '.' or '..'");
   }
   const bool exchange = (flags & RENAME_EXCHANGE) != 0;
+  RETURN_IF_ERROR(Materialize(parent));
+  RETURN_IF_ERROR(MaterializeEntry(new_parent, new_name));
   return Mutate([&](sql::Connection& conn, tree::Head head) -> Status {
     tree::Scope scope = head.scope();
     RETURN_IF_ERROR(LoadDir(conn, scope, parent).status());
@@ -372,6 +394,7 @@ Status FilesystemImpl::Rename(InodeId parent, std::string_view name, InodeId new
 }
 
 Result<std::vector<DirEntry>> FilesystemImpl::ReadDir(InodeId ino) {
+  RETURN_IF_ERROR(Materialize(ino));
   std::vector<DirEntry> out;
   RETURN_IF_ERROR(Query([&](sql::Connection& conn, tree::Scope scope) -> Status {
     ASSIGN_OR_RETURN(tree::InodeRow dir, LoadDir(conn, scope, ino));
@@ -385,6 +408,33 @@ Result<std::vector<DirEntry>> FilesystemImpl::ReadDir(InodeId ino) {
     return Status::Ok();
   }));
   return out;
+}
+
+Result<Attr> FilesystemImpl::AddHostEntry(InodeId parent, std::string_view name,
+                                          const std::string& root, const std::string& rel,
+                                          bool copy, int64_t taken_ns) {
+  RETURN_IF_ERROR(ValidateName(name));
+  HostEntry proto;
+  proto.root = root;
+  proto.rel = rel;
+  proto.taken_ns = taken_ns;
+  proto.copy = copy;
+  const std::string host = proto.HostPath();
+  struct stat st;
+  if (lstat(host.c_str(), &st) != 0) {
+    return IoError("cannot stat host path " + host + ": " + std::strerror(errno));
+  }
+  tree::InodeRow row;
+  RETURN_IF_ERROR(Mutate([&](sql::Connection& conn, tree::Head head) -> Status {
+    RETURN_IF_ERROR(LoadDir(conn, head.scope(), parent).status());
+    ASSIGN_OR_RETURN(auto existing, tree::GetDentry(conn, head.scope(), parent, name));
+    if (existing.has_value()) return Exists(Quote(name) + " exists");
+    proto.base = head.branch;
+    ASSIGN_OR_RETURN(row, AddHostChild(conn, *core_, head, parent, std::string(name), proto, st));
+    // `parent` is an ordinary directory, which counts its subdirectories.
+    return TouchDir(conn, head, parent, S_ISDIR(row.mode) ? 1 : 0, core_->Now());
+  }));
+  return MakeAttr(row, PendingView{});
 }
 
 }  // namespace strata::fs

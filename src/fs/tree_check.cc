@@ -7,6 +7,8 @@
 #include <set>
 #include <utility>
 
+#include "fs/host_entries.h"
+
 namespace strata::fs {
 
 namespace {
@@ -59,6 +61,16 @@ class Reporter {
 };
 
 std::string InodeText(InodeId ino) { return "inode " + std::to_string(ino); }
+
+// A directory of a host base keeps the host's link count (its subdirectories
+// become rows only when it is listed): only other directories must have
+// 2 + subdirectories. Asked only of a directory whose count differs.
+Result<bool> KeepsHostLinkCount(sql::Connection& conn, tree::Scope scope, InodeId dir) {
+  ASSIGN_OR_RETURN(BranchId base, HostBaseOf(conn, scope.branch));
+  if (base == 0) return false;
+  ASSIGN_OR_RETURN(auto entry, GetHostEntry(conn, base, dir));
+  return entry.has_value();
+}
 
 // The names that point at `ino` in `scope`, from live directories.
 Result<std::vector<Name>> LiveNamesOf(sql::Connection& conn, tree::Scope scope, InodeId ino) {
@@ -146,7 +158,10 @@ Status CheckInode(sql::Connection& conn, const CheckedView& view, InodeId ino, R
       if (!rooted) report.Add("directory-cycle", path, "parent pointers do not lead to the root");
     }
     ASSIGN_OR_RETURN(uint32_t subdirs, CountSubdirs(conn, scope, ino));
-    if (row->nlink != 2 + subdirs) wrong_nlink(2 + subdirs);
+    if (row->nlink != 2 + subdirs) {
+      ASSIGN_OR_RETURN(bool host, KeepsHostLinkCount(conn, scope, ino));
+      if (!host) wrong_nlink(2 + subdirs);
+    }
     return Status::Ok();
   }
   if (names.empty()) {
@@ -246,6 +261,10 @@ Status CheckWholeTree(sql::Connection& conn, const CheckedView& view,
   for (const auto& [ino, reached_row] : reached) {
     const auto& [row, path] = reached_row;
     uint32_t expected = S_ISDIR(row.mode) ? 2 + subdirs[ino] : links[ino];
+    if (row.nlink != expected && S_ISDIR(row.mode)) {
+      ASSIGN_OR_RETURN(bool host, KeepsHostLinkCount(conn, scope, ino));
+      if (host) continue;
+    }
     if (row.nlink != expected) {
       IntegrityProblem& p = report.AddFixable(
           "nlink", path,

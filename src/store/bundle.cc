@@ -31,6 +31,7 @@ constexpr TableOrder kTables[] = {
     {"ancestry", "branch, depth"},
     {"layers", "branch"},
     {"layer_views", "branch, version"},
+    {"host_entries", "branch, ino"},
     {"sessions", "name"},
     {"session_branches", "session, seq"},
     {"snapshots", "id"},
@@ -76,6 +77,8 @@ constexpr const char* kExportRows[] = {
     "INSERT INTO b.layer_views SELECT r.* FROM main.layer_views r"
     " WHERE r.branch IN (SELECT branch FROM temp.lineage)"
     " AND r.layer IN (SELECT branch FROM temp.lineage)",
+    "INSERT INTO b.host_entries SELECT r.* FROM main.host_entries r"
+    " WHERE r.branch IN (SELECT branch FROM temp.lineage)",
     "INSERT INTO b.sessions SELECT r.* FROM main.sessions r WHERE r.name = ?1",
     "INSERT INTO b.session_branches SELECT r.* FROM main.session_branches r WHERE r.session = ?1",
     "INSERT INTO b.snapshots SELECT r.* FROM main.snapshots r"
@@ -141,6 +144,9 @@ INSERT INTO main.layers(branch, created_ns)
 INSERT INTO main.layer_views(branch, version, layer, layer_version)
   SELECT m.new, r.version, l.new, r.layer_version FROM b.layer_views r
   JOIN temp.map_branch m ON m.old = r.branch JOIN temp.map_branch l ON l.old = r.layer;
+INSERT INTO main.host_entries(branch, ino, root, rel, dev, host_ino, taken_ns, copy, expanded)
+  SELECT m.new, r.ino, r.root, r.rel, r.dev, r.host_ino, r.taken_ns, r.copy, r.expanded
+  FROM b.host_entries r JOIN temp.map_branch m ON m.old = r.branch;
 INSERT INTO main.sessions(name, branch, created_ns)
   SELECT temp.import_name.name, m.new, r.created_ns FROM b.sessions r, temp.import_name
   JOIN temp.map_branch m ON m.old = r.branch;

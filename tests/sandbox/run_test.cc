@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
-#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,19 +24,15 @@ namespace {
 using testing::CliRun;
 using testing::Slurp;
 
-// One store for every test process, holding a session "base" on the host
-// base: indexing the host takes seconds, forking it nothing. Made once, under
-// a lock, in the build tree (so a clean build starts afresh).
+// A store of this test process's own, holding a session "base" on the host
+// base (taken in milliseconds, and as the host is now: a store kept from an
+// earlier run would stand for the host as it was then).
 const std::string& SharedStore() {
+  static testing::TempDir dir;
   static const std::string path = [] {
-    std::filesystem::create_directories(STRATA_TEST_STATE);
-    std::string store = std::string(STRATA_TEST_STATE) + "/run_test.db";
-    int lock = open((store + ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
-    flock(lock, LOCK_EX);
-    std::string cmd = std::string(STRATA_CLI) + " --store '" + store + "' ls base:/ >/dev/null 2>&1 || " +
-                      STRATA_CLI + " --store '" + store + "' init base >/dev/null 2>&1";
+    std::string store = dir.File("run_test.db");
+    std::string cmd = std::string(STRATA_CLI) + " --store '" + store + "' init base >/dev/null 2>&1";
     if (std::system(cmd.c_str()) != 0) std::abort();
-    close(lock);
     return store;
   }();
   return path;
@@ -280,10 +275,13 @@ TEST_F(RunTest, SeveralSandboxesRunInOneSessionAtOnce) {
   for (int i = 0; i < 4; ++i) {
     cmd += std::string(STRATA_CLI) + " --store '" + SharedStore() + "' run " + session_ +
            " -- sh -c 'sleep 0.3; echo " + std::to_string(i) + " > /tmp/par" + std::to_string(i) +
-           "' & ";
+           "' 2>" + dir_.File("err" + std::to_string(i)) + " & pids+=(\\$!); ";
   }
-  cmd += "fail=0; for j in 1 2 3 4; do wait -n || fail=1; done; exit \\$fail";
-  EXPECT_EQ(std::system(("bash -c \"" + cmd + "\"").c_str()), 0);
+  // Each by its pid: `wait -n` loses a status when two end at once.
+  cmd += "fail=0; for p in \\${pids[@]}; do wait \\$p || fail=1; done; exit \\$fail";
+  EXPECT_EQ(std::system(("bash -c \"" + cmd + "\"").c_str()), 0)
+      << Slurp(dir_.File("err0")) << Slurp(dir_.File("err1")) << Slurp(dir_.File("err2"))
+      << Slurp(dir_.File("err3"));
   CliRun r = Run("cat /tmp/par0 /tmp/par1 /tmp/par2 /tmp/par3");
   EXPECT_EQ(r.out, "0\n1\n2\n3\n") << r.err;
   CliRun log = Strata("--json log " + session_);

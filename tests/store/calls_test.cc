@@ -242,6 +242,7 @@ TEST_F(CallsTest, AStoreFromBeforeTheLogIsMigratedOnOpen) {
     raw.Exec("DROP TABLE call_output");
     raw.Exec("DROP TABLE layers");
     raw.Exec("DROP TABLE layer_views");
+    raw.Exec("DROP TABLE host_entries");
     raw.Exec("PRAGMA user_version = 2");
   }
   OpenStore(StoreOptions{});

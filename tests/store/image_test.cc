@@ -8,6 +8,7 @@
 #include <fstream>
 #include <random>
 #include <string>
+#include <thread>
 
 #include "strata/archive.h"
 #include "strata/host_base.h"
@@ -64,6 +65,17 @@ class ImageTest : public testing::StoreTest {
   int64_t RealChunks() {
     return testing::RawDb(dir_.File("store.db")).Int("SELECT count(*) FROM chunks WHERE codec != 2");
   }
+
+  // Host timestamps come from a clock that may lag by a tick: a change made
+  // right after a base was taken could carry a ctime from before it.
+  static StoreOptions Options(const std::string& path, bool read_only) {
+    StoreOptions o;
+    o.path = path;
+    o.read_only = read_only;
+    return o;
+  }
+
+  static void AfterTheBaseWasTaken() { std::this_thread::sleep_for(std::chrono::milliseconds(30)); }
 
   std::string host_;
 };
@@ -123,13 +135,16 @@ TEST_F(ImageTest, AnUnchangedHostReusesItsIndexAndAChangedOneIsIndexedAgain) {
   EXPECT_EQ(again.branch, first.branch);
   ASSERT_OK(store_->CreateSessionFromImage("old", kHostImage).status());
   // A package upgrade replaces files: the directory changes.
+  AfterTheBaseWasTaken();
   Put("usr/bin/new-tool", "#!/bin/sh\n", 0755);
   ASSERT_OK_AND_ASSIGN(ImageInfo fresh, EnsureHostImage(*store_, host_, &indexed));
   EXPECT_TRUE(indexed);
   EXPECT_NE(fresh.branch, first.branch);
   ASSERT_OK(store_->CreateSessionFromImage("new", kHostImage).status());
   EXPECT_TRUE(SessionFs("new")->Resolve("/usr/bin/new-tool").ok());
-  EXPECT_CODE(SessionFs("old")->Resolve("/usr/bin/new-tool"), Code::kNotFound);
+  // The old session's /usr/bin was never listed, and changed after its base
+  // was taken: an error, never the new contents.
+  EXPECT_CODE(SessionFs("old")->Resolve("/usr/bin/new-tool"), Code::kIoError);
   // The old index stays, superseded, while a session uses it; then gc takes it.
   ASSERT_OK_AND_ASSIGN(SessionUsage old_usage, store_->GetSessionUsage("old"));
   EXPECT_EQ(old_usage.base_image.rfind("host.superseded-", 0), 0u) << old_usage.base_image;
@@ -141,22 +156,173 @@ TEST_F(ImageTest, AnUnchangedHostReusesItsIndexAndAChangedOneIsIndexedAgain) {
   ASSERT_OK_AND_ASSIGN(auto images, store_->ListImages());
   ASSERT_EQ(images.size(), 1u);
   EXPECT_EQ(images[0].branch, fresh.branch);
+  testing::RawDb raw(dir_.File("store.db"));
+  EXPECT_EQ(raw.Int("SELECT count(*) FROM host_entries WHERE branch = " +
+                    std::to_string(first.branch)),
+            0);
+  EXPECT_GT(raw.Int("SELECT count(*) FROM host_entries WHERE branch = " +
+                    std::to_string(fresh.branch)),
+            0);
 }
 
 TEST_F(ImageTest, AHostFileChangedInPlaceIsAnErrorNotWrongBytes) {
   ASSERT_OK(EnsureHostImage(*store_, host_).status());
   ASSERT_OK(store_->CreateSessionFromImage("s", kHostImage).status());
-  std::ofstream(host_ + "/usr/share/doc/readme", std::ios::app) << "edited on the host\n";
   auto fs = SessionFs("s");
-  ASSERT_OK_AND_ASSIGN(auto attr, fs->Resolve("/usr/share/doc/readme"));
+  ASSERT_OK_AND_ASSIGN(auto readme, fs->Resolve("/usr/share/doc/readme"));
+  ASSERT_OK_AND_ASSIGN(auto tool, fs->Resolve("/usr/bin/tool"));
+  ASSERT_OK(fs->Open(readme.ino));  // its blocks refer to the host now, none read
+  ASSERT_OK(fs->Release(readme.ino));
+  AfterTheBaseWasTaken();
+  std::ofstream(host_ + "/usr/share/doc/readme", std::ios::app) << "edited on the host\n";
+  std::ofstream(host_ + "/usr/bin/tool", std::ios::app) << "edited on the host\n";
   std::string buf(64, '\0');
-  auto n = fs->Read(attr.ino, 0, {reinterpret_cast<uint8_t*>(buf.data()), buf.size()});
+  // Read before: the reference finds the host file changed.
+  auto n = fs->Read(readme.ino, 0, {reinterpret_cast<uint8_t*>(buf.data()), buf.size()});
   EXPECT_CODE(n, Code::kIoError);
   EXPECT_NE(n.status().message().find("changed since it was indexed"), std::string::npos)
+      << n.status().message();
+  // Never read: its blocks are not made from a file that changed.
+  n = fs->Read(tool.ino, 0, {reinterpret_cast<uint8_t*>(buf.data()), buf.size()});
+  EXPECT_CODE(n, Code::kIoError);
+  EXPECT_NE(n.status().message().find("after this session's host base was taken"),
+            std::string::npos)
       << n.status().message();
   ASSERT_OK_AND_ASSIGN(auto problems, store_->CheckIntegrity());
   ASSERT_EQ(problems.size(), 1u);
   EXPECT_EQ(problems[0].kind, "host-changed");
+}
+
+// The lazy host base: rows only for what sessions look at.
+TEST_F(ImageTest, AHostBaseStartsAsItsTopsAndGrowsOnlyWithWhatSessionsTouch) {
+  for (int i = 0; i < 50; ++i) Put("usr/share/big/file" + std::to_string(i), RandomBytes(300'000), 0644);
+  ASSERT_OK(EnsureHostImage(*store_, host_).status());
+  ASSERT_OK(store_->CreateSessionFromImage("s", kHostImage).status());
+  testing::RawDb raw(dir_.File("store.db"));
+  auto count = [&](const std::string& query) { return raw.Int(query); };
+  const std::string unexpanded = "SELECT count(*) FROM host_entries WHERE expanded = 0";
+  // The tops (usr, etc, var/lib/dpkg; bin is a symlink), none looked into.
+  EXPECT_EQ(count("SELECT count(*) FROM host_entries"), 3);
+  EXPECT_EQ(count(unexpanded), 3);
+  EXPECT_EQ(count("SELECT count(*) FROM blocks"), 0);
+  const int64_t inodes = count("SELECT count(*) FROM inodes");
+
+  auto fs = SessionFs("s");
+  ASSERT_OK_AND_ASSIGN(auto tool, fs->Resolve("/usr/bin/tool"));
+  // usr and usr/bin were listed; usr/share and the file's blocks were not.
+  EXPECT_EQ(count("SELECT count(*) FROM host_entries WHERE expanded = 1"), 2);
+  EXPECT_EQ(count("SELECT count(*) FROM blocks"), 0);
+  EXPECT_EQ(count("SELECT count(*) FROM inodes"), inodes + 3);  // bin, share, tool
+  EXPECT_EQ(tool.size, 200'000u);
+  EXPECT_EQ(ReadAll(*fs, tool.ino), RandomBytes(200'000));
+  const int64_t tool_blocks = (200'000 + store_->block_size() - 1) / store_->block_size();
+  EXPECT_EQ(count("SELECT count(*) FROM blocks"), tool_blocks);
+  // Listing a directory of 50 large files adds their names, not their blocks.
+  ASSERT_OK_AND_ASSIGN(auto big, fs->Resolve("/usr/share/big"));
+  ASSERT_OK_AND_ASSIGN(auto listed, fs->ReadDir(big.ino));
+  EXPECT_EQ(listed.size(), 52u);
+  EXPECT_EQ(count("SELECT count(*) FROM blocks"), tool_blocks);
+  EXPECT_EQ(RealChunks(), 0);
+  EXPECT_TRUE(store_->CheckIntegrity()->empty());
+}
+
+TEST_F(ImageTest, AListingIsTheSameInEveryViewForeverOrAnError) {
+  ASSERT_OK(EnsureHostImage(*store_, host_).status());
+  ASSERT_OK(store_->CreateSessionFromImage("s", kHostImage).status());
+  ASSERT_OK_AND_ASSIGN(SessionInfo s, store_->GetSession("s"));
+  ASSERT_OK_AND_ASSIGN(Version snap, store_->Snapshot(s.branch));
+  // A read-only view of a snapshot is the first to look: its answer is the
+  // one every later view gets, the head's too.
+  ASSERT_OK_AND_ASSIGN(auto frozen, store_->OpenFilesystem(View{s.branch, snap}));
+  ASSERT_OK_AND_ASSIGN(auto doc, frozen->Resolve("/usr/share/doc"));
+  ASSERT_OK_AND_ASSIGN(auto first, frozen->ReadDir(doc.ino));
+  AfterTheBaseWasTaken();
+  Put("usr/share/doc/added-later", "new\n", 0644);
+  Put("usr/bin/added-later", "new\n", 0755);
+  auto names = [](const std::vector<DirEntry>& entries) {
+    std::vector<std::pair<std::string, InodeId>> out;
+    for (const auto& e : entries) out.emplace_back(e.name, e.ino);
+    return out;
+  };
+  auto head = SessionFs("s");
+  ASSERT_OK_AND_ASSIGN(auto again, frozen->ReadDir(doc.ino));
+  ASSERT_OK_AND_ASSIGN(auto at_head, head->ReadDir(doc.ino));
+  EXPECT_EQ(names(again), names(first));
+  EXPECT_EQ(names(at_head), names(first));
+  ASSERT_OK(store_->Fork(View{s.branch, snap}, "f").status());
+  ASSERT_OK_AND_ASSIGN(auto in_fork, SessionFs("f")->ReadDir(doc.ino));
+  EXPECT_EQ(names(in_fork), names(first));
+  // A directory first looked into after it changed: an error in every view,
+  // every time, and nothing of it is written.
+  ASSERT_OK_AND_ASSIGN(auto bin, head->Resolve("/usr/bin"));
+  const int64_t inodes = testing::RawDb(dir_.File("store.db")).Int("SELECT count(*) FROM inodes");
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_CODE(head->ReadDir(bin.ino), Code::kIoError);
+    EXPECT_CODE(frozen->Lookup(bin.ino, "tool"), Code::kIoError);
+    EXPECT_CODE(head->Create(bin.ino, "mine", 0644, Cred{}), Code::kIoError);
+  }
+  EXPECT_EQ(testing::RawDb(dir_.File("store.db")).Int("SELECT count(*) FROM inodes"), inodes);
+  EXPECT_TRUE(store_->CheckIntegrity()->empty());
+}
+
+TEST_F(ImageTest, StoresExpandingOneDirectoryAtOnceAgreeOnItsRows) {
+  for (int i = 0; i < 200; ++i) Put("usr/lib/f" + std::to_string(i), "x", 0644);
+  ASSERT_OK(EnsureHostImage(*store_, host_).status());
+  ASSERT_OK(store_->CreateSessionFromImage("s", kHostImage).status());
+  ASSERT_OK(store_->CreateSessionFromImage("t", kHostImage).status());
+  ASSERT_OK_AND_ASSIGN(auto lib, SessionFs("s")->Resolve("/usr/lib", false));
+  // Two handles on the store file, as two processes have.
+  ASSERT_OK_AND_ASSIGN(auto other, Store::Open(Options(dir_.File("store.db"), false)));
+  std::vector<std::vector<DirEntry>> seen(4);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] {
+      Store& store = i % 2 == 0 ? *store_ : *other;
+      auto session = store.GetSession(i < 2 ? "s" : "t");
+      auto fs = store.OpenFilesystem(View{session->branch, kHead});
+      auto entries = (*fs)->ReadDir(lib.ino);
+      if (entries.ok()) seen[i] = *entries;
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_EQ(seen[i].size(), 202u) << i;
+    for (size_t k = 0; k < seen[i].size(); ++k) EXPECT_EQ(seen[i][k].ino, seen[0][k].ino);
+  }
+  EXPECT_EQ(testing::RawDb(dir_.File("store.db"))
+                .Int("SELECT count(*) FROM dentries WHERE parent = " + std::to_string(lib.ino)),
+            200);
+}
+
+TEST_F(ImageTest, AHostSessionExportedHalfExpandedImportsAndExpandsThere) {
+  ASSERT_OK(EnsureHostImage(*store_, host_).status());
+  ASSERT_OK(store_->CreateSessionFromImage("s", kHostImage).status());
+  EXPECT_EQ(ReadPath(*SessionFs("s"), "/usr/bin/tool"), RandomBytes(200'000));
+  std::string bundle = dir_.File("s.bundle");
+  ASSERT_OK(store_->Export("s", bundle).status());
+  testing::TempDir other_dir;
+  ASSERT_OK_AND_ASSIGN(auto other, Store::Open(Options(other_dir.File("o.db"), false)));
+  ASSERT_OK(other->Import(bundle, "s").status());
+  ASSERT_OK_AND_ASSIGN(SessionInfo s, other->GetSession("s"));
+  ASSERT_OK_AND_ASSIGN(auto fs, other->OpenFilesystem(View{s.branch, kHead}));
+  // Listed before the export, and never listed: both read as on the host.
+  EXPECT_EQ(ReadPath(*fs, "/usr/bin/tool"), RandomBytes(200'000));
+  EXPECT_EQ(ReadPath(*fs, "/usr/share/doc/readme"), "read me\n");
+  EXPECT_TRUE(other->CheckIntegrity()->empty());
+}
+
+TEST_F(ImageTest, AReadOnlyStoreCannotExpandAndSaysWhy) {
+  ASSERT_OK(EnsureHostImage(*store_, host_).status());
+  ASSERT_OK(store_->CreateSessionFromImage("s", kHostImage).status());
+  ASSERT_OK_AND_ASSIGN(SessionInfo s, store_->GetSession("s"));
+  ASSERT_OK_AND_ASSIGN(Version snap, store_->Snapshot(s.branch));
+  ASSERT_OK_AND_ASSIGN(auto reader,
+                       Store::Open(Options(dir_.File("store.db"), true)));
+  ASSERT_OK_AND_ASSIGN(auto fs, reader->OpenFilesystem(View{s.branch, snap}));
+  auto usr = fs->Resolve("/usr/bin");
+  EXPECT_CODE(usr, Code::kReadOnly);
+  EXPECT_NE(usr.status().message().find("not indexed yet"), std::string::npos)
+      << usr.status().message();
 }
 
 class TarImageTest : public ImageTest {

@@ -131,6 +131,7 @@ TEST_F(KvTest, AStoreFromBeforeKeyValueStateIsMigratedOnOpen) {
     raw.Exec("DROP TABLE call_output");
     raw.Exec("DROP TABLE layers");
     raw.Exec("DROP TABLE layer_views");
+    raw.Exec("DROP TABLE host_entries");
     raw.Exec("PRAGMA user_version = 1");
   }
   StoreOptions read_only;
