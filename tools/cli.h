@@ -117,6 +117,7 @@ void AddMountCommands(CLI::App& app, Globals& g);
 void AddStateCommands(CLI::App& app, Globals& g);
 void AddHistoryCommands(CLI::App& app, Globals& g);
 void AddImageCommands(CLI::App& app, Globals& g);
+void AddRemoteCommands(CLI::App& app, Globals& g);
 // `run` sets *exit_code to the command's exit status.
 void AddRunCommand(CLI::App& app, Globals& g, int* exit_code);
 

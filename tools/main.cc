@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
       [&] { strata::cli::AddMountCommands(app, g); },
       [&] { strata::cli::AddMaintenanceCommands(app, g); },
       [&] { strata::cli::AddImageCommands(app, g); },
+      [&] { strata::cli::AddRemoteCommands(app, g); },
       [&] { strata::cli::AddDemoCommand(app, g); },
   };
   const std::string wanted = NamedSubcommand(argc, argv);

@@ -183,6 +183,13 @@ class Store {
   virtual Result<std::vector<ImageInfo>> ListImages() = 0;
   // Removes the name; gc reclaims the tree once no session uses it.
   virtual Status RemoveImage(std::string_view name) = 0;
+  // --- Remotes (S3 locations; see RemoteInfo). Names follow the session
+  // name rules; Exists if taken, NotFound if missing.
+  virtual Status AddRemote(const RemoteInfo& remote) = 0;
+  virtual Result<RemoteInfo> GetRemote(std::string_view name) = 0;
+  virtual Result<std::vector<RemoteInfo>> ListRemotes() = 0;
+  virtual Status RemoveRemote(std::string_view name) = 0;
+
   // Creates session `name` from an image, sharing its whole tree: O(1).
   virtual Result<SessionInfo> CreateSessionFromImage(std::string_view name,
                                                      std::string_view image) = 0;

@@ -219,6 +219,18 @@ struct ImageInfo {
   int64_t created_ns = 0;
 };
 
+// A named S3 location that sessions are pushed to and pulled from
+// (`strata remote add`). Credentials are never stored: they come from the
+// environment or the AWS profile files when the remote is used.
+struct RemoteInfo {
+  std::string name;
+  std::string bucket;
+  std::string prefix;    // "" or a key prefix without leading or trailing '/'
+  std::string endpoint;  // "" for AWS S3 (https://s3.REGION.amazonaws.com)
+  std::string region;    // "" to take it from AWS_REGION / AWS_DEFAULT_REGION
+  int64_t created_ns = 0;
+};
+
 struct BranchInfo {
   BranchId id = 0;
   std::optional<BranchId> parent;

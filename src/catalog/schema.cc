@@ -227,10 +227,23 @@ CREATE TABLE host_entries (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 9: remotes, S3 locations that sessions are pushed to and pulled
+// from (credentials are never stored).
+constexpr const char* kMigrationV9 = R"sql(
+CREATE TABLE remotes (
+  name       TEXT PRIMARY KEY,
+  bucket     TEXT NOT NULL,
+  prefix     TEXT NOT NULL,
+  endpoint   TEXT NOT NULL,
+  region     TEXT NOT NULL,
+  created_ns INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql";
+
 // kMigrations[i] upgrades schema version i+1 to i+2.
 const std::vector<const char*> kMigrations = {kMigrationV2, kMigrationV3, kMigrationV4,
                                               kMigrationV5, kMigrationV6, kMigrationV7,
-                                              kMigrationV8};
+                                              kMigrationV8, kMigrationV9};
 
 Result<int> CountTables(sql::Connection& conn) {
   ASSIGN_OR_RETURN(sql::Statement stmt,

@@ -4,6 +4,7 @@
 #include "catalog/branches.h"
 #include "catalog/calls.h"
 #include "catalog/images.h"
+#include "catalog/remotes.h"
 #include "catalog/layers.h"
 #include "catalog/space.h"
 #include "catalog/db.h"
@@ -94,6 +95,25 @@ class StoreImpl final : public Store {
     return WriteTxn([&](sql::Connection& conn) {
       return catalog::DeleteImage(conn, name, core_->Now());
     });
+  }
+
+  Status AddRemote(const RemoteInfo& remote) override {
+    RETURN_IF_ERROR(catalog::ValidateName("remote", remote.name));
+    RemoteInfo row = remote;
+    row.created_ns = core_->Now();
+    return WriteTxn([&](sql::Connection& conn) { return catalog::InsertRemote(conn, row); });
+  }
+
+  Result<RemoteInfo> GetRemote(std::string_view name) override {
+    return Read([&](sql::Connection& c) { return catalog::GetRemote(c, name); });
+  }
+
+  Result<std::vector<RemoteInfo>> ListRemotes() override {
+    return Read([&](sql::Connection& c) { return catalog::ListRemotes(c); });
+  }
+
+  Status RemoveRemote(std::string_view name) override {
+    return WriteTxn([&](sql::Connection& conn) { return catalog::DeleteRemote(conn, name); });
   }
 
   Result<SessionInfo> CreateSessionFromImage(std::string_view name,

@@ -243,6 +243,7 @@ TEST_F(CallsTest, AStoreFromBeforeTheLogIsMigratedOnOpen) {
     raw.Exec("DROP TABLE layers");
     raw.Exec("DROP TABLE layer_views");
     raw.Exec("DROP TABLE host_entries");
+    raw.Exec("DROP TABLE remotes");
     raw.Exec("PRAGMA user_version = 2");
   }
   OpenStore(StoreOptions{});

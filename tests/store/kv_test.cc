@@ -132,6 +132,7 @@ TEST_F(KvTest, AStoreFromBeforeKeyValueStateIsMigratedOnOpen) {
     raw.Exec("DROP TABLE layers");
     raw.Exec("DROP TABLE layer_views");
     raw.Exec("DROP TABLE host_entries");
+    raw.Exec("DROP TABLE remotes");
     raw.Exec("PRAGMA user_version = 1");
   }
   StoreOptions read_only;

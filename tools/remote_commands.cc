@@ -1,0 +1,118 @@
+// remote add|ls|rm|check: S3 locations that sessions are pushed to and
+// pulled from. Credentials come from the environment or the AWS profile
+// files when a remote is used, and are never stored.
+#include <cstdlib>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "cli.h"
+#include "remote/remote.h"
+
+namespace strata::cli {
+
+namespace {
+
+struct AddArgs {
+  std::string name;
+  std::string url;
+  std::string endpoint;
+  std::string region;
+};
+
+Status RemoteAdd(Globals& g, const AddArgs& a) {
+  RemoteInfo remote;
+  remote.name = a.name;
+  RETURN_IF_ERROR(remote::ParseS3Url(a.url, &remote));
+  if (!a.endpoint.empty() && a.endpoint.rfind("http://", 0) != 0 &&
+      a.endpoint.rfind("https://", 0) != 0) {
+    return InvalidArgument("--endpoint '" + a.endpoint + "' is not an http:// or https:// URL");
+  }
+  remote.endpoint = a.endpoint;
+  while (!remote.endpoint.empty() && remote.endpoint.back() == '/') remote.endpoint.pop_back();
+  remote.region = a.region;
+  ASSIGN_OR_RETURN(auto store, OpenStore(g, /*create=*/true));
+  RETURN_IF_ERROR(store->AddRemote(remote));
+  std::cout << "added remote " << remote.name << " (" << remote::S3Url(remote) << ")\n";
+  return Status::Ok();
+}
+
+Status RemoteLs(Globals& g) {
+  ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
+  ASSIGN_OR_RETURN(auto remotes, store->ListRemotes());
+  nlohmann::json out = nlohmann::json::array();
+  std::vector<std::vector<std::string>> rows{{"REMOTE", "URL", "ENDPOINT", "REGION"}};
+  for (const RemoteInfo& r : remotes) {
+    out.push_back({{"name", r.name}, {"url", remote::S3Url(r)}, {"bucket", r.bucket},
+                   {"prefix", r.prefix}, {"endpoint", r.endpoint}, {"region", r.region},
+                   {"created_ns", r.created_ns}});
+    rows.push_back({r.name, remote::S3Url(r), r.endpoint.empty() ? "(AWS S3)" : r.endpoint,
+                    r.region.empty() ? "(from the environment)" : r.region});
+  }
+  if (g.json) {
+    PrintJson(out);
+  } else {
+    PrintTable(rows);
+  }
+  return Status::Ok();
+}
+
+Status RemoteRm(Globals& g, const std::string& name) {
+  ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
+  RETURN_IF_ERROR(store->RemoveRemote(name));
+  std::cout << "removed remote " << name << " (nothing on it was deleted)\n";
+  return Status::Ok();
+}
+
+// Lists the remote's prefix: reaches the endpoint, checks the credentials,
+// the clock and the bucket, each with an error that says what to fix.
+Status RemoteCheck(Globals& g, const std::string& name) {
+  ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
+  ASSIGN_OR_RETURN(RemoteInfo remote, store->GetRemote(name));
+  ASSIGN_OR_RETURN(auto client, remote::Connect(remote, [](const char* n) { return std::getenv(n); }));
+  ASSIGN_OR_RETURN(remote::ListPage page,
+                   client->List(remote.prefix.empty() ? "" : remote.prefix + "/"));
+  const remote::S3Location& where = client->location();
+  if (g.json) {
+    PrintJson({{"name", remote.name}, {"endpoint", where.endpoint}, {"region", where.region},
+               {"ok", true}},
+              -1);
+  } else {
+    std::cout << "remote " << remote.name << " (" << remote::S3Url(remote) << " at "
+              << where.endpoint << ", region " << where.region
+              << "): reachable, credentials accepted, bucket readable\n";
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+void AddRemoteCommands(CLI::App& app, Globals& g) {
+  static AddArgs add_args;
+  static std::string name;
+  auto* remote = app.add_subcommand("remote", "Manage remotes (S3 locations for push and pull)");
+  remote->require_subcommand(1);
+  auto* add = g.Add(*remote, "add", "Add remote NAME at s3://BUCKET[/PREFIX]",
+                    [&g] { return RemoteAdd(g, add_args); });
+  add->add_option("name", add_args.name, "Remote name")->required();
+  add->add_option("url", add_args.url, "s3://BUCKET[/PREFIX]")->required();
+  add->add_option("--endpoint", add_args.endpoint,
+                  "S3 endpoint URL, path-style (e.g. http://127.0.0.1:7480 for Ceph RGW or "
+                  "MinIO); default: AWS S3 for the region");
+  add->add_option("--region", add_args.region,
+                  "Region for request signing; default: AWS_REGION, AWS_DEFAULT_REGION, "
+                  "else us-east-1, read when the remote is used");
+  g.Add(*remote, "ls", "List remotes", [&g] { return RemoteLs(g); });
+  auto* rm = g.Add(*remote, "rm", "Remove remote NAME (deletes nothing on it)",
+                   [&g] { return RemoteRm(g, name); });
+  rm->add_option("name", name, "Remote name")->required();
+  auto* check = g.Add(*remote, "check",
+                      "Check that remote NAME is reachable with the credentials of the environment",
+                      [&g] { return RemoteCheck(g, name); });
+  check->add_option("name", name, "Remote name")->required();
+  remote->footer(
+      "Credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or AWS_PROFILE "
+      "with ~/.aws/credentials and ~/.aws/config; they are never written into the store.");
+}
+
+}  // namespace strata::cli
