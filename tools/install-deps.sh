@@ -9,7 +9,7 @@ apt-get install -y -qq --no-install-recommends \
   build-essential cmake ninja-build pkg-config git ca-certificates \
   libsqlite3-dev sqlite3 libzstd-dev libxxhash-dev \
   libfuse3-dev fuse3 libseccomp-dev libarchive-dev \
-  libcli11-dev nlohmann-json3-dev libfmt-dev \
+  libcli11-dev nlohmann-json3-dev libfmt-dev libcurl4-openssl-dev libssl-dev \
   libgtest-dev libgmock-dev libbenchmark-dev \
   make gcc tar diffutils python3 python3-venv stress-ng attr linux-perf bubblewrap \
   util-linux procps clang libclang-rt-dev >/dev/null
