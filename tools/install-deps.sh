@@ -13,3 +13,7 @@ apt-get install -y -qq --no-install-recommends \
   libgtest-dev libgmock-dev libbenchmark-dev \
   make gcc tar diffutils python3 python3-venv stress-ng attr linux-perf bubblewrap \
   util-linux procps clang libclang-rt-dev >/dev/null
+# For the S3 remote tests: tools/dev-s3.sh runs a throwaway Ceph cluster with
+# radosgw (Ceph 16.2) and waits on it with curl. awscli is for the benchmarks.
+apt-get install -y -qq --no-install-recommends \
+  ceph-mon ceph-osd radosgw ceph-common curl awscli >/dev/null
