@@ -27,7 +27,17 @@ fi
 DIR=$(mktemp -d "${STRATA_BENCH_DIR:-/tmp}/strata-host.XXXXXX")
 trap 'rm -rf "$DIR"' EXIT
 S=("$STRATA" --store "$DIR/store.db")
-mib() { awk -v b="$(stat -c %s "$DIR/store.db")" 'BEGIN {printf "%.2f", b / 1048576}'; }
+# The store file's size once everything is in it: a run's daemon exits
+# after the run, and the last process to close the store checkpoints its
+# WAL into the file and removes it.
+mib() {
+  for _ in $(seq 100); do
+    [[ -e "$DIR/store.db-wal" ]] || break
+    "${S[@]}" sessions >/dev/null
+    sleep 0.1
+  done
+  awk -v b="$(stat -c %s "$DIR/store.db")" 'BEGIN {printf "%.2f", b / 1048576}'
+}
 # Runs the command quietly and prints its wall time in seconds.
 timed() {
   local t0=$EPOCHREALTIME

@@ -215,7 +215,6 @@ Result<S3Client::Response> S3Client::SendOnce(const Request& request) {
   if (!credentials_.session_token.empty()) {
     add_header("x-amz-security-token: " + credentials_.session_token);
   }
-  add_header("Expect:");  // no 100-continue round trip
   for (const std::string& h : request.headers) add_header(h);
   const std::string sigv4 = "aws:amz:" + where_.region + ":s3";
   const std::string userpwd = credentials_.access_key + ":" + credentials_.secret_key;
@@ -265,6 +264,10 @@ Result<S3Client::Response> S3Client::SendOnce(const Request& request) {
     api->curl_easy_setopt(curl, CURLOPT_READDATA, &upload);
     api->curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE,
                           static_cast<curl_off_t>(request.body.size()));
+    // libcurl asks "Expect: 100-continue" before a large body; the header
+    // cannot be removed (SigV4 would sign its empty value), so do not wait
+    // long for the answer.
+    api->curl_easy_setopt(curl, CURLOPT_EXPECT_100_TIMEOUT_MS, 50L);
   } else if (std::strcmp(request.method, "HEAD") == 0) {
     api->curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
   } else if (std::strcmp(request.method, "GET") != 0) {
@@ -398,9 +401,11 @@ Status S3Client::Delete(std::string_view key) {
   return ErrorOf(request, r);
 }
 
-Result<ListPage> S3Client::List(std::string_view prefix, std::string_view after) {
+Result<ListPage> S3Client::List(std::string_view prefix, std::string_view after,
+                                int max_keys) {
   Request request;
   request.query["list-type"] = "2";
+  request.query["max-keys"] = std::to_string(max_keys);
   request.query["prefix"] = std::string(prefix);
   if (!after.empty()) request.query["continuation-token"] = std::string(after);
   ASSIGN_OR_RETURN(Response r, Send(request));

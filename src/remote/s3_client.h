@@ -93,9 +93,10 @@ class S3Client {
   Result<ObjectInfo> Head(std::string_view key);
   // OK if the key did not exist.
   Status Delete(std::string_view key);
-  // Keys starting with `prefix`, a page at a time from `after` (a page's
-  // `next`; empty for the first).
-  Result<ListPage> List(std::string_view prefix, std::string_view after = "");
+  // Keys starting with `prefix`, a page of at most `max_keys` at a time from
+  // `after` (a page's `next`; empty for the first).
+  Result<ListPage> List(std::string_view prefix, std::string_view after = "",
+                        int max_keys = 1000);
 
   const S3Counters& counters() const { return counters_; }
   const S3Location& location() const { return where_; }
