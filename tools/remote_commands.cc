@@ -8,10 +8,15 @@
 
 #include "cli.h"
 #include "remote/remote.h"
+#include "remote/transfer.h"
 
 namespace strata::cli {
 
 namespace {
+
+remote::Getenv ProcessEnv() {
+  return [](const char* name) -> const char* { return std::getenv(name); };
+}
 
 struct AddArgs {
   std::string name;
@@ -69,7 +74,7 @@ Status RemoteRm(Globals& g, const std::string& name) {
 Status RemoteCheck(Globals& g, const std::string& name) {
   ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
   ASSIGN_OR_RETURN(RemoteInfo remote, store->GetRemote(name));
-  ASSIGN_OR_RETURN(auto client, remote::Connect(remote, [](const char* n) { return std::getenv(n); }));
+  ASSIGN_OR_RETURN(auto client, remote::Connect(remote, ProcessEnv()));
   ASSIGN_OR_RETURN(remote::ListPage page,
                    client->List(remote.prefix.empty() ? "" : remote.prefix + "/"));
   const remote::S3Location& where = client->location();
@@ -85,9 +90,85 @@ Status RemoteCheck(Globals& g, const std::string& name) {
   return Status::Ok();
 }
 
+// The remote named `name`, or the store's only remote when `name` is empty.
+Result<RemoteInfo> ChooseRemote(Store& store, const std::string& name) {
+  if (!name.empty()) return store.GetRemote(name);
+  ASSIGN_OR_RETURN(auto remotes, store.ListRemotes());
+  if (remotes.size() == 1) return remotes[0];
+  if (remotes.empty()) return NotFound("no remote: add one with 'strata remote add NAME s3://BUCKET'");
+  return InvalidArgument("this store has " + std::to_string(remotes.size()) +
+                         " remotes; name the one to use");
+}
+
+struct TransferArgs {
+  std::string session;
+  std::string remote;
+  std::string as;
+  bool force = false;
+  int parallel = 8;
+};
+
+void PrintTransfer(Globals& g, const char* verb, const std::string& session,
+                   const RemoteInfo& remote, const remote::TransferStats& stats) {
+  if (g.json) {
+    PrintJson({{"session", session}, {"remote", remote.name}, {"head", stats.head},
+               {"chunks", stats.chunks}, {"transferred", stats.sent}, {"bytes", stats.bytes},
+               {"requests", stats.requests}, {"up_to_date", stats.up_to_date}},
+              -1);
+    return;
+  }
+  if (stats.up_to_date) {
+    std::cout << session << " is up to date with " << remote.name << "\n";
+    return;
+  }
+  std::cout << verb << " " << session << " " << (std::string(verb) == "pushed" ? "to " : "from ")
+            << remote.name << ": " << stats.sent << " of " << stats.chunks << " chunks "
+            << (std::string(verb) == "pushed" ? "uploaded" : "fetched") << ", "
+            << FormatSize(stats.bytes) << " in " << stats.requests << " requests\n";
+}
+
+Status Push(Globals& g, const TransferArgs& a) {
+  ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
+  ASSIGN_OR_RETURN(RemoteInfo remote, ChooseRemote(*store, a.remote));
+  remote::PushOptions options;
+  options.force = a.force;
+  options.parallel = a.parallel;
+  ASSIGN_OR_RETURN(auto stats, remote::Push(*store, remote, a.session, options, ProcessEnv()));
+  PrintTransfer(g, "pushed", a.session, remote, stats);
+  return Status::Ok();
+}
+
+Status Pull(Globals& g, const TransferArgs& a) {
+  ASSIGN_OR_RETURN(auto store, OpenStore(g, /*create=*/true));
+  ASSIGN_OR_RETURN(RemoteInfo remote, ChooseRemote(*store, a.remote));
+  if (!a.as.empty()) RETURN_IF_ERROR(CheckSessionName(a.as));
+  ASSIGN_OR_RETURN(auto stats,
+                   remote::Pull(*store, remote, a.session, a.as, a.parallel, ProcessEnv()));
+  PrintTransfer(g, "pulled", a.as.empty() ? a.session : a.as, remote, stats);
+  return Status::Ok();
+}
+
 }  // namespace
 
 void AddRemoteCommands(CLI::App& app, Globals& g) {
+  static TransferArgs push_args, pull_args;
+  auto* push = g.Add(app, "push", "Upload session SESSION to a remote (what it lacks, then its head)",
+                     [&g] { return Push(g, push_args); });
+  push->add_option("session", push_args.session, "Session")->required();
+  push->add_option("remote", push_args.remote, "Remote (default: the store's only one)");
+  push->add_flag("--force", push_args.force,
+                 "Move the remote head even if this store has not pulled it (replaces what "
+                 "others pushed there)");
+  push->add_option("--parallel", push_args.parallel, "Concurrent uploads (default 8)")
+      ->check(CLI::Range(1, 64));
+  auto* pull = g.Add(app, "pull", "Bring session SESSION from a remote into this store",
+                     [&g] { return Pull(g, pull_args); });
+  pull->add_option("session", pull_args.session, "Session on the remote")->required();
+  pull->add_option("remote", pull_args.remote, "Remote (default: the store's only one)");
+  pull->add_option("--as", pull_args.as, "Local name (default: the same); it must not exist");
+  pull->add_option("--parallel", pull_args.parallel, "Concurrent downloads (default 8)")
+      ->check(CLI::Range(1, 64));
+
   static AddArgs add_args;
   static std::string name;
   auto* remote = app.add_subcommand("remote", "Manage remotes (S3 locations for push and pull)");

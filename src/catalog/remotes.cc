@@ -14,6 +14,11 @@ constexpr const char* kListRemotes = REMOTE_COLUMNS " ORDER BY name";
 constexpr const char* kSelectRemote = REMOTE_COLUMNS " WHERE name = ?1";
 #undef REMOTE_COLUMNS
 constexpr const char* kDeleteRemote = "DELETE FROM remotes WHERE name = ?1";
+constexpr const char* kDeleteRemoteHeads = "DELETE FROM remote_heads WHERE remote = ?1";
+constexpr const char* kGetRemoteHead =
+    "SELECT bundle FROM remote_heads WHERE remote = ?1 AND session = ?2";
+constexpr const char* kSetRemoteHead =
+    "INSERT OR REPLACE INTO remote_heads(remote, session, bundle) VALUES (?1, ?2, ?3)";
 
 RemoteInfo RemoteFromRow(sql::Statement& s) {
   RemoteInfo r;
@@ -62,8 +67,24 @@ Result<std::vector<RemoteInfo>> ListRemotes(sql::Connection& conn) {
 
 Status DeleteRemote(sql::Connection& conn, std::string_view name) {
   RETURN_IF_ERROR(GetRemote(conn, name).status());
+  ASSIGN_OR_RETURN(sql::Statement heads, conn.Prepare(kDeleteRemoteHeads));
+  RETURN_IF_ERROR(heads.BindText(1, name).Run());
   ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kDeleteRemote));
   return s.BindText(1, name).Run();
+}
+
+Result<std::string> GetRemoteHead(sql::Connection& conn, std::string_view remote,
+                                  std::string_view session) {
+  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kGetRemoteHead));
+  s.BindText(1, remote).BindText(2, session);
+  ASSIGN_OR_RETURN(bool row, s.Step());
+  return row ? s.Text(0) : std::string();
+}
+
+Status SetRemoteHead(sql::Connection& conn, std::string_view remote, std::string_view session,
+                     std::string_view bundle) {
+  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kSetRemoteHead));
+  return s.BindText(1, remote).BindText(2, session).BindText(3, bundle).Run();
 }
 
 }  // namespace strata::catalog

@@ -17,8 +17,15 @@ namespace strata::catalog {
 Status InsertRemote(sql::Connection& conn, const RemoteInfo& remote);
 Result<RemoteInfo> GetRemote(sql::Connection& conn, std::string_view name);
 Result<std::vector<RemoteInfo>> ListRemotes(sql::Connection& conn);
-// NotFound if there is none of that name.
+// NotFound if there is none of that name. Forgets its heads too.
 Status DeleteRemote(sql::Connection& conn, std::string_view name);
+
+// The remote object (a bundle's key) that session `session` of remote
+// `remote` was last pushed as or pulled from here; "" if never.
+Result<std::string> GetRemoteHead(sql::Connection& conn, std::string_view remote,
+                                  std::string_view session);
+Status SetRemoteHead(sql::Connection& conn, std::string_view remote, std::string_view session,
+                     std::string_view bundle);
 
 }  // namespace strata::catalog
 

@@ -228,7 +228,8 @@ CREATE TABLE host_entries (
 )sql";
 
 // Version 9: remotes, S3 locations that sessions are pushed to and pulled
-// from (credentials are never stored).
+// from (credentials are never stored), and the remote head each session was
+// last pushed as or pulled from.
 constexpr const char* kMigrationV9 = R"sql(
 CREATE TABLE remotes (
   name       TEXT PRIMARY KEY,
@@ -237,6 +238,12 @@ CREATE TABLE remotes (
   endpoint   TEXT NOT NULL,
   region     TEXT NOT NULL,
   created_ns INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE remote_heads (
+  remote  TEXT NOT NULL,
+  session TEXT NOT NULL,
+  bundle  TEXT NOT NULL,
+  PRIMARY KEY (remote, session)
 ) WITHOUT ROWID;
 )sql";
 

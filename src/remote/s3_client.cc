@@ -372,11 +372,14 @@ Result<std::string> S3Client::Put(std::string_view key, std::string_view body,
   return ErrorOf(request, r);
 }
 
-Result<std::string> S3Client::Get(std::string_view key) {
+Result<std::string> S3Client::Get(std::string_view key, ObjectInfo* info) {
   Request request;
   request.key = std::string(key);
   ASSIGN_OR_RETURN(Response r, Send(request));
-  if (r.curl == CURLE_OK && r.status / 100 == 2) return std::move(r.body);
+  if (r.curl == CURLE_OK && r.status / 100 == 2) {
+    if (info != nullptr) *info = ObjectInfo{r.body.size(), r.etag};
+    return std::move(r.body);
+  }
   return ErrorOf(request, r);
 }
 

@@ -89,7 +89,8 @@ class S3Client {
   // Stores `body` under `key`; returns its ETag.
   Result<std::string> Put(std::string_view key, std::string_view body,
                           const PutConditions& conditions = {});
-  Result<std::string> Get(std::string_view key);
+  // The object's bytes; its size and ETag too, if `info` is given.
+  Result<std::string> Get(std::string_view key, ObjectInfo* info = nullptr);
   Result<ObjectInfo> Head(std::string_view key);
   // OK if the key did not exist.
   Status Delete(std::string_view key);

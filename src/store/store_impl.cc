@@ -116,6 +116,17 @@ class StoreImpl final : public Store {
     return WriteTxn([&](sql::Connection& conn) { return catalog::DeleteRemote(conn, name); });
   }
 
+  Result<std::string> GetRemoteHead(std::string_view remote, std::string_view session) override {
+    return Read([&](sql::Connection& c) { return catalog::GetRemoteHead(c, remote, session); });
+  }
+
+  Status SetRemoteHead(std::string_view remote, std::string_view session,
+                       std::string_view bundle) override {
+    return WriteTxn([&](sql::Connection& conn) {
+      return catalog::SetRemoteHead(conn, remote, session, bundle);
+    });
+  }
+
   Result<SessionInfo> CreateSessionFromImage(std::string_view name,
                                              std::string_view image_name) override {
     ASSIGN_OR_RETURN(ImageInfo image, GetImage(image_name));

@@ -125,7 +125,8 @@ TEST_F(SchemaTest, OpenOnFreshPathCreatesSchema) {
   for (const char* table : {"meta", "branches", "ancestry", "sessions", "snapshots", "chunks",
                             "inodes", "dentries", "blocks", "xattrs", "orphans", "kv",
                             "tool_calls", "dropped_branches", "images", "call_output", "layers",
-                            "layer_views", "host_entries", "remotes"}) {
+                            "layer_views", "host_entries", "remotes",
+                            "remote_heads"}) {
     EXPECT_EQ(RawInt(path_, std::string("SELECT count(*) FROM sqlite_schema WHERE type = "
                                         "'table' AND name = '") + table + "'"),
               1)

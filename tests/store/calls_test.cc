@@ -244,6 +244,7 @@ TEST_F(CallsTest, AStoreFromBeforeTheLogIsMigratedOnOpen) {
     raw.Exec("DROP TABLE layer_views");
     raw.Exec("DROP TABLE host_entries");
     raw.Exec("DROP TABLE remotes");
+    raw.Exec("DROP TABLE remote_heads");
     raw.Exec("PRAGMA user_version = 2");
   }
   OpenStore(StoreOptions{});

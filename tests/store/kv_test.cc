@@ -133,6 +133,7 @@ TEST_F(KvTest, AStoreFromBeforeKeyValueStateIsMigratedOnOpen) {
     raw.Exec("DROP TABLE layer_views");
     raw.Exec("DROP TABLE host_entries");
     raw.Exec("DROP TABLE remotes");
+    raw.Exec("DROP TABLE remote_heads");
     raw.Exec("PRAGMA user_version = 1");
   }
   StoreOptions read_only;

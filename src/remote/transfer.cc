@@ -1,0 +1,362 @@
+#include "remote/transfer.h"
+
+#include <zstd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "chunks/chunk_store.h"
+#include "remote/net_api.h"
+#include "remote/remote.h"
+#include "sql/database.h"
+#include "store/bundle.h"
+
+namespace strata::remote {
+
+namespace {
+
+// A chunk row of a remote bundle holds the plain bytes' SHA-256 (32 bytes).
+constexpr int kRemoteCodec = 3;
+constexpr char kRawObject = 0;
+constexpr char kZstdObject = 1;
+
+std::string Prefix(const RemoteInfo& remote) {
+  return remote.prefix.empty() ? "" : remote.prefix + "/";
+}
+std::string ChunkKey(const RemoteInfo& remote, const std::string& sha_hex) {
+  return Prefix(remote) + "chunks/" + sha_hex;
+}
+std::string SessionKey(const RemoteInfo& remote, std::string_view session) {
+  return Prefix(remote) + "sessions/" + std::string(session) + "/";
+}
+
+// A directory of our own for a bundle in flight, removed with what is in it.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "strata-transfer-XXXXXX").string();
+    if (mkdtemp(tmpl.data()) != nullptr) path_ = tmpl;
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  bool ok() const { return !path_.empty(); }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+Result<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return IoError("cannot read " + path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+Status WriteFile(const std::string& path, std::string_view bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  out.close();
+  return out ? Status::Ok() : IoError("cannot write " + path);
+}
+
+std::string ShaHex(const NetApi& api, std::string_view bytes) {
+  Sha256 sha = Sha256Of(api, bytes);
+  return Hex(sha.data(), sha.size());
+}
+
+// Runs `work(client, conn, i)` for i in [0, n) on up to `parallel` threads,
+// each with its own S3 client and its own connection to `db_path`. The
+// first error wins; the others stop at their next item.
+Status ForEachParallel(size_t n, int parallel, const RemoteInfo& remote, const Getenv& env,
+                       const std::string& db_path,
+                       const std::function<Status(S3Client&, sql::Connection&, size_t)>& work,
+                       S3Counters* counters) {
+  std::atomic<size_t> next{0};
+  std::mutex mu;
+  Status first = Status::Ok();
+  auto worker = [&] {
+    auto client = Connect(remote, env);
+    auto conn = sql::Connection::Open(db_path, sql::OpenMode::kQueryOnly);
+    Status s = !client.ok() ? client.status() : conn.status();
+    for (size_t i; s.ok() && (i = next++) < n;) {
+      {
+        std::scoped_lock lock(mu);
+        if (!first.ok()) break;
+      }
+      s = work(**client, **conn, i);
+    }
+    std::scoped_lock lock(mu);
+    if (!s.ok() && first.ok()) first = s;
+    if (client.ok()) {
+      counters->requests += (*client)->counters().requests;
+      counters->bytes_sent += (*client)->counters().bytes_sent;
+      counters->bytes_received += (*client)->counters().bytes_received;
+    }
+  };
+  std::vector<std::thread> threads;
+  const size_t count = std::min<size_t>(std::max(parallel, 1), std::max<size_t>(n, 1));
+  for (size_t t = 0; t < count; ++t) threads.emplace_back(worker);
+  for (auto& t : threads) t.join();
+  return first;
+}
+
+// Re-seals a bundle whose rows were changed (its checksum row).
+Status Reseal(sql::Connection& bundle) {
+  ASSIGN_OR_RETURN(std::string sum, BundleChecksum(bundle));
+  ASSIGN_OR_RETURN(sql::Statement s,
+                   bundle.PrepareUncached("UPDATE bundle SET value = ?1 WHERE key = 'checksum'"));
+  return s.BindText(1, sum).Run();
+}
+
+struct RemoteHead {
+  bool exists = false;
+  std::string etag;
+  std::string bundle;
+};
+
+Result<RemoteHead> ReadHead(S3Client& client, const std::string& key) {
+  RemoteHead head;
+  ObjectInfo info;
+  auto body = client.Get(key, &info);
+  if (!body.ok()) {
+    if (body.status().code() == Code::kNotFound) return head;
+    return body.status();
+  }
+  auto json = nlohmann::json::parse(*body, nullptr, false);
+  if (!json.is_object() || !json.contains("bundle") || !json["bundle"].is_string()) {
+    return Corruption("remote head " + key + " is not a Strata head");
+  }
+  head.exists = true;
+  head.etag = info.etag;
+  head.bundle = json["bundle"].get<std::string>();
+  return head;
+}
+
+}  // namespace
+
+Result<TransferStats> Push(Store& store, const RemoteInfo& remote, std::string_view session,
+                           const PushOptions& options, const Getenv& env) {
+  ASSIGN_OR_RETURN(const NetApi* api, LoadNetApi());
+  ASSIGN_OR_RETURN(auto client, Connect(remote, env));
+  TransferStats stats;
+  const std::string head_key = SessionKey(remote, session) + "HEAD";
+  ASSIGN_OR_RETURN(RemoteHead head, ReadHead(*client, head_key));
+  ASSIGN_OR_RETURN(std::string known, store.GetRemoteHead(remote.name, session));
+  if (head.exists && head.bundle != known && !options.force) {
+    return Exists("remote " + remote.name + " has session '" + std::string(session) + "' at " +
+                  head.bundle + ", which this store has not pulled" +
+                  (known.empty() ? "" : " (it last saw " + known + ")") +
+                  ": pull it under another name (--as), or push --force to replace it");
+  }
+  ScratchDir scratch;
+  if (!scratch.ok()) return IoError("cannot make a temporary directory");
+  const std::string bundle_path = scratch.File("push.bundle");
+  RETURN_IF_ERROR(store.Export(session, bundle_path).status());
+
+  // Every chunk the bundle holds, by its plain bytes' SHA-256.
+  chunks::ChunkStore chunk_store(nullptr, 3);
+  std::vector<int64_t> ids;
+  {
+    ASSIGN_OR_RETURN(auto conn, sql::Connection::Open(bundle_path, sql::OpenMode::kQueryOnly));
+    ASSIGN_OR_RETURN(sql::Statement s, conn->PrepareUncached("SELECT id FROM chunks ORDER BY id"));
+    RETURN_IF_ERROR(s.ForEachRow([&](sql::Statement& row) {
+      ids.push_back(row.Int(0));
+      return Status::Ok();
+    }));
+  }
+  std::vector<std::string> shas(ids.size());
+  std::atomic<uint64_t> uploaded{0};
+  S3Counters counters;
+  RETURN_IF_ERROR(ForEachParallel(
+      ids.size(), options.parallel, remote, env, bundle_path,
+      [&](S3Client& c, sql::Connection& conn, size_t i) -> Status {
+        ASSIGN_OR_RETURN(auto plain, chunk_store.Get(conn, ids[i]));
+        std::string_view bytes(reinterpret_cast<const char*>(plain->data()), plain->size());
+        shas[i] = ShaHex(*api, bytes);
+        const std::string key = ChunkKey(remote, shas[i]);
+        auto there = c.Head(key);
+        if (there.ok()) return Status::Ok();  // content-addressed: already there
+        if (there.status().code() != Code::kNotFound) return there.status();
+        chunks::Encoded encoded = chunk_store.Encode(*plain);
+        std::string body(1, encoded.codec == chunks::Codec::kZstd ? kZstdObject : kRawObject);
+        if (encoded.codec == chunks::Codec::kZstd) {
+          body.append(reinterpret_cast<const char*>(encoded.compressed.data()),
+                      encoded.compressed.size());
+        } else {
+          body.append(bytes);
+        }
+        PutConditions absent;
+        absent.if_absent = true;
+        auto put = c.Put(key, body, absent);
+        if (!put.ok() && put.status().code() != Code::kExists) return put.status();
+        uploaded++;
+        return Status::Ok();
+      },
+      &counters));
+  stats.chunks = ids.size();
+  stats.sent = uploaded.load();
+
+  // The metadata: the bundle with each chunk's bytes replaced by its SHA-256.
+  {
+    ASSIGN_OR_RETURN(auto conn, sql::Connection::Open(bundle_path, sql::OpenMode::kReadWriteCreate));
+    RETURN_IF_ERROR(conn->Exec("BEGIN"));
+    ASSIGN_OR_RETURN(sql::Statement update,
+                     conn->PrepareUncached("UPDATE chunks SET codec = ?1, data = ?2 WHERE id = ?3"));
+    for (size_t i = 0; i < ids.size(); ++i) {
+      RETURN_IF_ERROR(update.Bind(1, kRemoteCodec).BindText(2, shas[i]).Bind(3, ids[i]).Run());
+    }
+    RETURN_IF_ERROR(Reseal(*conn));
+    RETURN_IF_ERROR(conn->Exec("COMMIT"));
+    RETURN_IF_ERROR(conn->Exec("VACUUM"));
+  }
+  ASSIGN_OR_RETURN(std::string bundle, ReadFile(bundle_path));
+  const std::string bundle_key = SessionKey(remote, session) + "bundles/" + ShaHex(*api, bundle);
+  PutConditions absent;
+  absent.if_absent = true;
+  auto put = client->Put(bundle_key, bundle, absent);
+  if (!put.ok() && put.status().code() != Code::kExists) return put.status();
+
+  // Last, the head moves: only from what was read above.
+  nlohmann::json head_json = {{"format", 1},
+                              {"bundle", bundle_key},
+                              {"previous", head.exists ? head.bundle : ""}};
+  PutConditions moved;
+  if (head.exists) {
+    moved.if_etag = head.etag;
+  } else {
+    moved.if_absent = true;
+  }
+  auto moved_head = client->Put(head_key, head_json.dump(), moved);
+  if (!moved_head.ok()) {
+    if (moved_head.status().code() == Code::kExists) {
+      return Exists("another push moved the head of '" + std::string(session) + "' on remote " +
+                    remote.name + " meanwhile; pull it, or push again");
+    }
+    return moved_head.status();
+  }
+  RETURN_IF_ERROR(store.SetRemoteHead(remote.name, session, bundle_key));
+  stats.head = bundle_key;
+  stats.requests = counters.requests + client->counters().requests;
+  stats.bytes = counters.bytes_sent + client->counters().bytes_sent;
+  return stats;
+}
+
+Result<TransferStats> Pull(Store& store, const RemoteInfo& remote, std::string_view session,
+                           std::string_view as, int parallel, const Getenv& env) {
+  ASSIGN_OR_RETURN(const NetApi* api, LoadNetApi());
+  ASSIGN_OR_RETURN(auto client, Connect(remote, env));
+  const std::string name(as.empty() ? session : as);
+  TransferStats stats;
+  ASSIGN_OR_RETURN(RemoteHead head, ReadHead(*client, SessionKey(remote, session) + "HEAD"));
+  if (!head.exists) {
+    return NotFound("remote " + remote.name + " has no session '" + std::string(session) + "'");
+  }
+  stats.head = head.bundle;
+  if (store.GetSession(name).ok()) {
+    ASSIGN_OR_RETURN(std::string known, store.GetRemoteHead(remote.name, session));
+    if (name == session && known == head.bundle) {
+      stats.up_to_date = true;
+      return stats;
+    }
+    return Exists("session '" + name + "' exists in this store; pull into a new one with --as NAME");
+  }
+  ScratchDir scratch;
+  if (!scratch.ok()) return IoError("cannot make a temporary directory");
+  const std::string bundle_path = scratch.File("pull.bundle");
+  ASSIGN_OR_RETURN(std::string bundle, client->Get(head.bundle));
+  if (head.bundle.size() < 64 || ShaHex(*api, bundle) != head.bundle.substr(head.bundle.size() - 64)) {
+    return Corruption("remote object " + head.bundle +
+                      " does not hash to its name; nothing was imported");
+  }
+  RETURN_IF_ERROR(WriteFile(bundle_path, bundle));
+
+  struct Fetched {
+    int64_t id = 0;
+    std::string sha;
+    chunks::Encoded encoded;
+  };
+  std::vector<Fetched> rows;
+  {
+    ASSIGN_OR_RETURN(auto conn, sql::Connection::Open(bundle_path, sql::OpenMode::kQueryOnly));
+    ASSIGN_OR_RETURN(sql::Statement s,
+                     conn->PrepareUncached("SELECT id, data FROM chunks WHERE codec = 3 ORDER BY id"));
+    RETURN_IF_ERROR(s.ForEachRow([&](sql::Statement& row) {
+      rows.push_back(Fetched{row.Int(0), row.Text(1), {}});
+      return Status::Ok();
+    }));
+  }
+  chunks::ChunkStore chunk_store(nullptr, 3);
+  std::vector<std::vector<uint8_t>> plains(rows.size());
+  S3Counters counters;
+  RETURN_IF_ERROR(ForEachParallel(
+      rows.size(), parallel, remote, env, bundle_path,
+      [&](S3Client& c, sql::Connection&, size_t i) -> Status {
+        const std::string key = ChunkKey(remote, rows[i].sha);
+        ASSIGN_OR_RETURN(std::string body, c.Get(key));
+        auto corrupt = [&] {
+          return Corruption("remote object " + key +
+                            " is damaged (its bytes do not hash to its name); nothing was imported");
+        };
+        if (body.empty()) return corrupt();
+        std::vector<uint8_t>& plain = plains[i];
+        if (body[0] == kRawObject) {
+          plain.assign(body.begin() + 1, body.end());
+        } else if (body[0] == kZstdObject) {
+          unsigned long long size = ZSTD_getFrameContentSize(body.data() + 1, body.size() - 1);
+          if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > (64u << 20)) {
+            return corrupt();
+          }
+          plain.resize(size);
+          size_t n = ZSTD_decompress(plain.data(), plain.size(), body.data() + 1, body.size() - 1);
+          if (ZSTD_isError(n) || n != size) return corrupt();
+        } else {
+          return corrupt();
+        }
+        std::string_view bytes(reinterpret_cast<const char*>(plain.data()), plain.size());
+        if (plain.empty() || ShaHex(*api, bytes) != rows[i].sha) return corrupt();
+        rows[i].encoded = chunk_store.Encode(plain);
+        return Status::Ok();
+      },
+      &counters));
+  {
+    ASSIGN_OR_RETURN(auto conn, sql::Connection::Open(bundle_path, sql::OpenMode::kReadWriteCreate));
+    RETURN_IF_ERROR(conn->Exec("BEGIN"));
+    ASSIGN_OR_RETURN(sql::Statement update,
+                     conn->PrepareUncached("UPDATE chunks SET hash = ?1, codec = ?2, data = ?3 WHERE id = ?4"));
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const chunks::Encoded& e = rows[i].encoded;
+      const bool zstd = e.codec == chunks::Codec::kZstd;
+      std::span<const uint8_t> data = zstd ? std::span<const uint8_t>(e.compressed)
+                                           : std::span<const uint8_t>(plains[i]);
+      RETURN_IF_ERROR(update.BindBlob(1, e.key)
+                          .Bind(2, static_cast<int>(e.codec))
+                          .BindBlob(3, data)
+                          .Bind(4, rows[i].id)
+                          .Run());
+    }
+    RETURN_IF_ERROR(Reseal(*conn));
+    RETURN_IF_ERROR(conn->Exec("COMMIT"));
+  }
+  RETURN_IF_ERROR(store.Import(bundle_path, name).status());
+  if (name == session) RETURN_IF_ERROR(store.SetRemoteHead(remote.name, session, head.bundle));
+  stats.chunks = rows.size();
+  stats.sent = rows.size();
+  stats.requests = counters.requests + client->counters().requests;
+  stats.bytes = counters.bytes_received + client->counters().bytes_received;
+  return stats;
+}
+
+}  // namespace strata::remote

@@ -1,0 +1,59 @@
+// Push and pull of one session through a remote (an S3 bucket and prefix).
+//
+// Objects under the remote's prefix P (docs/FORMAT.md, "Remote objects"):
+//   P/chunks/<sha256>             a chunk: its plain bytes' SHA-256 names it;
+//                                 one byte of codec (0 raw, 1 zstd), then the
+//                                 bytes. Shared by every session and store
+//                                 that pushes to the bucket.
+//   P/sessions/<name>/bundles/<sha256>
+//                                 the session's metadata: a bundle (see
+//                                 store/bundle.h) whose chunk rows hold the
+//                                 chunk's SHA-256 instead of its bytes
+//                                 (codec 3); named by the file's SHA-256.
+//   P/sessions/<name>/HEAD        JSON naming the current bundle (and the
+//                                 one before); the only object ever rewritten.
+// A push uploads the chunks the remote lacks and the bundle, then moves HEAD
+// last, with a conditional PUT (If-None-Match: * for the first push, else
+// If-Match on the ETag read at the start), so a push killed at any point
+// leaves the old head, and of two pushes racing, one fails. A push is
+// refused unless the remote head is the one this store last pushed or
+// pulled for the session (a fast-forward), or `force` is set.
+// A pull fetches HEAD, the bundle and every chunk (checking each against its
+// SHA-256), then imports the bundle as a new local session.
+#ifndef STRATA_REMOTE_TRANSFER_H_
+#define STRATA_REMOTE_TRANSFER_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "remote/s3_client.h"
+#include "strata/store.h"
+
+namespace strata::remote {
+
+struct TransferStats {
+  std::string head;         // the bundle's key now at the remote head
+  uint64_t chunks = 0;      // chunks the session needs
+  uint64_t sent = 0;        // chunks uploaded (push) or fetched (pull)
+  uint64_t bytes = 0;       // object bytes uploaded or fetched, bundle included
+  uint64_t requests = 0;    // S3 requests made
+  bool up_to_date = false;  // nothing to do
+};
+
+struct PushOptions {
+  bool force = false;  // move the head even if it is not a fast-forward
+  int parallel = 8;    // concurrent uploads
+};
+
+Result<TransferStats> Push(Store& store, const RemoteInfo& remote, std::string_view session,
+                           const PushOptions& options, const Getenv& env);
+
+// Pulls `session` of `remote` into this store as `as` (default: the same
+// name), which must not exist (Exists otherwise, saying to use --as).
+Result<TransferStats> Pull(Store& store, const RemoteInfo& remote, std::string_view session,
+                           std::string_view as, int parallel, const Getenv& env);
+
+}  // namespace strata::remote
+
+#endif  // STRATA_REMOTE_TRANSFER_H_

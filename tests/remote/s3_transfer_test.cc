@@ -1,0 +1,207 @@
+// Push and pull through a real radosgw (the ctest fixture s3, as in
+// s3_client_test.cc): sessions between two stores, byte for byte; what a
+// second push sends; diverging pushes; damaged objects.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <map>
+#include <random>
+#include <string>
+
+#include "remote/remote.h"
+#include "remote/transfer.h"
+#include "testing/temp_store.h"
+
+namespace strata::remote {
+namespace {
+
+std::map<std::string, std::string> ServerEnv() {
+  std::map<std::string, std::string> vars;
+  const char* path = std::getenv("STRATA_S3_ENV");
+  if (path == nullptr) return vars;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("export ", 0) != 0) continue;
+    size_t eq = line.find('=');
+    if (eq != std::string::npos) vars[line.substr(7, eq - 7)] = line.substr(eq + 1);
+  }
+  return vars;
+}
+
+std::string Random(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (char& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+class TransferTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    env_ = ServerEnv();
+    ASSERT_FALSE(env_["STRATA_S3_ENDPOINT"].empty()) << "no radosgw (ctest fixture s3)";
+    getenv_ = [this](const char* name) -> const char* {
+      auto it = env_.find(name);
+      return it == env_.end() ? nullptr : it->second.c_str();
+    };
+    remote_.name = "origin";
+    remote_.bucket = "transfer-" + std::to_string(std::random_device{}() % 1'000'000'000u);
+    remote_.prefix = "fleet/a";
+    remote_.endpoint = env_["STRATA_S3_ENDPOINT"];
+    remote_.region = env_["AWS_REGION"];
+    ASSERT_OK_AND_ASSIGN(auto client, Connect(remote_, getenv_));
+    ASSERT_OK(client->CreateBucket());
+    a_ = OpenStore("a.db");
+    b_ = OpenStore("b.db");
+  }
+
+  std::unique_ptr<Store> OpenStore(const std::string& file) {
+    StoreOptions options;
+    options.path = dir_.File(file);
+    auto store = Store::Open(options);
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    EXPECT_TRUE((*store)->AddRemote(remote_).ok());
+    return std::move(store).value();
+  }
+
+  std::unique_ptr<Filesystem> Head(Store& store, const std::string& session) {
+    auto info = store.GetSession(session);
+    EXPECT_TRUE(info.ok()) << info.status().ToString();
+    auto fs = store.OpenFilesystem(View{info->branch, kHead});
+    EXPECT_TRUE(fs.ok()) << fs.status().ToString();
+    return std::move(fs).value();
+  }
+
+  void Write(Store& store, const std::string& session, const std::string& name,
+             const std::string& content) {
+    auto fs = Head(store, session);
+    testing::ReplaceFile(*fs, kRootIno, name, content);
+    ASSERT_OK(fs->FlushAll());
+  }
+
+  std::string Read(Store& store, const std::string& session, const std::string& path) {
+    auto fs = Head(store, session);
+    auto attr = fs->Resolve(path);
+    EXPECT_TRUE(attr.ok()) << path << ": " << attr.status().ToString();
+    if (!attr.ok()) return "";
+    std::string out(attr->size, '\0');
+    auto n = fs->Read(attr->ino, 0, {reinterpret_cast<uint8_t*>(out.data()), out.size()});
+    EXPECT_TRUE(n.ok()) << n.status().ToString();
+    return n.ok() ? out.substr(0, *n) : "";
+  }
+
+  // A session with files large and small, a key, a recorded call and a
+  // snapshot.
+  void MakeSession(Store& store, const std::string& session) {
+    ASSERT_OK(store.CreateSession(session).status());
+    Write(store, session, "big.bin", Random(700'000, 1));
+    Write(store, session, "notes.txt", "hello\n");
+    ASSERT_OK_AND_ASSIGN(SessionInfo info, store.GetSession(session));
+    ASSERT_OK(store.KvUpdate(info.branch, {{"step", "3"}}));
+    CallStart call;
+    call.name = "write_file";
+    ASSERT_OK(store.RecordCall(info.branch, call, CallOutcome{}).status());
+    ASSERT_OK(store.Snapshot(info.branch, "v1").status());
+    Write(store, session, "after.txt", "after the snapshot\n");
+  }
+
+  std::map<std::string, std::string> env_;
+  Getenv getenv_;
+  RemoteInfo remote_;
+  testing::TempDir dir_;
+  std::unique_ptr<Store> a_, b_;
+};
+
+TEST_F(TransferTest, APulledSessionIsThePushedOneByteForByteAndComesBack) {
+  MakeSession(*a_, "work");
+  ASSERT_OK_AND_ASSIGN(TransferStats pushed, Push(*a_, remote_, "work", {}, getenv_));
+  EXPECT_GT(pushed.chunks, 10u);
+  EXPECT_EQ(pushed.sent, pushed.chunks);
+  ASSERT_OK_AND_ASSIGN(TransferStats pulled, Pull(*b_, remote_, "work", "", 4, getenv_));
+  EXPECT_EQ(pulled.head, pushed.head);
+  EXPECT_EQ(pulled.sent, pushed.chunks);
+  for (const char* path : {"/big.bin", "/notes.txt", "/after.txt"}) {
+    EXPECT_EQ(Read(*b_, "work", path), Read(*a_, "work", path)) << path;
+  }
+  ASSERT_OK_AND_ASSIGN(SessionInfo there, b_->GetSession("work"));
+  ASSERT_OK_AND_ASSIGN(std::string step, b_->KvGet(View{there.branch, kHead}, "step"));
+  EXPECT_EQ(step, "3");
+  ASSERT_OK_AND_ASSIGN(auto calls, b_->ListCalls(View{there.branch, kHead}, CallFilter{}));
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].name, "write_file");
+  ASSERT_OK_AND_ASSIGN(auto snapshots, b_->ListSnapshots(there.branch));
+  ASSERT_EQ(snapshots.size(), 1u);
+  EXPECT_EQ(snapshots[0].name, "v1");
+  EXPECT_TRUE(b_->CheckIntegrity()->empty());
+
+  // Changed there, pushed from there (a fast-forward), pulled back here.
+  Write(*b_, "work", "from-b.txt", "written in the second store\n");
+  ASSERT_OK(Push(*b_, remote_, "work", {}, getenv_).status());
+  ASSERT_OK(Pull(*a_, remote_, "work", "work-from-b", 4, getenv_).status());
+  EXPECT_EQ(Read(*a_, "work-from-b", "/from-b.txt"), "written in the second store\n");
+  EXPECT_EQ(Read(*a_, "work-from-b", "/big.bin"), Random(700'000, 1));
+}
+
+TEST_F(TransferTest, ASecondPushSendsOnlyTheChangedChunk) {
+  MakeSession(*a_, "work");
+  ASSERT_OK_AND_ASSIGN(TransferStats first, Push(*a_, remote_, "work", {}, getenv_));
+  Write(*a_, "work", "small.txt", Random(4096, 9));
+  ASSERT_OK_AND_ASSIGN(TransferStats second, Push(*a_, remote_, "work", {}, getenv_));
+  EXPECT_EQ(second.chunks, first.chunks + 1);
+  EXPECT_EQ(second.sent, 1u);
+  EXPECT_NE(second.head, first.head);
+  // Nothing changed: no chunk, the head stays a fast-forward.
+  ASSERT_OK_AND_ASSIGN(TransferStats third, Push(*a_, remote_, "work", {}, getenv_));
+  EXPECT_EQ(third.sent, 0u);
+}
+
+TEST_F(TransferTest, DivergingPushesAreRefusedUnlessForced) {
+  MakeSession(*a_, "work");
+  ASSERT_OK(Push(*a_, remote_, "work", {}, getenv_).status());
+  ASSERT_OK(Pull(*b_, remote_, "work", "", 4, getenv_).status());
+  Write(*b_, "work", "b.txt", "b\n");
+  ASSERT_OK(Push(*b_, remote_, "work", {}, getenv_).status());
+  Write(*a_, "work", "a.txt", "a\n");
+  auto refused = Push(*a_, remote_, "work", {}, getenv_);
+  EXPECT_CODE(refused, Code::kExists);
+  EXPECT_NE(refused.status().message().find("has not pulled"), std::string::npos)
+      << refused.status().message();
+  // Pulling into the same name is refused too; under another name it works.
+  EXPECT_CODE(Pull(*a_, remote_, "work", "", 4, getenv_), Code::kExists);
+  ASSERT_OK(Pull(*a_, remote_, "work", "theirs", 4, getenv_).status());
+  EXPECT_EQ(Read(*a_, "theirs", "/b.txt"), "b\n");
+  PushOptions force;
+  force.force = true;
+  ASSERT_OK(Push(*a_, remote_, "work", force, getenv_).status());
+  testing::TempDir other;
+  StoreOptions options;
+  options.path = other.File("c.db");
+  ASSERT_OK_AND_ASSIGN(auto c, Store::Open(options));
+  ASSERT_OK(Pull(*c, remote_, "work", "", 4, getenv_).status());
+  EXPECT_EQ(Read(*c, "work", "/a.txt"), "a\n");
+}
+
+TEST_F(TransferTest, ADamagedChunkFailsThePullAndImportsNothing) {
+  MakeSession(*a_, "work");
+  ASSERT_OK(Push(*a_, remote_, "work", {}, getenv_).status());
+  ASSERT_OK_AND_ASSIGN(auto client, Connect(remote_, getenv_));
+  ASSERT_OK_AND_ASSIGN(ListPage chunks, client->List(remote_.prefix + "/chunks/"));
+  ASSERT_FALSE(chunks.keys.empty());
+  const std::string victim = chunks.keys[chunks.keys.size() / 2].first;
+  ASSERT_OK(client->Put(victim, std::string(1, '\0') + "not what was pushed").status());
+  auto pulled = Pull(*b_, remote_, "work", "", 4, getenv_);
+  EXPECT_CODE(pulled, Code::kCorruption);
+  EXPECT_NE(pulled.status().message().find(victim), std::string::npos)
+      << pulled.status().message();
+  EXPECT_CODE(b_->GetSession("work"), Code::kNotFound);
+  ASSERT_OK(client->Delete(victim));
+  EXPECT_CODE(Pull(*b_, remote_, "work", "", 4, getenv_), Code::kNotFound);
+  EXPECT_CODE(b_->GetSession("work"), Code::kNotFound);
+  auto missing = Pull(*b_, remote_, "nobody", "", 4, getenv_);
+  EXPECT_CODE(missing, Code::kNotFound);
+  EXPECT_NE(missing.status().message().find("has no session 'nobody'"), std::string::npos)
+      << missing.status().message();
+}
+
+}  // namespace
+}  // namespace strata::remote
