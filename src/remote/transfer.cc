@@ -289,13 +289,36 @@ Result<TransferStats> Pull(Store& store, const RemoteInfo& remote, std::string_v
     chunks::Encoded encoded;
   };
   std::vector<Fetched> rows;
+  // Chunks this store already holds (same key and size, as the bundle's row
+  // says) are taken from it, not fetched: pulling again fetches what is new.
+  // Import checks each against its key, as it does every chunk.
+  struct Local {
+    int64_t id = 0;
+    int codec = 0;
+    std::vector<uint8_t> data;
+  };
+  std::vector<Local> reused;
   {
     ASSIGN_OR_RETURN(auto conn, sql::Connection::Open(bundle_path, sql::OpenMode::kQueryOnly));
-    ASSIGN_OR_RETURN(sql::Statement s,
-                     conn->PrepareUncached("SELECT id, data FROM chunks WHERE codec = 3 ORDER BY id"));
-    RETURN_IF_ERROR(s.ForEachRow([&](sql::Statement& row) {
-      rows.push_back(Fetched{row.Int(0), row.Text(1), {}});
-      return Status::Ok();
+    ASSIGN_OR_RETURN(auto local, sql::Connection::Open(store.path(), sql::OpenMode::kQueryOnly));
+    ASSIGN_OR_RETURN(sql::Statement find,
+                     local->PrepareUncached("SELECT codec, data FROM chunks WHERE hash = ?1 AND"
+                                            " size = ?2 AND codec IN (0, 1) LIMIT 1"));
+    ASSIGN_OR_RETURN(sql::Statement s, conn->PrepareUncached(
+                                           "SELECT id, data, hash, size FROM chunks"
+                                           " WHERE codec = 3 ORDER BY id"));
+    RETURN_IF_ERROR(s.ForEachRow([&](sql::Statement& row) -> Status {
+      std::span<const uint8_t> hash = row.Blob(2);
+      ASSIGN_OR_RETURN(bool have,
+                       find.BindBlob(1, hash).Bind(2, row.Int(3)).Step("looking up a chunk"));
+      if (have) {
+        std::span<const uint8_t> data = find.Blob(1);
+        reused.push_back(Local{row.Int(0), static_cast<int>(find.Int(0)),
+                               std::vector<uint8_t>(data.begin(), data.end())});
+      } else {
+        rows.push_back(Fetched{row.Int(0), row.Text(1), {}});
+      }
+      return find.Run();  // resets it
     }));
   }
   chunks::ChunkStore chunk_store(nullptr, 3);
@@ -347,12 +370,17 @@ Result<TransferStats> Pull(Store& store, const RemoteInfo& remote, std::string_v
                           .Bind(4, rows[i].id)
                           .Run());
     }
+    ASSIGN_OR_RETURN(sql::Statement reuse,
+                     conn->PrepareUncached("UPDATE chunks SET codec = ?1, data = ?2 WHERE id = ?3"));
+    for (const Local& l : reused) {
+      RETURN_IF_ERROR(reuse.Bind(1, l.codec).BindBlob(2, l.data).Bind(3, l.id).Run());
+    }
     RETURN_IF_ERROR(Reseal(*conn));
     RETURN_IF_ERROR(conn->Exec("COMMIT"));
   }
   RETURN_IF_ERROR(store.Import(bundle_path, name).status());
   if (name == session) RETURN_IF_ERROR(store.SetRemoteHead(remote.name, session, head.bundle));
-  stats.chunks = rows.size();
+  stats.chunks = rows.size() + reused.size();
   stats.sent = rows.size();
   stats.requests = counters.requests + client->counters().requests;
   stats.bytes = counters.bytes_received + client->counters().bytes_received;

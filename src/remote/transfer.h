@@ -18,8 +18,9 @@
 // leaves the old head, and of two pushes racing, one fails. A push is
 // refused unless the remote head is the one this store last pushed or
 // pulled for the session (a fast-forward), or `force` is set.
-// A pull fetches HEAD, the bundle and every chunk (checking each against its
-// SHA-256), then imports the bundle as a new local session.
+// A pull fetches HEAD, the bundle and every chunk this store does not hold
+// already (checking each against its SHA-256), then imports the bundle as a
+// new local session.
 #ifndef STRATA_REMOTE_TRANSFER_H_
 #define STRATA_REMOTE_TRANSFER_H_
 

@@ -137,7 +137,9 @@ TEST_F(TransferTest, APulledSessionIsThePushedOneByteForByteAndComesBack) {
   // Changed there, pushed from there (a fast-forward), pulled back here.
   Write(*b_, "work", "from-b.txt", "written in the second store\n");
   ASSERT_OK(Push(*b_, remote_, "work", {}, getenv_).status());
-  ASSERT_OK(Pull(*a_, remote_, "work", "work-from-b", 4, getenv_).status());
+  ASSERT_OK_AND_ASSIGN(TransferStats back, Pull(*a_, remote_, "work", "work-from-b", 4, getenv_));
+  EXPECT_EQ(back.sent, 1u);  // the one new chunk: the rest is here already
+  EXPECT_EQ(back.chunks, pushed.chunks + 1);
   EXPECT_EQ(Read(*a_, "work-from-b", "/from-b.txt"), "written in the second store\n");
   EXPECT_EQ(Read(*a_, "work-from-b", "/big.bin"), Random(700'000, 1));
 }
