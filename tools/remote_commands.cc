@@ -128,6 +128,9 @@ void PrintTransfer(Globals& g, const char* verb, const std::string& session,
 }
 
 Status Push(Globals& g, const TransferArgs& a) {
+  // A mounted session's daemon commits what it holds first: the push
+  // carries every write that returned before it started.
+  RETURN_IF_ERROR(FlushIfMounted(g, a.session));
   ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
   ASSIGN_OR_RETURN(RemoteInfo remote, ChooseRemote(*store, a.remote));
   remote::PushOptions options;
@@ -142,8 +145,13 @@ Status Pull(Globals& g, const TransferArgs& a) {
   ASSIGN_OR_RETURN(auto store, OpenStore(g, /*create=*/true));
   ASSIGN_OR_RETURN(RemoteInfo remote, ChooseRemote(*store, a.remote));
   if (!a.as.empty()) RETURN_IF_ERROR(CheckSessionName(a.as));
-  ASSIGN_OR_RETURN(auto stats,
-                   remote::Pull(*store, remote, a.session, a.as, a.parallel, ProcessEnv()));
+  const std::string name = a.as.empty() ? a.session : a.as;
+  if (a.force) RETURN_IF_ERROR(RequireUnmounted(g, name, "unmount it before pulling over it"));
+  remote::PullOptions options;
+  options.as = a.as;
+  options.force = a.force;
+  options.parallel = a.parallel;
+  ASSIGN_OR_RETURN(auto stats, remote::Pull(*store, remote, a.session, options, ProcessEnv()));
   PrintTransfer(g, "pulled", a.as.empty() ? a.session : a.as, remote, stats);
   return Status::Ok();
 }
@@ -166,6 +174,9 @@ void AddRemoteCommands(CLI::App& app, Globals& g) {
   pull->add_option("session", pull_args.session, "Session on the remote")->required();
   pull->add_option("remote", pull_args.remote, "Remote (default: the store's only one)");
   pull->add_option("--as", pull_args.as, "Local name (default: the same); it must not exist");
+  pull->add_flag("--force", pull_args.force,
+                 "Replace the local session if it exists (its current state is kept as a "
+                 "snapshot before-restore-N, as restore does)");
   pull->add_option("--parallel", pull_args.parallel, "Concurrent downloads (default 8)")
       ->check(CLI::Range(1, 64));
 

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <random>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -255,23 +256,30 @@ Result<TransferStats> Push(Store& store, const RemoteInfo& remote, std::string_v
 }
 
 Result<TransferStats> Pull(Store& store, const RemoteInfo& remote, std::string_view session,
-                           std::string_view as, int parallel, const Getenv& env) {
+                           const PullOptions& options, const Getenv& env) {
   ASSIGN_OR_RETURN(const NetApi* api, LoadNetApi());
   ASSIGN_OR_RETURN(auto client, Connect(remote, env));
-  const std::string name(as.empty() ? session : as);
+  const std::string name(options.as.empty() ? session : options.as);
+  const int parallel = options.parallel;
   TransferStats stats;
   ASSIGN_OR_RETURN(RemoteHead head, ReadHead(*client, SessionKey(remote, session) + "HEAD"));
   if (!head.exists) {
     return NotFound("remote " + remote.name + " has no session '" + std::string(session) + "'");
   }
   stats.head = head.bundle;
-  if (store.GetSession(name).ok()) {
+  const bool replace = store.GetSession(name).ok();
+  if (replace) {
     ASSIGN_OR_RETURN(std::string known, store.GetRemoteHead(remote.name, session));
     if (name == session && known == head.bundle) {
       stats.up_to_date = true;
       return stats;
     }
-    return Exists("session '" + name + "' exists in this store; pull into a new one with --as NAME");
+    if (!options.force) {
+      return Exists("session '" + name + "' exists in this store" +
+                    (name == session && !known.empty() ? " and the remote head moved since" : "") +
+                    ": pull into a new one with --as NAME, or replace it with --force (its "
+                    "current state is kept as a snapshot)");
+    }
   }
   ScratchDir scratch;
   if (!scratch.ok()) return IoError("cannot make a temporary directory");
@@ -378,7 +386,22 @@ Result<TransferStats> Pull(Store& store, const RemoteInfo& remote, std::string_v
     RETURN_IF_ERROR(Reseal(*conn));
     RETURN_IF_ERROR(conn->Exec("COMMIT"));
   }
-  RETURN_IF_ERROR(store.Import(bundle_path, name).status());
+  if (!replace) {
+    RETURN_IF_ERROR(store.Import(bundle_path, name).status());
+  } else {
+    // Imported under a name of its own, then the session is restored to it:
+    // one transaction each, and the old state stays a snapshot.
+    const std::string incoming = name.substr(0, 100) + "-pulling-" +
+                                 std::to_string(std::random_device{}() % 1'000'000'000u);
+    RETURN_IF_ERROR(store.Import(bundle_path, incoming).status());
+    Status moved = [&]() -> Status {
+      ASSIGN_OR_RETURN(SessionInfo pulled, store.GetSession(incoming));
+      return store.Restore(name, View{pulled.branch, kHead}).status();
+    }();
+    Status removed = store.RemoveSession(incoming);
+    RETURN_IF_ERROR(moved);
+    RETURN_IF_ERROR(removed);
+  }
   if (name == session) RETURN_IF_ERROR(store.SetRemoteHead(remote.name, session, head.bundle));
   stats.chunks = rows.size() + reused.size();
   stats.sent = rows.size();

@@ -50,10 +50,18 @@ struct PushOptions {
 Result<TransferStats> Push(Store& store, const RemoteInfo& remote, std::string_view session,
                            const PushOptions& options, const Getenv& env);
 
-// Pulls `session` of `remote` into this store as `as` (default: the same
-// name), which must not exist (Exists otherwise, saying to use --as).
+struct PullOptions {
+  std::string as;      // the local name; empty: the remote session's name
+  bool force = false;  // replace an existing local session (Store::Restore:
+                       // its state is kept as snapshot before-restore-N)
+  int parallel = 8;    // concurrent downloads
+};
+
+// Pulls `session` of `remote` into this store. Without `force` the local
+// session must not exist (Exists otherwise, saying to use --as or --force),
+// or be at the remote head already (then nothing is done).
 Result<TransferStats> Pull(Store& store, const RemoteInfo& remote, std::string_view session,
-                           std::string_view as, int parallel, const Getenv& env);
+                           const PullOptions& options, const Getenv& env);
 
 }  // namespace strata::remote
 

@@ -28,6 +28,12 @@ std::map<std::string, std::string> ServerEnv() {
   return vars;
 }
 
+PullOptions As(const std::string& name) {
+  PullOptions o;
+  o.as = name;
+  return o;
+}
+
 std::string Random(size_t n, uint32_t seed) {
   std::mt19937 rng(seed);
   std::string s(n, '\0');
@@ -117,7 +123,7 @@ TEST_F(TransferTest, APulledSessionIsThePushedOneByteForByteAndComesBack) {
   ASSERT_OK_AND_ASSIGN(TransferStats pushed, Push(*a_, remote_, "work", {}, getenv_));
   EXPECT_GT(pushed.chunks, 10u);
   EXPECT_EQ(pushed.sent, pushed.chunks);
-  ASSERT_OK_AND_ASSIGN(TransferStats pulled, Pull(*b_, remote_, "work", "", 4, getenv_));
+  ASSERT_OK_AND_ASSIGN(TransferStats pulled, Pull(*b_, remote_, "work", {}, getenv_));
   EXPECT_EQ(pulled.head, pushed.head);
   EXPECT_EQ(pulled.sent, pushed.chunks);
   for (const char* path : {"/big.bin", "/notes.txt", "/after.txt"}) {
@@ -137,7 +143,7 @@ TEST_F(TransferTest, APulledSessionIsThePushedOneByteForByteAndComesBack) {
   // Changed there, pushed from there (a fast-forward), pulled back here.
   Write(*b_, "work", "from-b.txt", "written in the second store\n");
   ASSERT_OK(Push(*b_, remote_, "work", {}, getenv_).status());
-  ASSERT_OK_AND_ASSIGN(TransferStats back, Pull(*a_, remote_, "work", "work-from-b", 4, getenv_));
+  ASSERT_OK_AND_ASSIGN(TransferStats back, Pull(*a_, remote_, "work", As("work-from-b"), getenv_));
   EXPECT_EQ(back.sent, 1u);  // the one new chunk: the rest is here already
   EXPECT_EQ(back.chunks, pushed.chunks + 1);
   EXPECT_EQ(Read(*a_, "work-from-b", "/from-b.txt"), "written in the second store\n");
@@ -160,7 +166,7 @@ TEST_F(TransferTest, ASecondPushSendsOnlyTheChangedChunk) {
 TEST_F(TransferTest, DivergingPushesAreRefusedUnlessForced) {
   MakeSession(*a_, "work");
   ASSERT_OK(Push(*a_, remote_, "work", {}, getenv_).status());
-  ASSERT_OK(Pull(*b_, remote_, "work", "", 4, getenv_).status());
+  ASSERT_OK(Pull(*b_, remote_, "work", {}, getenv_).status());
   Write(*b_, "work", "b.txt", "b\n");
   ASSERT_OK(Push(*b_, remote_, "work", {}, getenv_).status());
   Write(*a_, "work", "a.txt", "a\n");
@@ -169,17 +175,33 @@ TEST_F(TransferTest, DivergingPushesAreRefusedUnlessForced) {
   EXPECT_NE(refused.status().message().find("has not pulled"), std::string::npos)
       << refused.status().message();
   // Pulling into the same name is refused too; under another name it works.
-  EXPECT_CODE(Pull(*a_, remote_, "work", "", 4, getenv_), Code::kExists);
-  ASSERT_OK(Pull(*a_, remote_, "work", "theirs", 4, getenv_).status());
+  EXPECT_CODE(Pull(*a_, remote_, "work", {}, getenv_), Code::kExists);
+  ASSERT_OK(Pull(*a_, remote_, "work", As("theirs"), getenv_).status());
   EXPECT_EQ(Read(*a_, "theirs", "/b.txt"), "b\n");
   PushOptions force;
   force.force = true;
   ASSERT_OK(Push(*a_, remote_, "work", force, getenv_).status());
+  // b's copy changed (it pushed b.txt) but the remote moved on: only --force
+  // replaces it, and b's state is kept as a snapshot.
+  EXPECT_CODE(Pull(*b_, remote_, "work", {}, getenv_), Code::kExists);
+  ASSERT_OK_AND_ASSIGN(SessionInfo before, b_->GetSession("work"));
+  PullOptions replace;
+  replace.force = true;
+  ASSERT_OK(Pull(*b_, remote_, "work", replace, getenv_).status());
+  EXPECT_EQ(Read(*b_, "work", "/a.txt"), "a\n");
+  EXPECT_EQ(Read(*b_, "work", "/big.bin"), Random(700'000, 1));
+  ASSERT_OK_AND_ASSIGN(SnapshotInfo kept, b_->FindSnapshot(before.branch, "before-restore-1"));
+  ASSERT_OK_AND_ASSIGN(auto old_fs, b_->OpenFilesystem(View{kept.branch, kept.version}));
+  EXPECT_TRUE(old_fs->Resolve("/b.txt").ok());  // b's own state, kept
+  EXPECT_CODE(b_->GetSession("work-pulling"), Code::kNotFound);
+  ASSERT_OK_AND_ASSIGN(TransferStats again, Pull(*b_, remote_, "work", {}, getenv_));
+  EXPECT_TRUE(again.up_to_date);
+  EXPECT_TRUE(b_->CheckIntegrity()->empty());
   testing::TempDir other;
   StoreOptions options;
   options.path = other.File("c.db");
   ASSERT_OK_AND_ASSIGN(auto c, Store::Open(options));
-  ASSERT_OK(Pull(*c, remote_, "work", "", 4, getenv_).status());
+  ASSERT_OK(Pull(*c, remote_, "work", {}, getenv_).status());
   EXPECT_EQ(Read(*c, "work", "/a.txt"), "a\n");
 }
 
@@ -191,15 +213,15 @@ TEST_F(TransferTest, ADamagedChunkFailsThePullAndImportsNothing) {
   ASSERT_FALSE(chunks.keys.empty());
   const std::string victim = chunks.keys[chunks.keys.size() / 2].first;
   ASSERT_OK(client->Put(victim, std::string(1, '\0') + "not what was pushed").status());
-  auto pulled = Pull(*b_, remote_, "work", "", 4, getenv_);
+  auto pulled = Pull(*b_, remote_, "work", {}, getenv_);
   EXPECT_CODE(pulled, Code::kCorruption);
   EXPECT_NE(pulled.status().message().find(victim), std::string::npos)
       << pulled.status().message();
   EXPECT_CODE(b_->GetSession("work"), Code::kNotFound);
   ASSERT_OK(client->Delete(victim));
-  EXPECT_CODE(Pull(*b_, remote_, "work", "", 4, getenv_), Code::kNotFound);
+  EXPECT_CODE(Pull(*b_, remote_, "work", {}, getenv_), Code::kNotFound);
   EXPECT_CODE(b_->GetSession("work"), Code::kNotFound);
-  auto missing = Pull(*b_, remote_, "nobody", "", 4, getenv_);
+  auto missing = Pull(*b_, remote_, "nobody", {}, getenv_);
   EXPECT_CODE(missing, Code::kNotFound);
   EXPECT_NE(missing.status().message().find("has no session 'nobody'"), std::string::npos)
       << missing.status().message();
