@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <map>
 #include <random>
 #include <string>
@@ -66,7 +67,8 @@ class TransferTest : public ::testing::Test {
     options.path = dir_.File(file);
     auto store = Store::Open(options);
     EXPECT_TRUE(store.ok()) << store.status().ToString();
-    EXPECT_TRUE((*store)->AddRemote(remote_).ok());
+    Status added = (*store)->AddRemote(remote_);
+    EXPECT_TRUE(added.ok() || added.code() == Code::kExists) << added.ToString();
     return std::move(store).value();
   }
 
@@ -225,6 +227,58 @@ TEST_F(TransferTest, ADamagedChunkFailsThePullAndImportsNothing) {
   EXPECT_CODE(missing, Code::kNotFound);
   EXPECT_NE(missing.status().message().find("has no session 'nobody'"), std::string::npos)
       << missing.status().message();
+}
+
+// Keys under `prefix`, all pages.
+std::vector<std::string> AllKeys(S3Client& client, const std::string& prefix) {
+  std::vector<std::string> keys;
+  std::string after;
+  do {
+    auto page = client.List(prefix, after);
+    EXPECT_TRUE(page.ok()) << page.status().ToString();
+    if (!page.ok()) break;
+    for (const auto& [key, size] : page->keys) keys.push_back(key);
+    after = page->next;
+  } while (!after.empty());
+  return keys;
+}
+
+TEST_F(TransferTest, APushKilledAnywhereLeavesTheOldHeadAndTheNextOneResumes) {
+  MakeSession(*a_, "work");
+  ASSERT_OK_AND_ASSIGN(TransferStats first, Push(*a_, remote_, "work", {}, getenv_));
+  Write(*a_, "work", "more.bin", Random(6 << 20, 5));  // ~96 new chunks
+  a_.reset();  // the CLI opens the store from here on
+  ASSERT_OK_AND_ASSIGN(auto client, Connect(remote_, getenv_));
+  const std::string head_key = remote_.prefix + "/sessions/work/HEAD";
+  for (const char* delay : {"0.05", "0.2", "0.4", "0.8"}) {
+    std::string cmd = "env AWS_ACCESS_KEY_ID='" + env_["AWS_ACCESS_KEY_ID"] +
+                      "' AWS_SECRET_ACCESS_KEY='" + env_["AWS_SECRET_ACCESS_KEY"] +
+                      "' timeout -s KILL " + delay + " " + STRATA_CLI + " --store '" +
+                      dir_.File("a.db") + "' push work --parallel 2 >/dev/null 2>&1";
+    int rc = std::system(cmd.c_str());
+    (void)rc;  // killed, or done: either way the remote must be whole
+    ASSERT_OK_AND_ASSIGN(std::string head, client->Get(head_key));
+    auto json = nlohmann::json::parse(head, nullptr, false);
+    ASSERT_TRUE(json.is_object()) << head;
+    const std::string bundle = json["bundle"].get<std::string>();
+    // The head names a complete push: every object it needs is there.
+    testing::TempDir other;
+    StoreOptions options;
+    options.path = other.File("c.db");
+    ASSERT_OK_AND_ASSIGN(auto c, Store::Open(options));
+    ASSERT_OK_AND_ASSIGN(TransferStats pulled, Pull(*c, remote_, "work", {}, getenv_));
+    EXPECT_EQ(pulled.head, bundle);
+    EXPECT_EQ(Read(*c, "work", "/big.bin"), Random(700'000, 1)) << delay;
+    if (bundle != first.head) EXPECT_EQ(Read(*c, "work", "/more.bin"), Random(6 << 20, 5));
+    if (bundle != first.head) break;  // a push got through
+  }
+  // The next push uploads only what the killed ones did not.
+  a_ = OpenStore("a.db");
+  const size_t before = AllKeys(*client, remote_.prefix + "/chunks/").size();
+  ASSERT_OK_AND_ASSIGN(TransferStats last, Push(*a_, remote_, "work", {}, getenv_));
+  const size_t after = AllKeys(*client, remote_.prefix + "/chunks/").size();
+  EXPECT_EQ(last.sent, after - before);
+  EXPECT_EQ(after, last.chunks);  // one object per distinct chunk, none twice
 }
 
 }  // namespace
