@@ -160,6 +160,9 @@ TEST_F(TransferTest, ASecondPushSendsOnlyTheChangedChunk) {
   EXPECT_EQ(second.chunks, first.chunks + 1);
   EXPECT_EQ(second.sent, 1u);
   EXPECT_NE(second.head, first.head);
+  // The head's bundle says which chunks are there: no request per chunk.
+  // (head, previous bundle, the new chunk's HEAD and PUT, bundle, head)
+  EXPECT_EQ(second.requests, 6u);
   // Nothing changed: no chunk, the head stays a fast-forward.
   ASSERT_OK_AND_ASSIGN(TransferStats third, Push(*a_, remote_, "work", {}, getenv_));
   EXPECT_EQ(third.sent, 0u);

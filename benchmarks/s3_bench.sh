@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Push and pull through a real radosgw (tools/dev-s3.sh, memstore) against
+# Debian's awscli on the same files in the same run: a 1 GiB session (SIZE_MIB)
+# of files from 4 KiB to 64 MiB, half source text, half random bytes.
+#   push        `strata push` of the session (a new bucket)
+#   pull        `strata pull` into an empty store (everything fetched)
+#   re-push     after changing one 4 KiB file
+#   awscli up   `aws s3 cp --recursive` of the same directory (a new prefix)
+#   awscli down `aws s3 cp --recursive` of it back into an empty directory
+# Prints each step's time, MiB/s of the data, and strata's requests and
+# bytes, for REPS (default 1) runs; exit status 1 if a pulled file differs.
+#
+# Environment: STRATA (a strata binary; default: build this tree in
+#              STRATA_BENCH_BUILD, default <repo>/build-bench),
+#              STRATA_BENCH_DIR (default /tmp), SIZE_MIB (1024), REPS, AWS
+#              (default /usr/bin/aws, Debian's awscli).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+if [[ -z "${STRATA:-}" ]]; then
+  BUILD=${STRATA_BENCH_BUILD:-$ROOT/build-bench}
+  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  ninja -C "$BUILD" -j2 strata_cli >/dev/null
+  STRATA="$BUILD/strata"
+fi
+AWS=${AWS:-/usr/bin/aws}
+SIZE_MIB=${SIZE_MIB:-1024}
+DIR=$(mktemp -d "${STRATA_BENCH_DIR:-/tmp}/strata-s3bench.XXXXXX")
+S3DIR="$DIR/s3"
+cleanup() {
+  "$ROOT/tools/dev-s3.sh" stop "$S3DIR" >/dev/null 2>&1 || true
+  rm -rf "$DIR"
+}
+trap cleanup EXIT
+# The memstore holds everything in RAM: room for two copies of the data.
+eval "$(DEV_S3_MEMSTORE_BYTES=$(( (SIZE_MIB * 3 + 1024) << 20 )) "$ROOT/tools/dev-s3.sh" start "$S3DIR")"
+export AWS_DEFAULT_REGION=$AWS_REGION AWS_EC2_METADATA_DISABLED=true
+
+# The files: sizes doubling from 4 KiB to 64 MiB, text and random in turn,
+# until SIZE_MIB is reached.
+mkdir -p "$DIR/data"
+(tar -cf - -C /usr include 2>/dev/null || true) | head -c 64M >"$DIR/text"
+total=0 i=0 size=4096
+while (( total < SIZE_MIB << 20 )); do
+  f="$DIR/data/f$i"
+  if (( i % 2 == 0 )); then head -c "$size" "$DIR/text" >"$f"; else head -c "$size" /dev/urandom >"$f"; fi
+  total=$(( total + size )); i=$(( i + 1 ))
+  size=$(( size * 2 )); (( size > 64 << 20 )) && size=4096
+done
+mib=$(awk -v b="$total" 'BEGIN {printf "%.0f", b / 1048576}')
+timed() {  # prints seconds
+  local t0=$EPOCHREALTIME
+  "$@" >"$DIR/out" 2>&1 || { cat "$DIR/out" >&2; return 1; }
+  awk -v t0="$t0" -v t1="$EPOCHREALTIME" 'BEGIN {printf "%.2f", t1 - t0}'
+}
+rate() { awk -v s="$1" -v m="$mib" 'BEGIN {printf "%.0f", m / s}'; }
+s3() { "$AWS" --endpoint-url "$STRATA_S3_ENDPOINT" s3 "$@"; }
+
+for rep in $(seq 1 "${REPS:-1}"); do
+  bucket="bench-$rep-$RANDOM"
+  s3 mb "s3://$bucket" >/dev/null
+  rm -rf "$DIR"/a.db* "$DIR"/b.db* "$DIR/down"
+  A=("$STRATA" --store "$DIR/a.db") B=("$STRATA" --store "$DIR/b.db")
+  "${A[@]}" init --base empty work >/dev/null
+  "${A[@]}" copy-in "$DIR/data" work:/data >/dev/null
+  "${A[@]}" remote add r "s3://$bucket/strata" --endpoint "$STRATA_S3_ENDPOINT" >/dev/null
+  "${B[@]}" remote add r "s3://$bucket/strata" --endpoint "$STRATA_S3_ENDPOINT" >/dev/null
+  t_push=$(timed "${A[@]}" --json push work); push_out=$(cat "$DIR/out")
+  t_pull=$(timed "${B[@]}" --json pull work); pull_out=$(cat "$DIR/out")
+  for f in "$DIR"/data/f0 "$DIR"/data/f7 "$DIR/data/f$(( i - 1 ))"; do
+    cmp <("${B[@]}" cat "work:/data/$(basename "$f")") "$f" || { echo "pulled $f differs"; exit 1; }
+  done
+  head -c 4096 /dev/urandom | "${A[@]}" put work:/data/f0
+  t_repush=$(timed "${A[@]}" --json push work); repush_out=$(cat "$DIR/out")
+  t_up=$(timed s3 cp --recursive --only-show-errors "$DIR/data" "s3://$bucket/aws")
+  t_down=$(timed s3 cp --recursive --only-show-errors "s3://$bucket/aws" "$DIR/down")
+  field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+  echo "run $rep (commit $(git -C "$ROOT" rev-parse --short HEAD), $mib MiB in $i files):"
+  echo "| step | time (s) | MiB/s | requests | bytes sent or received |"
+  echo "|---|---|---|---|---|"
+  echo "| strata push | $t_push | $(rate "$t_push") | $(field "$push_out" requests) | $(field "$push_out" bytes) |"
+  echo "| strata pull | $t_pull | $(rate "$t_pull") | $(field "$pull_out" requests) | $(field "$pull_out" bytes) |"
+  echo "| strata re-push (one 4 KiB file changed) | $t_repush | | $(field "$repush_out" requests) | $(field "$repush_out" bytes) |"
+  echo "| awscli up | $t_up | $(rate "$t_up") | | |"
+  echo "| awscli down | $t_down | $(rate "$t_down") | | |"
+  awk -v p="$t_push" -v q="$t_pull" -v u="$t_up" -v d="$t_down" \
+    'BEGIN {printf "push %.2fx, pull %.2fx of awscli'"'"'s rate\n", u / p, d / q}'
+done
