@@ -19,29 +19,17 @@
 #include "remote/remote.h"
 #include "remote/s3_client.h"
 #include "testing/cli_runner.h"
+#include "testing/s3_server.h"
 #include "testing/temp_store.h"
 
 namespace strata::remote {
 namespace {
 
-// The variables tools/dev-s3.sh printed ("export NAME=VALUE" lines).
-std::map<std::string, std::string> ServerEnv() {
-  std::map<std::string, std::string> vars;
-  const char* path = std::getenv("STRATA_S3_ENV");
-  if (path == nullptr) return vars;
-  std::ifstream in(path);
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("export ", 0) != 0) continue;
-    size_t eq = line.find('=');
-    if (eq != std::string::npos) vars[line.substr(7, eq - 7)] = line.substr(eq + 1);
-  }
-  return vars;
-}
 
 class S3ClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    env_ = ServerEnv();
+    env_ = testing::S3ServerEnv();
     ASSERT_FALSE(env_["STRATA_S3_ENDPOINT"].empty())
         << "no radosgw: the ctest fixture s3 (tools/dev-s3.sh) writes its address to "
            "$STRATA_S3_ENV";

@@ -11,23 +11,12 @@
 
 #include "remote/remote.h"
 #include "remote/transfer.h"
+#include "testing/s3_server.h"
 #include "testing/temp_store.h"
 
 namespace strata::remote {
 namespace {
 
-std::map<std::string, std::string> ServerEnv() {
-  std::map<std::string, std::string> vars;
-  const char* path = std::getenv("STRATA_S3_ENV");
-  if (path == nullptr) return vars;
-  std::ifstream in(path);
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("export ", 0) != 0) continue;
-    size_t eq = line.find('=');
-    if (eq != std::string::npos) vars[line.substr(7, eq - 7)] = line.substr(eq + 1);
-  }
-  return vars;
-}
 
 PullOptions As(const std::string& name) {
   PullOptions o;
@@ -45,7 +34,7 @@ std::string Random(size_t n, uint32_t seed) {
 class TransferTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    env_ = ServerEnv();
+    env_ = testing::S3ServerEnv();
     ASSERT_FALSE(env_["STRATA_S3_ENDPOINT"].empty()) << "no radosgw (ctest fixture s3)";
     getenv_ = [this](const char* name) -> const char* {
       auto it = env_.find(name);
