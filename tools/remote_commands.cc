@@ -1,6 +1,9 @@
 // remote add|ls|rm|check: S3 locations that sessions are pushed to and
 // pulled from. Credentials come from the environment or the AWS profile
 // files when a remote is used, and are never stored.
+#include <unistd.h>
+
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 
@@ -100,6 +103,19 @@ Result<RemoteInfo> ChooseRemote(Store& store, const std::string& name) {
                          " remotes; name the one to use");
 }
 
+// A one-line progress bar on stderr when it is a terminal; nothing otherwise.
+remote::Progress ProgressBar(const char* verb) {
+  if (!isatty(STDERR_FILENO)) return nullptr;
+  return [verb](uint64_t done, uint64_t total) {
+    constexpr int kWidth = 30;
+    const int filled = total == 0 ? kWidth : static_cast<int>(kWidth * done / total);
+    std::fprintf(stderr, "\r%s [%s%s] %llu/%llu chunks", verb, std::string(filled, '#').c_str(),
+                 std::string(kWidth - filled, ' ').c_str(), static_cast<unsigned long long>(done),
+                 static_cast<unsigned long long>(total));
+    if (done == total) std::fprintf(stderr, "\n");
+  };
+}
+
 struct TransferArgs {
   std::string session;
   std::string remote;
@@ -136,6 +152,7 @@ Status Push(Globals& g, const TransferArgs& a) {
   remote::PushOptions options;
   options.force = a.force;
   options.parallel = a.parallel;
+  options.progress = ProgressBar("pushing");
   ASSIGN_OR_RETURN(auto stats, remote::Push(*store, remote, a.session, options, ProcessEnv()));
   PrintTransfer(g, "pushed", a.session, remote, stats);
   return Status::Ok();
@@ -151,6 +168,7 @@ Status Pull(Globals& g, const TransferArgs& a) {
   options.as = a.as;
   options.force = a.force;
   options.parallel = a.parallel;
+  options.progress = ProgressBar("pulling");
   ASSIGN_OR_RETURN(auto stats, remote::Pull(*store, remote, a.session, options, ProcessEnv()));
   PrintTransfer(g, "pulled", a.as.empty() ? a.session : a.as, remote, stats);
   return Status::Ok();

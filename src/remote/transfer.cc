@@ -80,14 +80,16 @@ std::string ShaHex(const NetApi& api, std::string_view bytes) {
 }
 
 // Runs `work(client, conn, i)` for i in [0, n) on up to `parallel` threads,
-// each with its own S3 client and its own connection to `db_path`. The
-// first error wins; the others stop at their next item.
+// each with its own S3 client and its own connection to `db_path`, telling
+// `progress` (if set) as items are done. The first error wins; the others
+// stop at their next item.
 Status ForEachParallel(size_t n, int parallel, const RemoteInfo& remote, const Getenv& env,
                        const std::string& db_path,
                        const std::function<Status(S3Client&, sql::Connection&, size_t)>& work,
-                       S3Counters* counters) {
+                       const Progress& progress, S3Counters* counters) {
   std::atomic<size_t> next{0};
   std::mutex mu;
+  uint64_t done = 0;  // guarded by mu
   Status first = Status::Ok();
   auto worker = [&] {
     auto client = Connect(remote, env);
@@ -99,6 +101,10 @@ Status ForEachParallel(size_t n, int parallel, const RemoteInfo& remote, const G
         if (!first.ok()) break;
       }
       s = work(**client, **conn, i);
+      if (s.ok() && progress) {
+        std::scoped_lock lock(mu);
+        progress(++done, n);
+      }
     }
     std::scoped_lock lock(mu);
     if (!s.ok() && first.ok()) first = s;
@@ -223,7 +229,7 @@ Result<TransferStats> Push(Store& store, const RemoteInfo& remote, std::string_v
         uploaded++;
         return Status::Ok();
       },
-      &counters));
+      options.progress, &counters));
   stats.chunks = ids.size();
   stats.sent = uploaded.load();
 
@@ -378,7 +384,7 @@ Result<TransferStats> Pull(Store& store, const RemoteInfo& remote, std::string_v
         rows[i].encoded = chunk_store.Encode(plain);
         return Status::Ok();
       },
-      &counters));
+      options.progress, &counters));
   {
     ASSIGN_OR_RETURN(auto conn, sql::Connection::Open(bundle_path, sql::OpenMode::kReadWriteCreate));
     RETURN_IF_ERROR(conn->Exec("BEGIN"));

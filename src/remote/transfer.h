@@ -25,6 +25,7 @@
 #define STRATA_REMOTE_TRANSFER_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -42,9 +43,14 @@ struct TransferStats {
   bool up_to_date = false;  // nothing to do
 };
 
+// Called from the transfer's threads, one call at a time, as chunks are
+// done: how many of how many.
+using Progress = std::function<void(uint64_t done, uint64_t total)>;
+
 struct PushOptions {
   bool force = false;  // move the head even if it is not a fast-forward
   int parallel = 8;    // concurrent uploads
+  Progress progress;   // optional
 };
 
 Result<TransferStats> Push(Store& store, const RemoteInfo& remote, std::string_view session,
@@ -55,6 +61,7 @@ struct PullOptions {
   bool force = false;  // replace an existing local session (Store::Restore:
                        // its state is kept as snapshot before-restore-N)
   int parallel = 8;    // concurrent downloads
+  Progress progress;   // optional
 };
 
 // Pulls `session` of `remote` into this store. Without `force` the local

@@ -111,9 +111,20 @@ class TransferTest : public ::testing::Test {
 
 TEST_F(TransferTest, APulledSessionIsThePushedOneByteForByteAndComesBack) {
   MakeSession(*a_, "work");
-  ASSERT_OK_AND_ASSIGN(TransferStats pushed, Push(*a_, remote_, "work", {}, getenv_));
+  PushOptions options;
+  uint64_t calls = 0, last_done = 0, last_total = 0;
+  options.progress = [&](uint64_t done, uint64_t total) {
+    ++calls;
+    EXPECT_EQ(done, last_done + 1);  // one call per chunk, in order, never two at once
+    last_done = done;
+    last_total = total;
+  };
+  ASSERT_OK_AND_ASSIGN(TransferStats pushed, Push(*a_, remote_, "work", options, getenv_));
   EXPECT_GT(pushed.chunks, 10u);
   EXPECT_EQ(pushed.sent, pushed.chunks);
+  EXPECT_EQ(calls, pushed.chunks);
+  EXPECT_EQ(last_done, pushed.chunks);
+  EXPECT_EQ(last_total, pushed.chunks);
   ASSERT_OK_AND_ASSIGN(TransferStats pulled, Pull(*b_, remote_, "work", {}, getenv_));
   EXPECT_EQ(pulled.head, pushed.head);
   EXPECT_EQ(pulled.sent, pushed.chunks);
