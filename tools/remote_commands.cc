@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
+#include "remote/maintenance.h"
 #include "remote/remote.h"
 #include "remote/transfer.h"
 
@@ -174,6 +175,57 @@ Status Pull(Globals& g, const TransferArgs& a) {
   return Status::Ok();
 }
 
+struct UpkeepArgs {
+  std::string name;
+  int64_t grace_s = 3600;
+  bool verify_data = false;
+};
+
+Status RemoteGc(Globals& g, const UpkeepArgs& a) {
+  ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
+  ASSIGN_OR_RETURN(RemoteInfo remote, store->GetRemote(a.name));
+  ASSIGN_OR_RETURN(auto client, remote::Connect(remote, ProcessEnv()));
+  ASSIGN_OR_RETURN(remote::RemoteGcStats stats,
+                   remote::CollectRemoteGarbage(*client, remote, a.grace_s));
+  if (g.json) {
+    PrintJson({{"sessions", stats.sessions}, {"chunks_kept", stats.chunks_kept},
+               {"chunks_deleted", stats.chunks_deleted}, {"bundles_deleted", stats.bundles_deleted},
+               {"bytes_deleted", stats.bytes_deleted}, {"young_kept", stats.young_kept}},
+              -1);
+  } else {
+    std::cout << "remote " << remote.name << ": " << stats.sessions << " sessions, "
+              << stats.chunks_kept << " chunks in use; deleted " << stats.chunks_deleted
+              << " chunks and " << stats.bundles_deleted << " old bundles ("
+              << FormatSize(stats.bytes_deleted) << ")";
+    if (stats.young_kept > 0) {
+      std::cout << "; kept " << stats.young_kept << " unreferenced objects newer than "
+                << a.grace_s << " s";
+    }
+    std::cout << "\n";
+  }
+  return Status::Ok();
+}
+
+Status RemoteFsck(Globals& g, const UpkeepArgs& a) {
+  ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
+  ASSIGN_OR_RETURN(RemoteInfo remote, store->GetRemote(a.name));
+  ASSIGN_OR_RETURN(auto client, remote::Connect(remote, ProcessEnv()));
+  uint64_t sessions = 0;
+  ASSIGN_OR_RETURN(auto problems, remote::CheckRemote(*client, remote, a.verify_data, &sessions));
+  if (g.json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& p : problems) out.push_back({{"key", p.key}, {"problem", p.detail}});
+    PrintJson({{"sessions", sessions}, {"problems", out}}, -1);
+  } else {
+    for (const auto& p : problems) std::cout << p.key << ": " << p.detail << "\n";
+    std::cout << "remote " << remote.name << ": " << sessions << " sessions checked, "
+              << (problems.empty() ? "no problems found" : std::to_string(problems.size()) + " problem(s)")
+              << "\n";
+  }
+  if (!problems.empty()) return Status(Code::kCorruption, "remote " + remote.name + " has problems");
+  return Status::Ok();
+}
+
 }  // namespace
 
 void AddRemoteCommands(CLI::App& app, Globals& g) {
@@ -220,6 +272,21 @@ void AddRemoteCommands(CLI::App& app, Globals& g) {
                       "Check that remote NAME is reachable with the credentials of the environment",
                       [&g] { return RemoteCheck(g, name); });
   check->add_option("name", name, "Remote name")->required();
+  static UpkeepArgs upkeep;
+  auto* gc = g.Add(*remote, "gc",
+                   "Delete the objects of remote NAME that no session's head references",
+                   [&g] { return RemoteGc(g, upkeep); });
+  gc->add_option("name", upkeep.name, "Remote name")->required();
+  gc->add_option("--grace", upkeep.grace_s,
+                 "Keep unreferenced objects newer than this many seconds, for pushes in flight "
+                 "(default 3600)")
+      ->check(CLI::NonNegativeNumber);
+  auto* fsck = g.Add(*remote, "fsck",
+                     "Check that every object the heads of remote NAME reference is there",
+                     [&g] { return RemoteFsck(g, upkeep); });
+  fsck->add_option("name", upkeep.name, "Remote name")->required();
+  fsck->add_flag("--verify-data", upkeep.verify_data,
+                 "Also fetch every chunk and check it against its hash");
   remote->footer(
       "Credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or AWS_PROFILE "
       "with ~/.aws/credentials and ~/.aws/config; they are never written into the store.");

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -420,6 +421,12 @@ Result<ListPage> S3Client::List(std::string_view prefix, std::string_view after,
     if (contents.empty()) break;
     page.keys.emplace_back(XmlText(contents, "Key"),
                            std::strtoull(XmlText(contents, "Size").c_str(), nullptr, 10));
+    // "2026-12-07T19:40:53.123Z"
+    struct tm tm {};
+    const std::string modified = XmlText(contents, "LastModified");
+    page.modified_s.push_back(strptime(modified.c_str(), "%Y-%m-%dT%H:%M:%S", &tm) != nullptr
+                                  ? static_cast<int64_t>(timegm(&tm))
+                                  : 0);
   }
   if (XmlText(r.body, "IsTruncated") == "true") page.next = XmlText(r.body, "NextContinuationToken");
   return page;

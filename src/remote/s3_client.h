@@ -65,6 +65,7 @@ struct ObjectInfo {
 
 struct ListPage {
   std::vector<std::pair<std::string, uint64_t>> keys;  // key, size; in key order
+  std::vector<int64_t> modified_s;                      // each key's LastModified (Unix time)
   std::string next;                                     // empty: the last page
 };
 

@@ -1,7 +1,5 @@
 #include "remote/transfer.h"
 
-#include <zstd.h>
-
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -17,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "chunks/chunk_store.h"
+#include "remote/layout.h"
 #include "remote/net_api.h"
 #include "remote/remote.h"
 #include "sql/database.h"
@@ -25,59 +24,6 @@
 namespace strata::remote {
 
 namespace {
-
-// A chunk row of a remote bundle holds the plain bytes' SHA-256 (32 bytes).
-constexpr int kRemoteCodec = 3;
-constexpr char kRawObject = 0;
-constexpr char kZstdObject = 1;
-
-std::string Prefix(const RemoteInfo& remote) {
-  return remote.prefix.empty() ? "" : remote.prefix + "/";
-}
-std::string ChunkKey(const RemoteInfo& remote, const std::string& sha_hex) {
-  return Prefix(remote) + "chunks/" + sha_hex;
-}
-std::string SessionKey(const RemoteInfo& remote, std::string_view session) {
-  return Prefix(remote) + "sessions/" + std::string(session) + "/";
-}
-
-// A directory of our own for a bundle in flight, removed with what is in it.
-class ScratchDir {
- public:
-  ScratchDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "strata-transfer-XXXXXX").string();
-    if (mkdtemp(tmpl.data()) != nullptr) path_ = tmpl;
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  bool ok() const { return !path_.empty(); }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
-Result<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return IoError("cannot read " + path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-Status WriteFile(const std::string& path, std::string_view bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  out.close();
-  return out ? Status::Ok() : IoError("cannot write " + path);
-}
-
-std::string ShaHex(const NetApi& api, std::string_view bytes) {
-  Sha256 sha = Sha256Of(api, bytes);
-  return Hex(sha.data(), sha.size());
-}
 
 // Runs `work(client, conn, i)` for i in [0, n) on up to `parallel` threads,
 // each with its own S3 client and its own connection to `db_path`, telling
@@ -129,30 +75,6 @@ Status Reseal(sql::Connection& bundle) {
   return s.BindText(1, sum).Run();
 }
 
-struct RemoteHead {
-  bool exists = false;
-  std::string etag;
-  std::string bundle;
-};
-
-Result<RemoteHead> ReadHead(S3Client& client, const std::string& key) {
-  RemoteHead head;
-  ObjectInfo info;
-  auto body = client.Get(key, &info);
-  if (!body.ok()) {
-    if (body.status().code() == Code::kNotFound) return head;
-    return body.status();
-  }
-  auto json = nlohmann::json::parse(*body, nullptr, false);
-  if (!json.is_object() || !json.contains("bundle") || !json["bundle"].is_string()) {
-    return Corruption("remote head " + key + " is not a Strata head");
-  }
-  head.exists = true;
-  head.etag = info.etag;
-  head.bundle = json["bundle"].get<std::string>();
-  return head;
-}
-
 }  // namespace
 
 Result<TransferStats> Push(Store& store, const RemoteInfo& remote, std::string_view session,
@@ -189,16 +111,7 @@ Result<TransferStats> Push(Store& store, const RemoteInfo& remote, std::string_v
   // them before the head): no need to ask for them one by one.
   std::unordered_set<std::string> present;
   if (head.exists) {
-    ASSIGN_OR_RETURN(std::string previous, client->Get(head.bundle));
-    const std::string previous_path = scratch.File("previous.bundle");
-    RETURN_IF_ERROR(WriteFile(previous_path, previous));
-    ASSIGN_OR_RETURN(auto conn, sql::Connection::Open(previous_path, sql::OpenMode::kQueryOnly));
-    ASSIGN_OR_RETURN(sql::Statement s,
-                     conn->PrepareUncached("SELECT data FROM chunks WHERE codec = 3"));
-    RETURN_IF_ERROR(s.ForEachRow([&](sql::Statement& row) {
-      present.insert(row.Text(0));
-      return Status::Ok();
-    }));
+    ASSIGN_OR_RETURN(present, ChunksOfBundle(*client, *api, head.bundle, scratch));
   }
   std::vector<std::string> shas(ids.size());
   std::atomic<uint64_t> uploaded{0};
@@ -360,27 +273,9 @@ Result<TransferStats> Pull(Store& store, const RemoteInfo& remote, std::string_v
       [&](S3Client& c, sql::Connection&, size_t i) -> Status {
         const std::string key = ChunkKey(remote, rows[i].sha);
         ASSIGN_OR_RETURN(std::string body, c.Get(key));
-        auto corrupt = [&] {
-          return Corruption("remote object " + key +
-                            " is damaged (its bytes do not hash to its name); nothing was imported");
-        };
-        if (body.empty()) return corrupt();
-        std::vector<uint8_t>& plain = plains[i];
-        if (body[0] == kRawObject) {
-          plain.assign(body.begin() + 1, body.end());
-        } else if (body[0] == kZstdObject) {
-          unsigned long long size = ZSTD_getFrameContentSize(body.data() + 1, body.size() - 1);
-          if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > (64u << 20)) {
-            return corrupt();
-          }
-          plain.resize(size);
-          size_t n = ZSTD_decompress(plain.data(), plain.size(), body.data() + 1, body.size() - 1);
-          if (ZSTD_isError(n) || n != size) return corrupt();
-        } else {
-          return corrupt();
-        }
-        std::string_view bytes(reinterpret_cast<const char*>(plain.data()), plain.size());
-        if (plain.empty() || ShaHex(*api, bytes) != rows[i].sha) return corrupt();
+        auto decoded = DecodeChunkObject(*api, key, body, rows[i].sha);
+        if (!decoded.ok()) return decoded.status().WithContext("nothing was imported");
+        std::vector<uint8_t>& plain = plains[i] = std::move(decoded).value();
         rows[i].encoded = chunk_store.Encode(plain);
         return Status::Ok();
       },

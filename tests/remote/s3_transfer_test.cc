@@ -9,6 +9,7 @@
 #include <random>
 #include <string>
 
+#include "remote/maintenance.h"
 #include "remote/remote.h"
 #include "remote/transfer.h"
 #include "testing/s3_server.h"
@@ -112,9 +113,9 @@ class TransferTest : public ::testing::Test {
 TEST_F(TransferTest, APulledSessionIsThePushedOneByteForByteAndComesBack) {
   MakeSession(*a_, "work");
   PushOptions options;
-  uint64_t calls = 0, last_done = 0, last_total = 0;
+  uint64_t progress_calls = 0, last_done = 0, last_total = 0;
   options.progress = [&](uint64_t done, uint64_t total) {
-    ++calls;
+    ++progress_calls;
     EXPECT_EQ(done, last_done + 1);  // one call per chunk, in order, never two at once
     last_done = done;
     last_total = total;
@@ -122,7 +123,7 @@ TEST_F(TransferTest, APulledSessionIsThePushedOneByteForByteAndComesBack) {
   ASSERT_OK_AND_ASSIGN(TransferStats pushed, Push(*a_, remote_, "work", options, getenv_));
   EXPECT_GT(pushed.chunks, 10u);
   EXPECT_EQ(pushed.sent, pushed.chunks);
-  EXPECT_EQ(calls, pushed.chunks);
+  EXPECT_EQ(progress_calls, pushed.chunks);
   EXPECT_EQ(last_done, pushed.chunks);
   EXPECT_EQ(last_total, pushed.chunks);
   ASSERT_OK_AND_ASSIGN(TransferStats pulled, Pull(*b_, remote_, "work", {}, getenv_));
@@ -282,6 +283,56 @@ TEST_F(TransferTest, APushKilledAnywhereLeavesTheOldHeadAndTheNextOneResumes) {
   const size_t after = AllKeys(*client, remote_.prefix + "/chunks/").size();
   EXPECT_EQ(last.sent, after - before);
   EXPECT_EQ(after, last.chunks);  // one object per distinct chunk, none twice
+}
+
+TEST_F(TransferTest, RemoteGcDeletesOnlyWhatNoHeadReferencesAndFsckFindsWhatIsMissing) {
+  MakeSession(*a_, "work");
+  ASSERT_OK(Push(*a_, remote_, "work", {}, getenv_).status());
+  MakeSession(*a_, "other");
+  Write(*a_, "other", "own.bin", Random(300'000, 77));
+  ASSERT_OK(Push(*a_, remote_, "other", {}, getenv_).status());
+  // Three more pushes of "work", each replacing a file: the head keeps the
+  // last two bundles; the first two bundles and big2's first version are
+  // garbage.
+  for (uint32_t seed : {11u, 12u, 13u}) {
+    Write(*a_, "work", "big2.bin", Random(200'000, seed));
+    ASSERT_OK(Push(*a_, remote_, "work", {}, getenv_).status());
+  }
+  ASSERT_OK_AND_ASSIGN(auto client, Connect(remote_, getenv_));
+  const size_t chunks_before = AllKeys(*client, remote_.prefix + "/chunks/").size();
+  // Everything is young: a gc with the default grace deletes nothing.
+  ASSERT_OK_AND_ASSIGN(RemoteGcStats young, CollectRemoteGarbage(*client, remote_, 3600));
+  EXPECT_EQ(young.sessions, 2u);
+  EXPECT_EQ(young.chunks_deleted + young.bundles_deleted, 0u);
+  EXPECT_GT(young.young_kept, 0u);
+  ASSERT_OK_AND_ASSIGN(RemoteGcStats gc, CollectRemoteGarbage(*client, remote_, 0));
+  EXPECT_EQ(gc.bundles_deleted, 2u);  // work's first two (other has one: kept)
+  // big2's first version (4 blocks of 64 KiB): no head names it any more.
+  EXPECT_EQ(gc.chunks_deleted, 4u);
+  EXPECT_EQ(AllKeys(*client, remote_.prefix + "/chunks/").size(), chunks_before - 4);
+  uint64_t sessions = 0;
+  ASSERT_OK_AND_ASSIGN(auto problems, CheckRemote(*client, remote_, true, &sessions));
+  EXPECT_EQ(sessions, 2u);
+  EXPECT_TRUE(problems.empty()) << problems[0].key << ": " << problems[0].detail;
+  // Both still pull whole.
+  ASSERT_OK(Pull(*b_, remote_, "work", {}, getenv_).status());
+  EXPECT_EQ(Read(*b_, "work", "/big2.bin"), Random(200'000, 13));
+  ASSERT_OK(Pull(*b_, remote_, "other", {}, getenv_).status());
+  EXPECT_EQ(Read(*b_, "other", "/own.bin"), Random(300'000, 77));
+  // fsck names a chunk that is gone, and with --verify-data one that is damaged.
+  ASSERT_OK_AND_ASSIGN(ListPage page, client->List(remote_.prefix + "/chunks/"));
+  ASSERT_GE(page.keys.size(), 2u);
+  ASSERT_OK(client->Delete(page.keys[0].first));
+  ASSERT_OK(client->Put(page.keys[1].first, std::string(1, '\0') + "garbage").status());
+  ASSERT_OK_AND_ASSIGN(problems, CheckRemote(*client, remote_, false, &sessions));
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].key, page.keys[0].first);
+  EXPECT_NE(problems[0].detail.find("missing"), std::string::npos) << problems[0].detail;
+  ASSERT_OK_AND_ASSIGN(problems, CheckRemote(*client, remote_, true, &sessions));
+  ASSERT_EQ(problems.size(), 2u);
+  EXPECT_EQ(problems[0].key, page.keys[0].first);
+  EXPECT_EQ(problems[1].key, page.keys[1].first);
+  EXPECT_NE(problems[1].detail.find("damaged"), std::string::npos) << problems[1].detail;
 }
 
 }  // namespace

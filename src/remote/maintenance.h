@@ -1,0 +1,47 @@
+// A remote's upkeep: what its sessions' heads reference, gc of the rest, and
+// a check that every referenced object is there and whole. Layout: see
+// transfer.h and docs/FORMAT.md, "Remote objects".
+#ifndef STRATA_REMOTE_MAINTENANCE_H_
+#define STRATA_REMOTE_MAINTENANCE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "remote/s3_client.h"
+#include "strata/types.h"
+
+namespace strata::remote {
+
+struct RemoteGcStats {
+  uint64_t sessions = 0;          // heads found
+  uint64_t chunks_kept = 0;
+  uint64_t chunks_deleted = 0;
+  uint64_t bundles_deleted = 0;
+  uint64_t bytes_deleted = 0;
+  uint64_t young_kept = 0;        // unreferenced, but newer than the grace period
+};
+
+// Deletes the chunk and bundle objects that no session's head references:
+// a head references its bundle, the bundle before it (a pull may be reading
+// it), and every chunk those two bundles name (the session's whole history:
+// snapshots and tool calls included). Objects newer than `grace_s` seconds
+// are kept, for pushes in flight (they upload chunks and the bundle before
+// they move the head).
+Result<RemoteGcStats> CollectRemoteGarbage(S3Client& client, const RemoteInfo& remote,
+                                           int64_t grace_s);
+
+struct RemoteProblem {
+  std::string key;     // the object
+  std::string detail;  // what is wrong, one line
+};
+
+// Checks every session's head: its bundle is there and hashes to its name,
+// and every chunk it names is there; with `verify_data`, every such chunk is
+// fetched and checked against its hash too. Problems come in key order.
+Result<std::vector<RemoteProblem>> CheckRemote(S3Client& client, const RemoteInfo& remote,
+                                               bool verify_data, uint64_t* sessions_checked);
+
+}  // namespace strata::remote
+
+#endif  // STRATA_REMOTE_MAINTENANCE_H_
