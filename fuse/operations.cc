@@ -280,26 +280,21 @@ void Fsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) noexcept {
   ReplyError(req, Fs(req).Fsync(ino));
 }
 
-// Directory handles hold the listing taken at opendir, so offsets stay stable
-// for the life of the handle whatever happens to the directory meanwhile.
-struct DirHandle {
-  std::vector<DirEntry> entries;
-};
-
-DirHandle* Handle(fuse_file_info* fi) { return reinterpret_cast<DirHandle*>(fi->fh); }
+// Directory handles (see DirHandle) live in the server state's table.
+DirHandles& Dirs(fuse_req_t req) { return State(req).dirs; }
 
 void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   auto r = Fs(req).ReadDir(ino);
   if (!r.ok()) return ReplyError(req, r.status());
-  auto* handle = new DirHandle{std::move(r).value()};
-  fi->fh = reinterpret_cast<uint64_t>(handle);
+  fi->fh = Dirs(req).Add(std::move(r).value());
   fi->cache_readdir = 1;
-  if (fuse_reply_open(req, fi) != 0) delete handle;
+  if (fuse_reply_open(req, fi) != 0) Dirs(req).Release(fi->fh);
 }
 
 void ReadDirCommon(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi,
                    bool plus) noexcept {
-  DirHandle* handle = Handle(fi);
+  DirHandle* handle = Dirs(req).Get(fi->fh);
+  if (handle == nullptr) return (void)fuse_reply_err(req, EBADF);
   std::vector<char> buf(size);
   size_t used = 0;
   for (const DirEntry& e : handle->entries) {
@@ -346,7 +341,7 @@ void ReadDirPlus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 }
 
 void ReleaseDir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noexcept {
-  delete Handle(fi);
+  Dirs(req).Release(fi->fh);
   fuse_reply_err(req, 0);
 }
 
