@@ -29,7 +29,7 @@
 #     RAM (memstore_device_bytes, 2 GiB by default: DEV_S3_MEMSTORE_BYTES),
 #     pools have size 1;
 #   - one radosgw (client.rgw.a, beast frontend) on 127.0.0.1:PORT, PORT free
-#     and random, or STRATA_S3_PORT (or PORT) from the environment;
+#     and random, or STRATA_S3_PORT from the environment;
 #   - one S3 user (uid "strata") with random keys; no bucket is created.
 # Authentication inside the cluster is cephx, with one keyring in DIR. radosgw
 # needs no mgr; without one `ceph -s` shows no pool or usage statistics.
@@ -382,7 +382,7 @@ EOF
 }
 
 do_start() {
-  local want_port=${STRATA_S3_PORT:-${PORT:-}} cmd
+  local want_port=${STRATA_S3_PORT:-} cmd
   for cmd in ceph-mon ceph-osd radosgw radosgw-admin ceph ceph-authtool monmaptool curl setsid timeout; do
     command -v "$cmd" >/dev/null 2>&1 ||
       die "$cmd not found: install ceph-mon ceph-osd radosgw ceph-common curl (see tools/install-deps.sh)"

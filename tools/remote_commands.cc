@@ -73,12 +73,26 @@ Status RemoteRm(Globals& g, const std::string& name) {
   return Status::Ok();
 }
 
+// Remote `name` of the store, and a client for it with the credentials of
+// the environment.
+struct Connected {
+  RemoteInfo remote;
+  std::unique_ptr<remote::S3Client> client;
+};
+Result<Connected> ConnectTo(Globals& g, const std::string& name) {
+  ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
+  Connected c;
+  ASSIGN_OR_RETURN(c.remote, store->GetRemote(name));
+  ASSIGN_OR_RETURN(c.client, remote::Connect(c.remote, ProcessEnv()));
+  return c;
+}
+
 // Lists the remote's prefix: reaches the endpoint, checks the credentials,
 // the clock and the bucket, each with an error that says what to fix.
 Status RemoteCheck(Globals& g, const std::string& name) {
-  ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
-  ASSIGN_OR_RETURN(RemoteInfo remote, store->GetRemote(name));
-  ASSIGN_OR_RETURN(auto client, remote::Connect(remote, ProcessEnv()));
+  ASSIGN_OR_RETURN(Connected c, ConnectTo(g, name));
+  const RemoteInfo& remote = c.remote;
+  remote::S3Client* client = c.client.get();
   ASSIGN_OR_RETURN(remote::ListPage page,
                    client->List(remote.prefix.empty() ? "" : remote.prefix + "/"));
   const remote::S3Location& where = client->location();
@@ -182,9 +196,9 @@ struct UpkeepArgs {
 };
 
 Status RemoteGc(Globals& g, const UpkeepArgs& a) {
-  ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
-  ASSIGN_OR_RETURN(RemoteInfo remote, store->GetRemote(a.name));
-  ASSIGN_OR_RETURN(auto client, remote::Connect(remote, ProcessEnv()));
+  ASSIGN_OR_RETURN(Connected c, ConnectTo(g, a.name));
+  const RemoteInfo& remote = c.remote;
+  remote::S3Client* client = c.client.get();
   ASSIGN_OR_RETURN(remote::RemoteGcStats stats,
                    remote::CollectRemoteGarbage(*client, remote, a.grace_s));
   if (g.json) {
@@ -207,9 +221,9 @@ Status RemoteGc(Globals& g, const UpkeepArgs& a) {
 }
 
 Status RemoteFsck(Globals& g, const UpkeepArgs& a) {
-  ASSIGN_OR_RETURN(auto store, OpenStore(g, false));
-  ASSIGN_OR_RETURN(RemoteInfo remote, store->GetRemote(a.name));
-  ASSIGN_OR_RETURN(auto client, remote::Connect(remote, ProcessEnv()));
+  ASSIGN_OR_RETURN(Connected c, ConnectTo(g, a.name));
+  const RemoteInfo& remote = c.remote;
+  remote::S3Client* client = c.client.get();
   uint64_t sessions = 0;
   ASSIGN_OR_RETURN(auto problems, remote::CheckRemote(*client, remote, a.verify_data, &sessions));
   if (g.json) {

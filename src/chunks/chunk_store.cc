@@ -12,6 +12,8 @@
 #include <sstream>
 #include <string>
 
+#include "base/time_ns.h"
+
 namespace strata {
 
 ChunkHash Xxh3Hash(std::span<const uint8_t> bytes) {
@@ -95,8 +97,7 @@ Result<Bytes> ReadHostRange(const HostRange& r, bool check_only = false) {
   if (fstat(fd, &st) != 0) {
     problem = std::string("cannot be examined: ") + std::strerror(errno);
   } else if (static_cast<uint64_t>(st.st_size) != r.file_size ||
-             static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec !=
-                 r.mtime_ns) {
+             TimespecNs(st.st_mtim) != r.mtime_ns) {
     problem = "changed since it was indexed";
   } else if (check_only) {
     out.clear();

@@ -191,14 +191,16 @@ Result<size_t> FilesystemImpl::Write(InodeId ino, uint64_t offset, std::span<con
   if (offset > kMaxFileSize || data.size() > kMaxFileSize - offset) {
     return Status(Code::kFileTooBig, "write past the maximum file size");
   }
-  RETURN_IF_ERROR(Materialize(ino));
-  bool checked;  // an open regular file needs no look-up per write
+  // An open regular file needs no look-up per write (and was expanded from
+  // the host base, if it is a host file, when it was opened).
+  bool checked;
   {
     std::scoped_lock lock(open_mu_);
     auto it = open_files_.find(ino);
     checked = it != open_files_.end() && it->second.regular;
   }
   if (!checked) {
+    RETURN_IF_ERROR(Materialize(ino));
     RETURN_IF_ERROR(Query([&](sql::Connection& conn, tree::Scope scope) -> Status {
       ASSIGN_OR_RETURN(tree::InodeRow row, LoadInode(conn, scope, ino));
       return CheckRegular(row);

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "base/time_ns.h"
 #include "base/unique_fd.h"
 #include "strata/import.h"
 
@@ -27,15 +28,6 @@ constexpr const char* kPutHostEntry =
 constexpr const char* kMarkExpanded =
     "UPDATE host_entries SET expanded = 1 WHERE branch = ?1 AND ino = ?2";
 
-int64_t Ns(const struct timespec& ts) {
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
-std::string Join(const std::string& root, const std::string& rel) {
-  if (rel.empty()) return root;
-  return root == "/" ? "/" + rel : root + "/" + rel;
-}
-
 Status Changed(const std::string& host, const std::string& how) {
   return IoError("host path " + host + " " + how +
                  " after this session's host base was taken; start a new session to see it");
@@ -47,7 +39,7 @@ Status CheckUnchanged(const HostEntry& e, const std::string& host, const struct 
   if (static_cast<uint64_t>(st.st_dev) != e.dev || static_cast<uint64_t>(st.st_ino) != e.host_ino) {
     return Changed(host, "was replaced");
   }
-  if (Ns(st.st_ctim) > e.taken_ns) return Changed(host, "changed");
+  if (TimespecNs(st.st_ctim) > e.taken_ns) return Changed(host, "changed");
   return Status::Ok();
 }
 
@@ -80,8 +72,8 @@ Status ExpandDir(sql::Connection& conn, StoreCore& core, tree::Head head, const 
   for (const HostDirEntry& d : *names) {
     child.rel = e.rel.empty() ? d.name : e.rel + "/" + d.name;
     struct stat cst;
-    if (lstat(Join(e.root, child.rel).c_str(), &cst) != 0) {
-      return Changed(Join(e.root, child.rel), "was removed");
+    if (lstat(HostPathOf(e.root, child.rel).c_str(), &cst) != 0) {
+      return Changed(HostPathOf(e.root, child.rel), "was removed");
     }
     auto added = AddHostChild(conn, core, head, e.ino, d.name, child, cst);
     if (!added.ok() && added.status().code() != Code::kNotFound) return added.status();
@@ -106,7 +98,7 @@ Status ExpandFile(sql::Connection& conn, StoreCore& core, tree::Head head, const
   tree::BlockMap blocks;
   if (!e.copy) {
     // References to the host file's ranges: nothing is read now.
-    chunks::HostRange range{host, row->size, Ns(st.st_mtim), 0, 0};
+    chunks::HostRange range{host, row->size, TimespecNs(st.st_mtim), 0, 0};
     for (uint64_t offset = 0; offset < row->size; offset += block_size) {
       range.offset = offset;
       range.length = static_cast<uint32_t>(std::min<uint64_t>(block_size, row->size - offset));
@@ -136,7 +128,12 @@ Status ExpandFile(sql::Connection& conn, StoreCore& core, tree::Head head, const
 
 }  // namespace
 
-std::string HostEntry::HostPath() const { return Join(root, rel); }
+std::string HostPathOf(const std::string& root, const std::string& rel) {
+  if (rel.empty()) return root;
+  return root == "/" ? "/" + rel : root + "/" + rel;
+}
+
+std::string HostEntry::HostPath() const { return HostPathOf(root, rel); }
 
 std::span<const ExposedTree> ExposedTrees() {
   static constexpr ExposedTree kTrees[] = {
@@ -210,7 +207,7 @@ Result<tree::InodeRow> AddHostChild(sql::Connection& conn, StoreCore& core, tree
                                     const HostEntry& proto, const struct stat& st) {
   const std::string host = proto.HostPath();
   if (!HostPathExposed(proto.rel, st)) return NotFound(host + " is not exposed");
-  if (Ns(st.st_ctim) > proto.taken_ns) return Changed(host, "changed");
+  if (TimespecNs(st.st_ctim) > proto.taken_ns) return Changed(host, "changed");
   tree::InodeRow row;
   ASSIGN_OR_RETURN(row.ino, tree::AllocateIno(conn, core.InoFloor()));
   core.NoteIno(row.ino);
@@ -218,9 +215,9 @@ Result<tree::InodeRow> AddHostChild(sql::Connection& conn, StoreCore& core, tree
   row.nlink = 1;
   row.uid = st.st_uid;
   row.gid = st.st_gid;
-  row.atime_ns = Ns(st.st_atim);
-  row.mtime_ns = Ns(st.st_mtim);
-  row.ctime_ns = Ns(st.st_ctim);
+  row.atime_ns = TimespecNs(st.st_atim);
+  row.mtime_ns = TimespecNs(st.st_mtim);
+  row.ctime_ns = TimespecNs(st.st_ctim);
   if (S_ISDIR(st.st_mode)) {
     // The host's link count: the subdirectories are not counted until
     // listed, and the count must not change when they are.

@@ -33,6 +33,10 @@
 
 namespace strata::fs {
 
+// The host path `rel` under `root` ("/" or a directory without a trailing
+// slash); `root` itself when `rel` is empty.
+std::string HostPathOf(const std::string& root, const std::string& rel);
+
 struct HostEntry {
   BranchId base = 0;  // the host base's branch
   InodeId ino = 0;    // the entry's inode in that branch

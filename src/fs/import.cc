@@ -10,6 +10,8 @@
 #include <cstring>
 #include <vector>
 
+#include "base/time_ns.h"
+
 namespace strata {
 
 namespace {
@@ -28,10 +30,6 @@ class HostFd {
  private:
   int fd_;
 };
-
-int64_t ToNs(const struct timespec& ts) {
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
 
 Status HostError(const std::string& what, const std::string& path) {
   return IoError(what + " " + path + ": " + std::strerror(errno));
@@ -137,8 +135,8 @@ Status CopyHostAttrs(Filesystem& fs, InodeId ino, const struct stat& st) {
   ch.mode = st.st_mode & 07777;
   ch.uid = st.st_uid;
   ch.gid = st.st_gid;
-  ch.atime_ns = ToNs(st.st_atim);
-  ch.mtime_ns = ToNs(st.st_mtim);
+  ch.atime_ns = TimespecNs(st.st_atim);
+  ch.mtime_ns = TimespecNs(st.st_mtim);
   return fs.SetAttr(ino, ch).status();
 }
 

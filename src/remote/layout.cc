@@ -59,6 +59,14 @@ Result<RemoteHead> ReadHead(S3Client& client, const std::string& key) {
   return head;
 }
 
+std::string EncodeChunkObject(std::span<const uint8_t> plain, const chunks::Encoded& encoded) {
+  const bool zstd = encoded.codec == chunks::Codec::kZstd;
+  std::span<const uint8_t> bytes = zstd ? std::span<const uint8_t>(encoded.compressed) : plain;
+  std::string body(1, zstd ? kZstdObject : kRawObject);
+  body.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  return body;
+}
+
 Result<std::vector<uint8_t>> DecodeChunkObject(const NetApi& api, const std::string& key,
                                                std::string_view body, const std::string& sha_hex) {
   auto corrupt = [&] {
@@ -109,13 +117,18 @@ Status WriteFile(const std::string& path, std::string_view bytes) {
   return out ? Status::Ok() : IoError("cannot write " + path);
 }
 
-Result<std::unordered_set<std::string>> ChunksOfBundle(S3Client& client, const NetApi& api,
-                                                       const std::string& key,
-                                                       const ScratchDir& scratch) {
+Result<std::string> FetchBundle(S3Client& client, const NetApi& api, const std::string& key) {
   ASSIGN_OR_RETURN(std::string bundle, client.Get(key));
   if (ShaOfKey(key).empty() || ShaHex(api, bundle) != ShaOfKey(key)) {
     return Corruption("remote object " + key + " does not hash to its name");
   }
+  return bundle;
+}
+
+Result<std::unordered_set<std::string>> ChunksOfBundle(S3Client& client, const NetApi& api,
+                                                       const std::string& key,
+                                                       const ScratchDir& scratch) {
+  ASSIGN_OR_RETURN(std::string bundle, FetchBundle(client, api, key));
   const std::string path = scratch.File("bundle-" + ShaOfKey(key));
   RETURN_IF_ERROR(WriteFile(path, bundle));
   std::unordered_set<std::string> shas;

@@ -5,11 +5,13 @@
 #define STRATA_REMOTE_LAYOUT_H_
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_set>
 #include <vector>
 
+#include "chunks/chunk_store.h"
 #include "remote/net_api.h"
 #include "remote/s3_client.h"
 #include "strata/types.h"
@@ -42,6 +44,10 @@ struct RemoteHead {
 // NotFound is not an error: `exists` is false then.
 Result<RemoteHead> ReadHead(S3Client& client, const std::string& key);
 
+// The body of a chunk object for `plain`, as `encoded` (ChunkStore::Encode
+// of it) stores it: zstd when that shrank it, else raw.
+std::string EncodeChunkObject(std::span<const uint8_t> plain, const chunks::Encoded& encoded);
+
 // The plain bytes of a chunk object; Corruption naming `key` if they cannot
 // be decoded or do not hash to `sha_hex`.
 Result<std::vector<uint8_t>> DecodeChunkObject(const NetApi& api, const std::string& key,
@@ -63,6 +69,9 @@ class ScratchDir {
 
 Result<std::string> ReadFile(const std::string& path);
 Status WriteFile(const std::string& path, std::string_view bytes);
+
+// The bundle object `key`; Corruption if it does not hash to its name.
+Result<std::string> FetchBundle(S3Client& client, const NetApi& api, const std::string& key);
 
 // The chunk hashes the bundle object `key` names (fetched into `scratch`).
 // Corruption if it does not hash to its name or is not a bundle.

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <ctime>
-#include <unordered_map>
 #include <unordered_set>
 
 #include "remote/layout.h"

@@ -144,7 +144,6 @@ struct S3Client::Request {
   std::string key;                           // empty: the bucket itself
   std::map<std::string, std::string> query;  // sorted, as SigV4 wants
   std::string_view body;
-  bool has_body = false;
   std::vector<std::string> headers;
   std::string What() const { return std::string(method) + " " + key; }
 };
@@ -349,7 +348,6 @@ Status S3Client::ErrorOf(const Request& request, const Response& r) const {
 Status S3Client::CreateBucket() {
   Request request;
   request.method = "PUT";
-  request.has_body = true;
   ASSIGN_OR_RETURN(Response r, Send(request));
   if (r.curl == CURLE_OK && r.status / 100 == 2) return Status::Ok();
   if (r.curl == CURLE_OK && XmlText(r.body, "Code") == "BucketAlreadyOwnedByYou") {
@@ -364,7 +362,6 @@ Result<std::string> S3Client::Put(std::string_view key, std::string_view body,
   request.method = "PUT";
   request.key = std::string(key);
   request.body = body;
-  request.has_body = true;
   if (conditions.if_absent) request.headers.push_back("If-None-Match: *");
   // Unquoted: radosgw honours If-Match only so; S3 takes either.
   if (conditions.if_etag) request.headers.push_back("If-Match: " + *conditions.if_etag);

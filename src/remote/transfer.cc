@@ -1,13 +1,8 @@
 #include "remote/transfer.h"
 
 #include <atomic>
-#include <cstdio>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <random>
-#include <sstream>
 #include <thread>
 #include <unordered_set>
 #include <vector>
@@ -16,7 +11,6 @@
 
 #include "chunks/chunk_store.h"
 #include "remote/layout.h"
-#include "remote/net_api.h"
 #include "remote/remote.h"
 #include "sql/database.h"
 #include "store/bundle.h"
@@ -127,14 +121,7 @@ Result<TransferStats> Push(Store& store, const RemoteInfo& remote, std::string_v
         auto there = c.Head(key);
         if (there.ok()) return Status::Ok();  // content-addressed: already there
         if (there.status().code() != Code::kNotFound) return there.status();
-        chunks::Encoded encoded = chunk_store.Encode(*plain);
-        std::string body(1, encoded.codec == chunks::Codec::kZstd ? kZstdObject : kRawObject);
-        if (encoded.codec == chunks::Codec::kZstd) {
-          body.append(reinterpret_cast<const char*>(encoded.compressed.data()),
-                      encoded.compressed.size());
-        } else {
-          body.append(bytes);
-        }
+        const std::string body = EncodeChunkObject(*plain, chunk_store.Encode(*plain));
         PutConditions absent;
         absent.if_absent = true;
         auto put = c.Put(key, body, absent);
@@ -220,12 +207,11 @@ Result<TransferStats> Pull(Store& store, const RemoteInfo& remote, std::string_v
   ScratchDir scratch;
   if (!scratch.ok()) return IoError("cannot make a temporary directory");
   const std::string bundle_path = scratch.File("pull.bundle");
-  ASSIGN_OR_RETURN(std::string bundle, client->Get(head.bundle));
-  if (head.bundle.size() < 64 || ShaHex(*api, bundle) != head.bundle.substr(head.bundle.size() - 64)) {
-    return Corruption("remote object " + head.bundle +
-                      " does not hash to its name; nothing was imported");
+  {
+    auto bundle = FetchBundle(*client, *api, head.bundle);
+    if (!bundle.ok()) return bundle.status().WithContext("nothing was imported");
+    RETURN_IF_ERROR(WriteFile(bundle_path, *bundle));
   }
-  RETURN_IF_ERROR(WriteFile(bundle_path, bundle));
 
   struct Fetched {
     int64_t id = 0;

@@ -12,6 +12,7 @@
 #include <ctime>
 #include <vector>
 
+#include "base/time_ns.h"
 #include "fs/host_entries.h"
 #include "strata/import.h"
 
@@ -37,18 +38,16 @@ constexpr std::pair<const char*, const char*> kSymlinks[] = {
     {"var/run", "/run"}, {"var/lock", "/run/lock"},
 };
 
-std::string HostPath(const std::string& root, const std::string& rel) {
-  return root == "/" ? "/" + rel : root + "/" + rel;
-}
-
-int64_t Ns(const struct timespec& ts) {
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
 int64_t RealTimeNs() {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  return Ns(ts);
+  return TimespecNs(ts);
+}
+
+// `host_root` without trailing slashes ("/" stays "/").
+std::string RootOf(std::string host_root) {
+  while (host_root.size() > 1 && host_root.back() == '/') host_root.pop_back();
+  return host_root;
 }
 
 // Whether anything a base taken at `taken_ns` exposes may have changed
@@ -63,7 +62,7 @@ class ChangeFinder {
   bool Changed() {
     for (const fs::ExposedTree& tree : fs::ExposedTrees()) {
       struct stat st;
-      if (lstat(HostPath(root_, tree.path).c_str(), &st) != 0) continue;  // not on this host
+      if (lstat(fs::HostPathOf(root_, tree.path).c_str(), &st) != 0) continue;  // not on this host
       if (Visit(tree.path, st, tree.copy, 0)) return true;
     }
     return false;
@@ -72,15 +71,15 @@ class ChangeFinder {
  private:
   bool Visit(const std::string& rel, const struct stat& st, bool copy, int depth) {
     if (!fs::HostPathExposed(rel, st)) return false;
-    if (Ns(st.st_ctim) > taken_ns_) return true;
+    if (TimespecNs(st.st_ctim) > taken_ns_) return true;
     if (!S_ISDIR(st.st_mode) || depth > 256) return false;
-    auto names = ListHostDir(HostPath(root_, rel));
+    auto names = ListHostDir(fs::HostPathOf(root_, rel));
     if (!names.ok()) return false;
     for (const HostDirEntry& d : *names) {
       if (!copy && d.type != DT_DIR && d.type != DT_UNKNOWN) continue;
       std::string child = rel + "/" + d.name;
       struct stat cst;
-      if (lstat(HostPath(root_, child).c_str(), &cst) != 0) return true;  // gone meanwhile
+      if (lstat(fs::HostPathOf(root_, child).c_str(), &cst) != 0) return true;  // gone meanwhile
       if (Visit(child, cst, copy, depth + 1)) return true;
     }
     return false;
@@ -115,12 +114,11 @@ Result<InodeId> EnsureDir(Filesystem& fs, const std::string& rel, uint32_t mode)
 }  // namespace
 
 Status IndexHostBase(Filesystem& fs, const std::string& host_root, int64_t taken_ns) {
-  std::string root = host_root;
-  while (root.size() > 1 && root.back() == '/') root.pop_back();
+  const std::string root = RootOf(host_root);
   for (const fs::ExposedTree& tree : fs::ExposedTrees()) {
     std::string rel = tree.path;
     struct stat st;
-    if (lstat(HostPath(root, rel).c_str(), &st) != 0) continue;  // not on this host
+    if (lstat(fs::HostPathOf(root, rel).c_str(), &st) != 0) continue;  // not on this host
     InodeId parent = kRootIno;
     size_t slash = rel.rfind('/');
     if (slash != std::string::npos) {
@@ -144,8 +142,7 @@ Status IndexHostBase(Filesystem& fs, const std::string& host_root, int64_t taken
 }
 
 bool HostChangedSince(const std::string& host_root, int64_t taken_ns) {
-  std::string root = host_root;
-  while (root.size() > 1 && root.back() == '/') root.pop_back();
+  const std::string root = RootOf(host_root);
   return ChangeFinder(root, taken_ns).Changed();
 }
 
