@@ -3,7 +3,10 @@
 # Debian's awscli on the same files in the same run: a 1 GiB session (SIZE_MIB)
 # of files from 4 KiB to 64 MiB, half source text, half random bytes.
 #   push        `strata push` of the session (a new bucket)
-#   pull        `strata pull` into an empty store (everything fetched)
+#   pull        `strata pull` into an empty store (lazily: the metadata)
+#   first byte  the first byte of the largest file of that pulled session
+#               (`strata cat | head -c 1`, a new process)
+#   pull eager  `strata pull --eager` into another empty store (everything)
 #   re-push     after changing one 4 KiB file
 #   awscli up   `aws s3 cp --recursive` of the same directory (a new prefix)
 #   awscli down `aws s3 cp --recursive` of it back into an empty directory
@@ -58,17 +61,22 @@ s3() { "$AWS" --endpoint-url "$STRATA_S3_ENDPOINT" s3 "$@"; }
 for rep in $(seq 1 "${REPS:-1}"); do
   bucket="bench-$rep-$RANDOM"
   s3 mb "s3://$bucket" >/dev/null
-  rm -rf "$DIR"/a.db* "$DIR"/b.db* "$DIR/down"
-  A=("$STRATA" --store "$DIR/a.db") B=("$STRATA" --store "$DIR/b.db")
+  rm -rf "$DIR"/a.db* "$DIR"/b.db* "$DIR"/c.db* "$DIR/down"
+  A=("$STRATA" --store "$DIR/a.db") B=("$STRATA" --store "$DIR/b.db") C=("$STRATA" --store "$DIR/c.db")
   "${A[@]}" init --base empty work >/dev/null
   "${A[@]}" copy-in "$DIR/data" work:/data >/dev/null
   "${A[@]}" remote add r "s3://$bucket/strata" --endpoint "$STRATA_S3_ENDPOINT" >/dev/null
   "${B[@]}" remote add r "s3://$bucket/strata" --endpoint "$STRATA_S3_ENDPOINT" >/dev/null
+  "${C[@]}" remote add r "s3://$bucket/strata" --endpoint "$STRATA_S3_ENDPOINT" >/dev/null
+  largest=$(ls -S "$DIR/data" | head -1)
   t_push=$(timed "${A[@]}" --json push work); push_out=$(cat "$DIR/out")
   t_pull=$(timed "${B[@]}" --json pull work); pull_out=$(cat "$DIR/out")
-  for f in "$DIR"/data/f0 "$DIR"/data/f7 "$DIR/data/f$(( i - 1 ))"; do
-    cmp <("${B[@]}" cat "work:/data/$(basename "$f")") "$f" || { echo "pulled $f differs"; exit 1; }
+  t_first=$(timed bash -c '"$@" cat "work:/data/'"$largest"'" | head -c 1 >/dev/null' _ "${B[@]}")
+  t_eager=$(timed "${C[@]}" --json pull --eager work); eager_out=$(cat "$DIR/out")
+  for f in "$DIR"/data/*; do
+    cmp <("${C[@]}" cat "work:/data/$(basename "$f")") "$f" || { echo "pulled $f differs"; exit 1; }
   done
+  cmp <("${B[@]}" cat "work:/data/$largest") "$DIR/data/$largest" || { echo "lazily pulled $largest differs"; exit 1; }
   head -c 4096 /dev/urandom | "${A[@]}" put work:/data/f0
   t_repush=$(timed "${A[@]}" --json push work); repush_out=$(cat "$DIR/out")
   t_up=$(timed s3 cp --recursive --only-show-errors "$DIR/data" "s3://$bucket/aws")
@@ -78,10 +86,12 @@ for rep in $(seq 1 "${REPS:-1}"); do
   echo "| step | time (s) | MiB/s | requests | bytes sent or received |"
   echo "|---|---|---|---|---|"
   echo "| strata push | $t_push | $(rate "$t_push") | $(field "$push_out" requests) | $(field "$push_out" bytes) |"
-  echo "| strata pull | $t_pull | $(rate "$t_pull") | $(field "$pull_out" requests) | $(field "$pull_out" bytes) |"
+  echo "| strata pull (lazy) | $t_pull | | $(field "$pull_out" requests) | $(field "$pull_out" bytes) |"
+  echo "| first byte of $largest after it | $t_first | | | |"
+  echo "| strata pull --eager | $t_eager | $(rate "$t_eager") | $(field "$eager_out" requests) | $(field "$eager_out" bytes) |"
   echo "| strata re-push (one 4 KiB file changed) | $t_repush | | $(field "$repush_out" requests) | $(field "$repush_out" bytes) |"
   echo "| awscli up | $t_up | $(rate "$t_up") | | |"
   echo "| awscli down | $t_down | $(rate "$t_down") | | |"
-  awk -v p="$t_push" -v q="$t_pull" -v u="$t_up" -v d="$t_down" \
-    'BEGIN {printf "push %.2fx, pull %.2fx of awscli'"'"'s rate\n", u / p, d / q}'
+  awk -v p="$t_push" -v q="$t_eager" -v u="$t_up" -v d="$t_down" \
+    'BEGIN {printf "push %.2fx, pull --eager %.2fx of awscli'"'"'s rate\n", u / p, d / q}'
 done

@@ -1,11 +1,14 @@
 // strata: the command-line tool. Every subcommand takes --store FILE (else
 // $STRATA_STORE, else ~/.strata/store.db).
+#include <cstdlib>
 #include <functional>
 #include <iostream>
 #include <string>
 #include <string_view>
 
+#include "chunks/chunk_store.h"
 #include "cli.h"
+#include "remote/fetch.h"
 
 namespace {
 
@@ -35,6 +38,9 @@ int main(int argc, char** argv) {
   app.add_flag("--json", g.json, "Machine-readable JSON output where supported");
   app.set_version_flag("--version", "strata 0.1.0");
   int exit_code = 0;
+  // Chunks of a lazily pulled session are fetched when read, by any command
+  // (and by a daemon this process becomes).
+  strata::remote::InstallLazyFetcher([](const char* name) { return std::getenv(name); });
   // Defining every subcommand costs more CPU than most commands' own work
   // (about 0.75 ms), and agents run many short commands: groups are added
   // until the named subcommand is defined. Help, no name or a mistyped one
@@ -70,6 +76,7 @@ int main(int argc, char** argv) {
   for (auto& [sub, action] : g.actions) {
     if (!sub->parsed()) continue;
     strata::Status s = action();
+    strata::chunks::GetRemoteChunkSource()->Flush();  // keep what was fetched
     if (!s.ok()) {
       std::string name = sub->get_name();
       for (CLI::App* p = sub->get_parent(); p != nullptr && p != &app; p = p->get_parent()) {

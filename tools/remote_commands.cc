@@ -136,6 +136,7 @@ struct TransferArgs {
   std::string remote;
   std::string as;
   bool force = false;
+  bool eager = false;
   int parallel = 8;
 };
 
@@ -143,19 +144,26 @@ void PrintTransfer(Globals& g, const char* verb, const std::string& session,
                    const RemoteInfo& remote, const remote::TransferStats& stats) {
   if (g.json) {
     PrintJson({{"session", session}, {"remote", remote.name}, {"head", stats.head},
-               {"chunks", stats.chunks}, {"transferred", stats.sent}, {"bytes", stats.bytes},
+               {"chunks", stats.chunks}, {"transferred", stats.sent}, {"left", stats.left},
+               {"bytes", stats.bytes},
                {"requests", stats.requests}, {"up_to_date", stats.up_to_date}},
               -1);
     return;
   }
   if (stats.up_to_date) {
-    std::cout << session << " is up to date with " << remote.name << "\n";
+    std::cout << session << " is up to date with " << remote.name;
+    if (stats.sent > 0) std::cout << "; fetched its other " << stats.sent << " chunks";
+    std::cout << "\n";
     return;
   }
-  std::cout << verb << " " << session << " " << (std::string(verb) == "pushed" ? "to " : "from ")
-            << remote.name << ": " << stats.sent << " of " << stats.chunks << " chunks "
-            << (std::string(verb) == "pushed" ? "uploaded" : "fetched") << ", "
-            << FormatSize(stats.bytes) << " in " << stats.requests << " requests\n";
+  const bool push = std::string(verb) == "pushed";
+  std::cout << verb << " " << session << " " << (push ? "to " : "from ") << remote.name << ": "
+            << stats.sent << " of " << stats.chunks << " chunks " << (push ? "uploaded" : "fetched");
+  if (!push && stats.left > 0) {
+    std::cout << " (" << stats.left - std::min(stats.left, stats.sent)
+              << " more are fetched when first read)";
+  }
+  std::cout << ", " << FormatSize(stats.bytes) << " in " << stats.requests << " requests\n";
 }
 
 Status Push(Globals& g, const TransferArgs& a) {
@@ -182,8 +190,9 @@ Status Pull(Globals& g, const TransferArgs& a) {
   remote::PullOptions options;
   options.as = a.as;
   options.force = a.force;
+  options.eager = a.eager;
   options.parallel = a.parallel;
-  options.progress = ProgressBar("pulling");
+  options.progress = ProgressBar("fetching");
   ASSIGN_OR_RETURN(auto stats, remote::Pull(*store, remote, a.session, options, ProcessEnv()));
   PrintTransfer(g, "pulled", a.as.empty() ? a.session : a.as, remote, stats);
   return Status::Ok();
@@ -202,14 +211,14 @@ Status RemoteGc(Globals& g, const UpkeepArgs& a) {
   ASSIGN_OR_RETURN(remote::RemoteGcStats stats,
                    remote::CollectRemoteGarbage(*client, remote, a.grace_s));
   if (g.json) {
-    PrintJson({{"sessions", stats.sessions}, {"chunks_kept", stats.chunks_kept},
-               {"chunks_deleted", stats.chunks_deleted}, {"bundles_deleted", stats.bundles_deleted},
+    PrintJson({{"sessions", stats.sessions}, {"packs_kept", stats.packs_kept},
+               {"packs_deleted", stats.packs_deleted}, {"bundles_deleted", stats.bundles_deleted},
                {"bytes_deleted", stats.bytes_deleted}, {"young_kept", stats.young_kept}},
               -1);
   } else {
     std::cout << "remote " << remote.name << ": " << stats.sessions << " sessions, "
-              << stats.chunks_kept << " chunks in use; deleted " << stats.chunks_deleted
-              << " chunks and " << stats.bundles_deleted << " old bundles ("
+              << stats.packs_kept << " packs in use; deleted " << stats.packs_deleted
+              << " packs and " << stats.bundles_deleted << " old bundles ("
               << FormatSize(stats.bytes_deleted) << ")";
     if (stats.young_kept > 0) {
       std::cout << "; kept " << stats.young_kept << " unreferenced objects newer than "
@@ -261,6 +270,9 @@ void AddRemoteCommands(CLI::App& app, Globals& g) {
   pull->add_flag("--force", pull_args.force,
                  "Replace the local session if it exists (its current state is kept as a "
                  "snapshot before-restore-N, as restore does)");
+  pull->add_flag("--eager", pull_args.eager,
+                 "Fetch every chunk now (default: each is fetched when first read); on a session "
+                 "already pulled, fetches the chunks not read yet");
   pull->add_option("--parallel", pull_args.parallel, "Concurrent downloads (default 8)")
       ->check(CLI::Range(1, 64));
 

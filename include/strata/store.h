@@ -164,7 +164,12 @@ class Store {
   // lineage, history, key-value state and exactly the chunks it needs.
   // Writes session's committed state (with this process's buffered writes)
   // to a new file; refuses to overwrite one.
+  // Refuses a session whose chunks are not all here (a lazy pull's).
   virtual Result<BundleStats> Export(std::string_view session, const std::string& bundle_path) = 0;
+  // The same rows, but the chunk rows hold no bytes: for a push, which sends
+  // the chunks its own way.
+  virtual Result<BundleStats> ExportRows(std::string_view session,
+                                         const std::string& bundle_path) = 0;
   // Verifies a bundle completely (checksum, structure, every chunk), then
   // imports it as session `as` (default: its own name), reusing the chunks
   // this store already has. A bad bundle is refused and imports nothing.

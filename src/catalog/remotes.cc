@@ -20,6 +20,33 @@ constexpr const char* kGetRemoteHead =
 constexpr const char* kSetRemoteHead =
     "INSERT OR REPLACE INTO remote_heads(remote, session, bundle) VALUES (?1, ?2, ?3)";
 
+constexpr const char* kForgetRemoteChunks = "DELETE FROM remote_chunks WHERE remote = ?1";
+constexpr const char* kForgetRemotePacks = "DELETE FROM remote_packs WHERE remote = ?1";
+constexpr const char* kGetChunkSha = "SELECT sha FROM chunk_sha WHERE chunk = ?1";
+constexpr const char* kPutChunkSha = "INSERT OR REPLACE INTO chunk_sha(chunk, sha) VALUES (?1, ?2)";
+constexpr const char* kGetRemoteChunk =
+    "SELECT pack, offset, length FROM remote_chunks WHERE remote = ?1 AND sha = ?2";
+constexpr const char* kPutRemoteChunk =
+    "INSERT OR REPLACE INTO remote_chunks(remote, sha, pack, offset, length)"
+    " VALUES (?1, ?2, ?3, ?4, ?5)";
+constexpr const char* kKnowsRemotePack =
+    "SELECT 1 FROM remote_packs WHERE remote = ?1 AND pack = ?2";
+constexpr const char* kPutRemotePack =
+    "INSERT OR IGNORE INTO remote_packs(remote, pack) VALUES (?1, ?2)";
+constexpr const char* kForgetPackChunks =
+    "DELETE FROM remote_chunks WHERE remote = ?1 AND pack = ?2";
+constexpr const char* kForgetPack = "DELETE FROM remote_packs WHERE remote = ?1 AND pack = ?2";
+
+// Runs `sql` (a cached statement) with the remote's name as ?1 and `more`
+// as ?2 when given.
+Status RunForRemote(sql::Connection& conn, const char* sql, std::string_view remote,
+                    std::optional<std::string_view> more = std::nullopt) {
+  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(sql));
+  s.BindText(1, remote);
+  if (more) s.BindText(2, *more);
+  return s.Run();
+}
+
 RemoteInfo RemoteFromRow(sql::Statement& s) {
   RemoteInfo r;
   r.name = s.Text(0);
@@ -67,10 +94,10 @@ Result<std::vector<RemoteInfo>> ListRemotes(sql::Connection& conn) {
 
 Status DeleteRemote(sql::Connection& conn, std::string_view name) {
   RETURN_IF_ERROR(GetRemote(conn, name).status());
-  ASSIGN_OR_RETURN(sql::Statement heads, conn.Prepare(kDeleteRemoteHeads));
-  RETURN_IF_ERROR(heads.BindText(1, name).Run());
-  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kDeleteRemote));
-  return s.BindText(1, name).Run();
+  for (const char* sql : {kDeleteRemoteHeads, kForgetRemoteChunks, kForgetRemotePacks}) {
+    RETURN_IF_ERROR(RunForRemote(conn, sql, name));
+  }
+  return RunForRemote(conn, kDeleteRemote, name);
 }
 
 Result<std::string> GetRemoteHead(sql::Connection& conn, std::string_view remote,
@@ -85,6 +112,55 @@ Status SetRemoteHead(sql::Connection& conn, std::string_view remote, std::string
                      std::string_view bundle) {
   ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kSetRemoteHead));
   return s.BindText(1, remote).BindText(2, session).BindText(3, bundle).Run();
+}
+
+Result<std::string> GetChunkSha(sql::Connection& conn, int64_t chunk) {
+  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kGetChunkSha));
+  s.Bind(1, chunk);
+  ASSIGN_OR_RETURN(bool row, s.Step());
+  return row ? s.Text(0) : std::string();
+}
+
+Status PutChunkSha(sql::Connection& conn, int64_t chunk, std::string_view sha) {
+  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kPutChunkSha));
+  return s.Bind(1, chunk).BindText(2, sha).Run();
+}
+
+Result<std::optional<PackedChunk>> GetRemoteChunk(sql::Connection& conn, std::string_view remote,
+                                                  std::string_view sha) {
+  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kGetRemoteChunk));
+  s.BindText(1, remote).BindText(2, sha);
+  ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return std::optional<PackedChunk>();
+  return std::optional<PackedChunk>(PackedChunk{s.Text(0), static_cast<uint64_t>(s.Int(1)),
+                                                static_cast<uint32_t>(s.Int(2))});
+}
+
+Status PutRemoteChunk(sql::Connection& conn, std::string_view remote, std::string_view sha,
+                      const PackedChunk& where) {
+  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kPutRemoteChunk));
+  return s.BindText(1, remote)
+      .BindText(2, sha)
+      .BindText(3, where.pack)
+      .Bind(4, static_cast<int64_t>(where.offset))
+      .Bind(5, static_cast<int64_t>(where.length))
+      .Run();
+}
+
+Result<bool> KnowsRemotePack(sql::Connection& conn, std::string_view remote,
+                             std::string_view pack) {
+  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kKnowsRemotePack));
+  s.BindText(1, remote).BindText(2, pack);
+  return s.Step();
+}
+
+Status PutRemotePack(sql::Connection& conn, std::string_view remote, std::string_view pack) {
+  return RunForRemote(conn, kPutRemotePack, remote, pack);
+}
+
+Status ForgetRemotePack(sql::Connection& conn, std::string_view remote, std::string_view pack) {
+  RETURN_IF_ERROR(RunForRemote(conn, kForgetPackChunks, remote, pack));
+  return RunForRemote(conn, kForgetPack, remote, pack);
 }
 
 }  // namespace strata::catalog

@@ -4,6 +4,8 @@
 #ifndef STRATA_CATALOG_REMOTES_H_
 #define STRATA_CATALOG_REMOTES_H_
 
+#include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -17,7 +19,8 @@ namespace strata::catalog {
 Status InsertRemote(sql::Connection& conn, const RemoteInfo& remote);
 Result<RemoteInfo> GetRemote(sql::Connection& conn, std::string_view name);
 Result<std::vector<RemoteInfo>> ListRemotes(sql::Connection& conn);
-// NotFound if there is none of that name. Forgets its heads too.
+// NotFound if there is none of that name. Forgets its heads and what it
+// holds (remote_chunks, remote_packs) too.
 Status DeleteRemote(sql::Connection& conn, std::string_view name);
 
 // The remote object (a bundle's key) that session `session` of remote
@@ -26,6 +29,28 @@ Result<std::string> GetRemoteHead(sql::Connection& conn, std::string_view remote
                                   std::string_view session);
 Status SetRemoteHead(sql::Connection& conn, std::string_view remote, std::string_view session,
                      std::string_view bundle);
+
+// The SHA-256 (hex) of chunk `chunk`'s plain bytes, "" if not recorded.
+Result<std::string> GetChunkSha(sql::Connection& conn, int64_t chunk);
+Status PutChunkSha(sql::Connection& conn, int64_t chunk, std::string_view sha);
+
+// Where remote `remote` holds the chunk of SHA-256 `sha`: an entry of a pack.
+struct PackedChunk {
+  std::string pack;  // the pack object's SHA-256 (hex)
+  uint64_t offset = 0;
+  uint32_t length = 0;
+};
+// nullopt if this store does not know of one.
+Result<std::optional<PackedChunk>> GetRemoteChunk(sql::Connection& conn, std::string_view remote,
+                                                  std::string_view sha);
+Status PutRemoteChunk(sql::Connection& conn, std::string_view remote, std::string_view sha,
+                      const PackedChunk& where);
+// Whether the pack's index has been read (its chunks are in remote_chunks).
+Result<bool> KnowsRemotePack(sql::Connection& conn, std::string_view remote,
+                             std::string_view pack);
+Status PutRemotePack(sql::Connection& conn, std::string_view remote, std::string_view pack);
+// Forgets a pack that the remote no longer has, and the chunks it held.
+Status ForgetRemotePack(sql::Connection& conn, std::string_view remote, std::string_view pack);
 
 }  // namespace strata::catalog
 

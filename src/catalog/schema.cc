@@ -247,10 +247,33 @@ CREATE TABLE remote_heads (
 ) WITHOUT ROWID;
 )sql";
 
+// Caches for push and pull: each chunk's SHA-256 once computed, and where a
+// remote holds chunks (learnt from its pack indexes, or from packing them).
+constexpr const char* kMigrationV10 = R"sql(
+CREATE TABLE chunk_sha (
+  chunk INTEGER PRIMARY KEY,
+  sha   TEXT NOT NULL
+);
+CREATE TABLE remote_chunks (
+  remote TEXT NOT NULL,
+  sha    TEXT NOT NULL,
+  pack   TEXT NOT NULL,
+  offset INTEGER NOT NULL,
+  length INTEGER NOT NULL,
+  PRIMARY KEY (remote, sha)
+) WITHOUT ROWID;
+CREATE INDEX remote_chunks_by_pack ON remote_chunks(remote, pack);
+CREATE TABLE remote_packs (
+  remote TEXT NOT NULL,
+  pack   TEXT NOT NULL,
+  PRIMARY KEY (remote, pack)
+) WITHOUT ROWID;
+)sql";
+
 // kMigrations[i] upgrades schema version i+1 to i+2.
 const std::vector<const char*> kMigrations = {kMigrationV2, kMigrationV3, kMigrationV4,
                                               kMigrationV5, kMigrationV6, kMigrationV7,
-                                              kMigrationV8, kMigrationV9};
+                                              kMigrationV8, kMigrationV9, kMigrationV10};
 
 Result<int> CountTables(sql::Connection& conn) {
   ASSIGN_OR_RETURN(sql::Statement stmt,

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <sstream>
@@ -31,7 +32,9 @@ namespace strata::chunks {
 
 namespace {
 
-constexpr const char* kFindByHash = "SELECT id FROM chunks WHERE hash = ?1";
+// Remote references are left out: comparing with one would fetch it (and
+// inside the writer's transaction); a second copy is the lesser cost.
+constexpr const char* kFindByHash = "SELECT id FROM chunks WHERE hash = ?1 AND codec != 3";
 constexpr const char* kInsertChunk =
     "INSERT INTO chunks(hash, size, codec, data) VALUES (?1, ?2, ?3, ?4)";
 constexpr const char* kLoadChunk = "SELECT hash, size, codec, data FROM chunks WHERE id = ?1";
@@ -118,7 +121,32 @@ Result<Bytes> ReadHostRange(const HostRange& r, bool check_only = false) {
   return out;
 }
 
+std::atomic<RemoteChunkSource*> g_remote_source{nullptr};
+
+bool IsLowerHex(std::string_view s, size_t n) {
+  return s.size() == n && s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
 }  // namespace
+
+std::string EncodeRemoteRef(const RemoteRef& r) {
+  return r.sha + " " + r.pack + " " + std::to_string(r.offset) + " " + std::to_string(r.length) +
+         (r.remote.empty() ? "" : " " + r.remote);
+}
+
+bool DecodeRemoteRef(std::string_view data, RemoteRef* out) {
+  std::istringstream in{std::string(data)};
+  if (!(in >> out->sha >> out->pack >> out->offset >> out->length)) return false;
+  out->remote.clear();
+  if (in.get() == ' ') std::getline(in, out->remote, '\0');
+  return IsLowerHex(out->sha, 64) && IsLowerHex(out->pack, 64) && out->length > 0 &&
+         out->length <= (65u << 20);
+}
+
+RemoteChunkSource* SetRemoteChunkSource(RemoteChunkSource* source) {
+  return g_remote_source.exchange(source);
+}
+RemoteChunkSource* GetRemoteChunkSource() { return g_remote_source.load(); }
 
 ChunkStore::ChunkStore(HashFunction hash, int compression_level, size_t cache_bytes)
     : hash_(hash ? std::move(hash) : HashFunction(Xxh3Hash)),
@@ -208,7 +236,7 @@ Result<ChunkId> ChunkStore::PutHostRange(sql::Connection& writer, const HostRang
 }
 
 Result<Bytes> ChunkStore::Load(sql::Connection& conn, ChunkId id, ChunkHash* key_out,
-                               bool* is_host, bool check_host_only) {
+                               bool* is_reference, bool check_only) {
   ASSIGN_OR_RETURN(sql::Statement load, conn.Prepare(kLoadChunk));
   load.Bind(1, id);
   ASSIGN_OR_RETURN(bool row, load.Step());
@@ -222,8 +250,23 @@ Result<Bytes> ChunkStore::Load(sql::Connection& conn, ChunkId id, ChunkHash* key
     if (size <= 0 || size > (64 << 20) || !DecodeHostRange(data, static_cast<uint32_t>(size), &range)) {
       return Corruption(IdText(id) + " has a malformed host reference");
     }
-    if (is_host != nullptr) *is_host = true;
-    return ReadHostRange(range, check_host_only);
+    if (is_reference != nullptr) *is_reference = true;
+    return ReadHostRange(range, check_only);
+  }
+  if (codec == static_cast<int>(Codec::kRemote)) {
+    RemoteRef ref;
+    std::string_view text(reinterpret_cast<const char*>(data.data()), data.size());
+    if (size <= 0 || size > (64 << 20) || !DecodeRemoteRef(text, &ref) || ref.remote.empty()) {
+      return Corruption(IdText(id) + " has a malformed remote reference");
+    }
+    if (is_reference != nullptr) *is_reference = true;
+    if (check_only) return Bytes{};  // fsck does not fetch
+    RemoteChunkSource* source = GetRemoteChunkSource();
+    if (source == nullptr) {
+      return IoError(IdText(id) + " is still on remote " + ref.remote +
+                     " and this program cannot fetch it");
+    }
+    return source->Fetch(conn, ref, static_cast<uint64_t>(size));
   }
   if (key_out != nullptr) {
     if (key.size() != key_out->size()) return Corruption(IdText(id) + " has a malformed key");
@@ -299,10 +342,10 @@ Status ChunkStore::Verify(sql::Connection& conn, ChunkId id,
     problems->push_back(std::move(p));
   };
   ChunkHash key{};
-  bool host = false;
+  bool reference = false;
   // Host references are checked against the file's size and mtime, not
   // read: fsck would otherwise read the whole host userland.
-  Result<Bytes> plain = Load(conn, id, &key, &host, /*check_host_only=*/true);
+  Result<Bytes> plain = Load(conn, id, &key, &reference, /*check_only=*/true);
   if (!plain.ok()) {
     if (plain.status().code() == Code::kIoError) {
       report("host-changed", IdText(id) + ": " + plain.status().message());
@@ -312,7 +355,9 @@ Status ChunkStore::Verify(sql::Connection& conn, ChunkId id,
     report("bad-chunk", plain.status().message());
     return Status::Ok();
   }
-  if (host) return Status::Ok();  // no content key: checked against the host file instead
+  // No content here to hash: a host reference was checked against its file,
+  // a remote one is checked against its SHA-256 when fetched.
+  if (reference) return Status::Ok();
   if (Hash(*plain) != key) {
     report("bad-hash", IdText(id) + " does not hash to its key");
   }

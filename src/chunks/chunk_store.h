@@ -15,6 +15,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -28,7 +29,11 @@ namespace strata::chunks {
 // kHost: the chunk holds no bytes but a reference to a range of a host file
 // (a host base, see fs/host_base.h), read when needed and checked against the
 // host file's size and mtime recorded with it.
-enum class Codec : int { kRaw = 0, kZstd = 1, kHost = 2 };
+// kRemote: the chunk holds no bytes but a reference to an entry of a pack
+// object on a remote (a lazily pulled session, see remote/transfer.h),
+// fetched through the process's RemoteChunkSource when first read and checked
+// against the SHA-256 recorded with it.
+enum class Codec : int { kRaw = 0, kZstd = 1, kHost = 2, kRemote = 3 };
 
 // A range of a host file, as indexed: the file's size and mtime then, so that
 // a later read can tell whether the host changed it.
@@ -42,6 +47,40 @@ struct HostRange {
 
 using ChunkId = int64_t;
 using Bytes = std::vector<uint8_t>;
+
+// Where a kRemote chunk's bytes are: `length` bytes at `offset` of pack
+// object `pack` (its SHA-256, hex) of the store's remote `remote`, holding
+// one pack entry whose plain bytes hash to `sha` (SHA-256, hex). Stored as
+// the text "SHA PACK OFFSET LENGTH REMOTE" (remote/pack.h has the entry).
+struct RemoteRef {
+  std::string sha;
+  std::string pack;
+  uint64_t offset = 0;
+  uint32_t length = 0;
+  std::string remote;
+};
+std::string EncodeRemoteRef(const RemoteRef& ref);
+// False if `data` is not a well-formed reference (remote may be empty).
+bool DecodeRemoteRef(std::string_view data, RemoteRef* out);
+
+// Fetches the bytes of kRemote chunks. One per process, installed by whoever
+// can reach remotes (remote::InstallLazyFetcher); without one, reading such a
+// chunk is an IoError that says so.
+class RemoteChunkSource {
+ public:
+  virtual ~RemoteChunkSource() = default;
+  // The plain bytes (`size` of them) of the chunk `ref` names, checked
+  // against ref.sha; IoError naming the object if it cannot be had. `conn`
+  // is the store's connection the read came through (to look up the remote).
+  // May keep the bytes in the store for the next read.
+  virtual Result<Bytes> Fetch(sql::Connection& conn, const RemoteRef& ref, uint64_t size) = 0;
+  // Writes into their stores what Fetch kept for later (before exit).
+  virtual void Flush() = 0;
+};
+// Installs `source` for the whole process (never destroyed while in use;
+// null removes it). Returns the previous one.
+RemoteChunkSource* SetRemoteChunkSource(RemoteChunkSource* source);
+RemoteChunkSource* GetRemoteChunkSource();
 
 // A chunk's key and stored form, computed without the database (Encode), so
 // that the costly part of Put can run before taking the writer lock.
@@ -87,11 +126,11 @@ class ChunkStore {
   ChunkHash Hash(std::span<const uint8_t> bytes) const;
 
  private:
-  // `is_host`, if given, is set when the chunk is a host reference; with
-  // `check_host_only`, such a chunk's file is checked but not read (and no
-  // bytes are returned).
+  // `is_reference`, if given, is set when the chunk is a host or remote
+  // reference; with `check_only`, a host reference's file is checked but not
+  // read, a remote one only parsed (and no bytes are returned).
   Result<Bytes> Load(sql::Connection& conn, ChunkId id, ChunkHash* key_out,
-                     bool* is_host = nullptr, bool check_host_only = false);
+                     bool* is_reference = nullptr, bool check_only = false);
   // Sets out's size, codec and compressed bytes (zstd only where smaller).
   void Compress(std::span<const uint8_t> bytes, Encoded* out) const;
   void CacheInsert(ChunkId id, std::shared_ptr<const Bytes> bytes);

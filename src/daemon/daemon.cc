@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <mutex>
 
+#include "chunks/chunk_store.h"
 #include "daemon/flusher.h"
 #include "fuse/fuse_server.h"
 #include "strata/store.h"
@@ -107,6 +108,8 @@ Status ServeSession(const DaemonOptions& a, const std::function<void(const Statu
   }  // unmounted here
   // A run's mount point is ours (RunMountPath): leave nothing behind.
   if (a.ephemeral) rmdir(a.mountpoint.c_str());
+  // Chunks fetched from a remote while serving are kept for the next mount.
+  if (chunks::RemoteChunkSource* source = chunks::GetRemoteChunkSource()) source->Flush();
   RETURN_IF_ERROR(fs->FlushAll());
   RETURN_IF_ERROR(store->Sync());
   return served;

@@ -1,14 +1,15 @@
 #include "remote/layout.h"
 
-#include <zstd.h>
-
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
-#include "sql/database.h"
+#include "remote/remote.h"
 
 namespace strata::remote {
 
@@ -16,8 +17,12 @@ std::string Prefix(const RemoteInfo& remote) {
   return remote.prefix.empty() ? "" : remote.prefix + "/";
 }
 
-std::string ChunkKey(const RemoteInfo& remote, const std::string& sha_hex) {
-  return Prefix(remote) + "chunks/" + sha_hex;
+std::string PackKey(const RemoteInfo& remote, const std::string& pack) {
+  return Prefix(remote) + "packs/" + pack;
+}
+
+std::string IndexKey(const RemoteInfo& remote, const std::string& pack) {
+  return Prefix(remote) + "index/" + pack;
 }
 
 std::string SessionKey(const RemoteInfo& remote, std::string_view session) {
@@ -50,6 +55,12 @@ Result<RemoteHead> ReadHead(S3Client& client, const std::string& key) {
   if (!json.is_object() || !json.contains("bundle") || !json["bundle"].is_string()) {
     return Corruption("remote head " + key + " is not a Strata head");
   }
+  if (!json.contains("format") || json["format"] != kHeadFormat) {
+    return Status(Code::kNotSupported,
+                  "remote head " + key + " is of another format (" +
+                      (json.contains("format") ? json["format"].dump() : "none") + ", this strata reads " +
+                      std::to_string(kHeadFormat) + "): push the session again with this strata");
+  }
   head.exists = true;
   head.etag = info.etag;
   head.bundle = json["bundle"].get<std::string>();
@@ -59,37 +70,47 @@ Result<RemoteHead> ReadHead(S3Client& client, const std::string& key) {
   return head;
 }
 
-std::string EncodeChunkObject(std::span<const uint8_t> plain, const chunks::Encoded& encoded) {
-  const bool zstd = encoded.codec == chunks::Codec::kZstd;
-  std::span<const uint8_t> bytes = zstd ? std::span<const uint8_t>(encoded.compressed) : plain;
-  std::string body(1, zstd ? kZstdObject : kRawObject);
-  body.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-  return body;
-}
-
-Result<std::vector<uint8_t>> DecodeChunkObject(const NetApi& api, const std::string& key,
-                                               std::string_view body, const std::string& sha_hex) {
-  auto corrupt = [&] {
-    return Corruption("remote object " + key + " is damaged (its bytes do not hash to its name)");
-  };
-  if (body.empty()) return corrupt();
-  std::vector<uint8_t> plain;
-  if (body[0] == kRawObject) {
-    plain.assign(body.begin() + 1, body.end());
-  } else if (body[0] == kZstdObject) {
-    unsigned long long size = ZSTD_getFrameContentSize(body.data() + 1, body.size() - 1);
-    if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > (64u << 20)) {
-      return corrupt();
+Status ForEachParallel(size_t n, int parallel, const RemoteInfo& remote, const Getenv& env,
+                       const std::string& db_path,
+                       const std::function<Status(S3Client&, sql::Connection*, size_t)>& work,
+                       const Progress& progress, S3Counters* counters) {
+  std::atomic<size_t> next{0};
+  std::mutex mu;
+  uint64_t done = 0;  // guarded by mu
+  Status first = Status::Ok();
+  auto worker = [&] {
+    auto client = Connect(remote, env);
+    Status s = client.status();
+    std::unique_ptr<sql::Connection> conn;
+    if (s.ok() && !db_path.empty()) {
+      auto opened = sql::Connection::Open(db_path, sql::OpenMode::kQueryOnly);
+      s = opened.status();
+      if (opened.ok()) conn = std::move(opened).value();
     }
-    plain.resize(size);
-    size_t n = ZSTD_decompress(plain.data(), plain.size(), body.data() + 1, body.size() - 1);
-    if (ZSTD_isError(n) || n != size) return corrupt();
-  } else {
-    return corrupt();
-  }
-  std::string_view bytes(reinterpret_cast<const char*>(plain.data()), plain.size());
-  if (plain.empty() || ShaHex(api, bytes) != sha_hex) return corrupt();
-  return plain;
+    for (size_t i; s.ok() && (i = next++) < n;) {
+      {
+        std::scoped_lock lock(mu);
+        if (!first.ok()) break;
+      }
+      s = work(**client, conn.get(), i);
+      if (s.ok() && progress) {
+        std::scoped_lock lock(mu);
+        progress(++done, n);
+      }
+    }
+    std::scoped_lock lock(mu);
+    if (!s.ok() && first.ok()) first = s;
+    if (client.ok()) {
+      counters->requests += (*client)->counters().requests;
+      counters->bytes_sent += (*client)->counters().bytes_sent;
+      counters->bytes_received += (*client)->counters().bytes_received;
+    }
+  };
+  std::vector<std::thread> threads;
+  const size_t count = std::min<size_t>(std::max(parallel, 1), std::max<size_t>(n, 1));
+  for (size_t t = 0; t < count; ++t) threads.emplace_back(worker);
+  for (auto& t : threads) t.join();
+  return first;
 }
 
 ScratchDir::ScratchDir() {
@@ -125,23 +146,27 @@ Result<std::string> FetchBundle(S3Client& client, const NetApi& api, const std::
   return bundle;
 }
 
-Result<std::unordered_set<std::string>> ChunksOfBundle(S3Client& client, const NetApi& api,
-                                                       const std::string& key,
-                                                       const ScratchDir& scratch) {
+Result<std::vector<chunks::RemoteRef>> ChunksOfBundle(S3Client& client, const NetApi& api,
+                                                      const std::string& key,
+                                                      const ScratchDir& scratch) {
   ASSIGN_OR_RETURN(std::string bundle, FetchBundle(client, api, key));
   const std::string path = scratch.File("bundle-" + ShaOfKey(key));
   RETURN_IF_ERROR(WriteFile(path, bundle));
-  std::unordered_set<std::string> shas;
+  std::vector<chunks::RemoteRef> refs;
   auto conn = sql::Connection::Open(path, sql::OpenMode::kQueryOnly);
   if (!conn.ok()) return Corruption("remote object " + key + " is not a bundle");
   auto s = (*conn)->PrepareUncached("SELECT data FROM chunks WHERE codec = 3");
   if (!s.ok()) return Corruption("remote object " + key + " is not a bundle");
-  RETURN_IF_ERROR(s->ForEachRow([&](sql::Statement& row) {
-    shas.insert(row.Text(0));
+  RETURN_IF_ERROR(s->ForEachRow([&](sql::Statement& row) -> Status {
+    chunks::RemoteRef ref;
+    if (!chunks::DecodeRemoteRef(row.BlobString(0), &ref)) {
+      return Corruption("remote object " + key + " names a chunk malformed");
+    }
+    refs.push_back(std::move(ref));
     return Status::Ok();
   }));
   std::filesystem::remove(path);
-  return shas;
+  return refs;
 }
 
 }  // namespace strata::remote

@@ -5,29 +5,33 @@
 #define STRATA_REMOTE_LAYOUT_H_
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_set>
 #include <vector>
 
 #include "chunks/chunk_store.h"
 #include "remote/net_api.h"
 #include "remote/s3_client.h"
+#include "remote/transfer.h"
+#include "sql/database.h"
 #include "strata/types.h"
 
 namespace strata::remote {
 
-// A chunk row of a remote bundle: codec 3, data = the plain bytes' SHA-256
-// as lowercase hex.
-inline constexpr int kRemoteCodec = 3;
-// The first byte of a chunk object.
-inline constexpr char kRawObject = 0;
-inline constexpr char kZstdObject = 1;
+// A chunk row of a remote bundle: codec 3 (chunks::Codec::kRemote), data =
+// "SHA PACK OFFSET LENGTH" (chunks::EncodeRemoteRef without a remote; a
+// pull adds the remote's name).
+inline constexpr int kRemoteCodec = static_cast<int>(chunks::Codec::kRemote);
+// The head's format: 2 since chunks are packed.
+inline constexpr int kHeadFormat = 2;
 
 // "PREFIX/" or "".
 std::string Prefix(const RemoteInfo& remote);
-std::string ChunkKey(const RemoteInfo& remote, const std::string& sha_hex);
+// "PREFIX/packs/<sha256>" and "PREFIX/index/<sha256>".
+std::string PackKey(const RemoteInfo& remote, const std::string& pack);
+std::string IndexKey(const RemoteInfo& remote, const std::string& pack);
 // "PREFIX/sessions/NAME/".
 std::string SessionKey(const RemoteInfo& remote, std::string_view session);
 // The SHA-256 that names an object ("…/<sha256>"), or "" if the key has none.
@@ -44,14 +48,15 @@ struct RemoteHead {
 // NotFound is not an error: `exists` is false then.
 Result<RemoteHead> ReadHead(S3Client& client, const std::string& key);
 
-// The body of a chunk object for `plain`, as `encoded` (ChunkStore::Encode
-// of it) stores it: zstd when that shrank it, else raw.
-std::string EncodeChunkObject(std::span<const uint8_t> plain, const chunks::Encoded& encoded);
-
-// The plain bytes of a chunk object; Corruption naming `key` if they cannot
-// be decoded or do not hash to `sha_hex`.
-Result<std::vector<uint8_t>> DecodeChunkObject(const NetApi& api, const std::string& key,
-                                               std::string_view body, const std::string& sha_hex);
+// Runs `work(client, conn, i)` for i in [0, n) on up to `parallel` threads,
+// each with its own S3 client and (unless `db_path` is empty, then null) its
+// own query-only connection to `db_path`, telling `progress` (if set) as
+// items are done. The first error wins; the others stop at their next item.
+// Adds the clients' requests and bytes to `counters`.
+Status ForEachParallel(size_t n, int parallel, const RemoteInfo& remote, const Getenv& env,
+                       const std::string& db_path,
+                       const std::function<Status(S3Client&, sql::Connection*, size_t)>& work,
+                       const Progress& progress, S3Counters* counters);
 
 // A directory of our own for bundles in flight, removed with its contents.
 class ScratchDir {
@@ -73,11 +78,12 @@ Status WriteFile(const std::string& path, std::string_view bytes);
 // The bundle object `key`; Corruption if it does not hash to its name.
 Result<std::string> FetchBundle(S3Client& client, const NetApi& api, const std::string& key);
 
-// The chunk hashes the bundle object `key` names (fetched into `scratch`).
-// Corruption if it does not hash to its name or is not a bundle.
-Result<std::unordered_set<std::string>> ChunksOfBundle(S3Client& client, const NetApi& api,
-                                                       const std::string& key,
-                                                       const ScratchDir& scratch);
+// The chunks the bundle object `key` names (fetched into `scratch`), with
+// no remote set. Corruption if it does not hash to its name, is not a
+// bundle, or names a chunk malformed.
+Result<std::vector<chunks::RemoteRef>> ChunksOfBundle(S3Client& client, const NetApi& api,
+                                                      const std::string& key,
+                                                      const ScratchDir& scratch);
 
 }  // namespace strata::remote
 

@@ -2,9 +2,13 @@
 
 #include <algorithm>
 #include <ctime>
+#include <map>
+#include <unordered_map>
 #include <unordered_set>
 
+#include "remote/fetch.h"
 #include "remote/layout.h"
+#include "remote/pack.h"
 
 namespace strata::remote {
 
@@ -50,10 +54,11 @@ Result<RemoteGcStats> CollectRemoteGarbage(S3Client& client, const RemoteInfo& r
   // Listed before the heads are read: an object a push writes after this
   // listing is not seen, so not deleted; one written before it is either
   // named by a head read below or young.
-  ASSIGN_OR_RETURN(std::vector<Listed> chunks, ListAll(client, Prefix(remote) + "chunks/"));
+  ASSIGN_OR_RETURN(std::vector<Listed> packs, ListAll(client, Prefix(remote) + "packs/"));
+  ASSIGN_OR_RETURN(std::vector<Listed> indexes, ListAll(client, Prefix(remote) + "index/"));
   ASSIGN_OR_RETURN(std::vector<Listed> session_objects,
                    ListAll(client, Prefix(remote) + "sessions/"));
-  std::unordered_set<std::string> kept_bundles, kept_chunks;
+  std::unordered_set<std::string> kept_bundles, kept_packs;
   for (const std::string& head_key : HeadKeys(session_objects)) {
     ASSIGN_OR_RETURN(RemoteHead head, ReadHead(client, head_key));
     if (!head.exists) continue;  // removed meanwhile
@@ -61,13 +66,13 @@ Result<RemoteGcStats> CollectRemoteGarbage(S3Client& client, const RemoteInfo& r
     for (const std::string& bundle : {head.bundle, head.previous}) {
       if (bundle.empty()) continue;
       kept_bundles.insert(bundle);
-      auto shas = ChunksOfBundle(client, *api, bundle, scratch);
-      if (!shas.ok()) {
+      auto refs = ChunksOfBundle(client, *api, bundle, scratch);
+      if (!refs.ok()) {
         // A head whose bundle is gone or damaged: deleting anything could
         // make it worse; fsck says what is wrong.
-        return shas.status().WithContext("remote gc stopped, nothing deleted");
+        return refs.status().WithContext("remote gc stopped, nothing deleted");
       }
-      kept_chunks.insert(shas->begin(), shas->end());
+      for (const chunks::RemoteRef& ref : *refs) kept_packs.insert(ref.pack);
     }
   }
   const int64_t young_after = static_cast<int64_t>(std::time(nullptr)) - grace_s;
@@ -79,13 +84,18 @@ Result<RemoteGcStats> CollectRemoteGarbage(S3Client& client, const RemoteInfo& r
     }
     return true;
   };
-  for (const Listed& o : chunks) {
-    bool referenced = kept_chunks.count(ShaOfKey(o.key)) != 0;
-    if (referenced) stats.chunks_kept++;
+  std::unordered_map<std::string, uint64_t> index_size;
+  for (const Listed& o : indexes) index_size[ShaOfKey(o.key)] = o.size;
+  for (const Listed& o : packs) {
+    const std::string pack = ShaOfKey(o.key);
+    bool referenced = kept_packs.count(pack) != 0;
+    if (referenced) stats.packs_kept++;
     if (!doomed(o, referenced)) continue;
+    // The index first: an index never names a pack that is not there.
+    RETURN_IF_ERROR(client.Delete(IndexKey(remote, pack)));
     RETURN_IF_ERROR(client.Delete(o.key));
-    stats.chunks_deleted++;
-    stats.bytes_deleted += o.size;
+    stats.packs_deleted++;
+    stats.bytes_deleted += o.size + index_size[pack];
   }
   for (const Listed& o : session_objects) {
     if (o.key.find("/bundles/") == std::string::npos) continue;
@@ -104,11 +114,12 @@ Result<std::vector<RemoteProblem>> CheckRemote(S3Client& client, const RemoteInf
   if (!scratch.ok()) return IoError("cannot make a temporary directory");
   ASSIGN_OR_RETURN(std::vector<Listed> session_objects,
                    ListAll(client, Prefix(remote) + "sessions/"));
-  ASSIGN_OR_RETURN(std::vector<Listed> chunks, ListAll(client, Prefix(remote) + "chunks/"));
+  ASSIGN_OR_RETURN(std::vector<Listed> packs, ListAll(client, Prefix(remote) + "packs/"));
   std::unordered_set<std::string> stored;
-  for (const Listed& o : chunks) stored.insert(ShaOfKey(o.key));
+  for (const Listed& o : packs) stored.insert(ShaOfKey(o.key));
   std::vector<RemoteProblem> problems;
   std::unordered_set<std::string> checked;
+  std::map<std::string, std::map<uint64_t, std::string>> named;  // pack -> offset -> SHA-256
   *sessions_checked = 0;
   for (const std::string& head_key : HeadKeys(session_objects)) {
     auto head = ReadHead(client, head_key);
@@ -118,23 +129,45 @@ Result<std::vector<RemoteProblem>> CheckRemote(S3Client& client, const RemoteInf
     }
     if (!head->exists) continue;
     (*sessions_checked)++;
-    auto shas = ChunksOfBundle(client, *api, head->bundle, scratch);
-    if (!shas.ok()) {
+    auto refs = ChunksOfBundle(client, *api, head->bundle, scratch);
+    if (!refs.ok()) {
       problems.push_back({head->bundle, "the head " + head_key + " names it: " +
-                                            shas.status().message()});
+                                            refs.status().message()});
       continue;
     }
-    for (const std::string& sha : *shas) {
-      if (!checked.insert(sha).second) continue;
-      const std::string key = ChunkKey(remote, sha);
-      if (stored.count(sha) == 0) {
-        problems.push_back({key, "missing (named by " + head->bundle + ")"});
+    for (const chunks::RemoteRef& ref : *refs) {
+      if (stored.count(ref.pack) == 0) {
+        const std::string key = PackKey(remote, ref.pack);
+        if (checked.insert(key).second) {
+          problems.push_back({key, "missing (named by " + head->bundle + ")"});
+        }
         continue;
       }
-      if (!verify_data) continue;
-      auto body = client.Get(key);
-      Status s = body.ok() ? DecodeChunkObject(*api, key, *body, sha).status() : body.status();
-      if (!s.ok()) problems.push_back({key, s.message()});
+      if (verify_data) named[ref.pack][ref.offset] = ref.sha;
+    }
+  }
+  // Each pack read once, every entry named checked against its SHA-256.
+  for (const auto& [pack, entries] : named) {
+    const std::string key = PackKey(remote, pack);
+    const uint64_t end = entries.rbegin()->first + (64u << 20) + kPackEntryHeader;
+    auto fetched = FetchEntries(client, *api, remote, pack, entries.begin()->first,
+                                end - entries.begin()->first);
+    if (!fetched.ok()) {
+      problems.push_back({key, fetched.status().message()});
+      continue;
+    }
+    std::map<uint64_t, std::string> found;  // entry offset -> SHA-256
+    uint64_t at = entries.begin()->first;
+    for (const FetchedChunk& c : *fetched) {
+      found[at] = c.sha;
+      at = c.end;
+    }
+    for (const auto& [offset, sha] : entries) {
+      auto it = found.find(offset);
+      if (it == found.end() || it->second != sha) {
+        problems.push_back({key, "damaged: no chunk " + sha + " at offset " + std::to_string(offset)});
+        break;
+      }
     }
   }
   std::sort(problems.begin(), problems.end(),

@@ -15,19 +15,22 @@ namespace strata::remote {
 
 struct RemoteGcStats {
   uint64_t sessions = 0;          // heads found
-  uint64_t chunks_kept = 0;
-  uint64_t chunks_deleted = 0;
+  uint64_t packs_kept = 0;
+  uint64_t packs_deleted = 0;     // with their index objects
   uint64_t bundles_deleted = 0;
   uint64_t bytes_deleted = 0;
   uint64_t young_kept = 0;        // unreferenced, but newer than the grace period
 };
 
-// Deletes the chunk and bundle objects that no session's head references:
-// a head references its bundle, the bundle before it (a pull may be reading
-// it), and every chunk those two bundles name (the session's whole history:
-// snapshots and tool calls included). Objects newer than `grace_s` seconds
-// are kept, for pushes in flight (they upload chunks and the bundle before
-// they move the head).
+// Deletes the pack (with its index) and bundle objects that no session's
+// head references: a head references its bundle, the bundle before it (a
+// pull may be reading it), and every pack holding a chunk those two bundles
+// name (the session's whole history: snapshots and tool calls included). A
+// pack is kept whole while any of its chunks is named. Objects newer than
+// `grace_s` seconds are kept, for pushes in flight (they upload packs and
+// the bundle before they move the head). A push that started before the gc
+// and reuses a pack the gc deletes makes a head that names a missing pack
+// (fsck reports it; push again): run gc when no push runs.
 Result<RemoteGcStats> CollectRemoteGarbage(S3Client& client, const RemoteInfo& remote,
                                            int64_t grace_s);
 
@@ -37,8 +40,8 @@ struct RemoteProblem {
 };
 
 // Checks every session's head: its bundle is there and hashes to its name,
-// and every chunk it names is there; with `verify_data`, every such chunk is
-// fetched and checked against its hash too. Problems come in key order.
+// and every pack it names is there; with `verify_data`, every chunk it
+// names is fetched and checked against its SHA-256 too. Problems come in key order.
 Result<std::vector<RemoteProblem>> CheckRemote(S3Client& client, const RemoteInfo& remote,
                                                bool verify_data, uint64_t* sessions_checked);
 

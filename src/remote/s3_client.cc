@@ -381,6 +381,21 @@ Result<std::string> S3Client::Get(std::string_view key, ObjectInfo* info) {
   return ErrorOf(request, r);
 }
 
+Result<std::string> S3Client::GetRange(std::string_view key, uint64_t offset, uint64_t length) {
+  if (length == 0) return std::string();
+  Request request;
+  request.key = std::string(key);
+  request.headers.push_back("Range: bytes=" + std::to_string(offset) + "-" +
+                            std::to_string(offset + length - 1));
+  ASSIGN_OR_RETURN(Response r, Send(request));
+  if (r.curl == CURLE_OK && r.status / 100 == 2) {
+    // A server that ignores Range answers 200 with the whole object.
+    if (r.status == 200) r.body = offset < r.body.size() ? r.body.substr(offset, length) : "";
+    return std::move(r.body);
+  }
+  return ErrorOf(request, r);
+}
+
 Result<ObjectInfo> S3Client::Head(std::string_view key) {
   Request request;
   request.method = "HEAD";

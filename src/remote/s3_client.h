@@ -92,6 +92,8 @@ class S3Client {
                           const PutConditions& conditions = {});
   // The object's bytes; its size and ETag too, if `info` is given.
   Result<std::string> Get(std::string_view key, ObjectInfo* info = nullptr);
+  // `length` bytes of the object from `offset` (fewer at its end).
+  Result<std::string> GetRange(std::string_view key, uint64_t offset, uint64_t length);
   Result<ObjectInfo> Head(std::string_view key);
   // OK if the key did not exist.
   Status Delete(std::string_view key);

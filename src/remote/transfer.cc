@@ -1,16 +1,21 @@
 #include "remote/transfer.h"
 
 #include <atomic>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <random>
-#include <thread>
-#include <unordered_set>
+#include <set>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "catalog/remotes.h"
 #include "chunks/chunk_store.h"
+#include "remote/fetch.h"
 #include "remote/layout.h"
+#include "remote/pack.h"
 #include "remote/remote.h"
 #include "sql/database.h"
 #include "store/bundle.h"
@@ -19,47 +24,11 @@ namespace strata::remote {
 
 namespace {
 
-// Runs `work(client, conn, i)` for i in [0, n) on up to `parallel` threads,
-// each with its own S3 client and its own connection to `db_path`, telling
-// `progress` (if set) as items are done. The first error wins; the others
-// stop at their next item.
-Status ForEachParallel(size_t n, int parallel, const RemoteInfo& remote, const Getenv& env,
-                       const std::string& db_path,
-                       const std::function<Status(S3Client&, sql::Connection&, size_t)>& work,
-                       const Progress& progress, S3Counters* counters) {
-  std::atomic<size_t> next{0};
-  std::mutex mu;
-  uint64_t done = 0;  // guarded by mu
-  Status first = Status::Ok();
-  auto worker = [&] {
-    auto client = Connect(remote, env);
-    auto conn = sql::Connection::Open(db_path, sql::OpenMode::kQueryOnly);
-    Status s = !client.ok() ? client.status() : conn.status();
-    for (size_t i; s.ok() && (i = next++) < n;) {
-      {
-        std::scoped_lock lock(mu);
-        if (!first.ok()) break;
-      }
-      s = work(**client, **conn, i);
-      if (s.ok() && progress) {
-        std::scoped_lock lock(mu);
-        progress(++done, n);
-      }
-    }
-    std::scoped_lock lock(mu);
-    if (!s.ok() && first.ok()) first = s;
-    if (client.ok()) {
-      counters->requests += (*client)->counters().requests;
-      counters->bytes_sent += (*client)->counters().bytes_sent;
-      counters->bytes_received += (*client)->counters().bytes_received;
-    }
-  };
-  std::vector<std::thread> threads;
-  const size_t count = std::min<size_t>(std::max(parallel, 1), std::max<size_t>(n, 1));
-  for (size_t t = 0; t < count; ++t) threads.emplace_back(worker);
-  for (auto& t : threads) t.join();
-  return first;
-}
+constexpr const char* kLoadStored = "SELECT codec, data, size FROM chunks WHERE id = ?1";
+// A chunk of this store with the given SHA-256 and its bytes here.
+constexpr const char* kFindBySha =
+    "SELECT c.codec, c.data FROM chunk_sha s JOIN chunks c ON c.id = s.chunk"
+    " WHERE s.sha = ?1 AND c.size = ?2 AND c.codec IN (0, 1) LIMIT 1";
 
 // Re-seals a bundle whose rows were changed (its checksum row).
 Status Reseal(sql::Connection& bundle) {
@@ -69,6 +38,120 @@ Status Reseal(sql::Connection& bundle) {
   return s.BindText(1, sum).Run();
 }
 
+void AddCounters(const S3Counters& from, S3Counters* to) {
+  to->requests += from.requests;
+  to->bytes_sent += from.bytes_sent;
+  to->bytes_received += from.bytes_received;
+}
+
+// A chunk as this store keeps it.
+struct Stored {
+  int codec = 0;
+  std::string data;
+  uint64_t size = 0;
+};
+
+Result<Stored> LoadStored(sql::Connection& conn, int64_t id) {
+  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kLoadStored));
+  s.Bind(1, id);
+  ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return Corruption("chunk " + std::to_string(id) + " is missing");
+  return Stored{static_cast<int>(s.Int(0)), s.BlobString(1), static_cast<uint64_t>(s.Int(2))};
+}
+
+// One chunk of the session being pushed.
+struct PushChunk {
+  int64_t id = 0;
+  std::string sha;
+  bool computed = false;             // sha computed now (to record in chunk_sha)
+  std::optional<catalog::PackedChunk> where;  // on the remote already, or once packed
+  uint64_t stored_size = 0;          // bytes it takes in a pack
+};
+
+// Reads the index objects of `remote` this store has not read yet into
+// remote_chunks: what other stores pushed.
+Status LearnIndexes(S3Client& client, const RemoteInfo& remote, sql::Connection& writer) {
+  std::vector<std::string> unknown;
+  std::string after;
+  do {
+    ASSIGN_OR_RETURN(ListPage page, client.List(Prefix(remote) + "index/", after));
+    for (const auto& [key, size] : page.keys) {
+      const std::string pack = ShaOfKey(key);
+      if (pack.empty()) continue;
+      ASSIGN_OR_RETURN(bool known, catalog::KnowsRemotePack(writer, remote.name, pack));
+      if (!known) unknown.push_back(pack);
+    }
+    after = page.next;
+  } while (!after.empty());
+  for (const std::string& pack : unknown) {
+    const std::string key = IndexKey(remote, pack);
+    ASSIGN_OR_RETURN(std::string body, client.Get(key));
+    ASSIGN_OR_RETURN(auto entries, ParsePackIndex(body, key));
+    ASSIGN_OR_RETURN(sql::Transaction txn, sql::Transaction::Begin(writer));
+    for (auto& [sha, where] : entries) {
+      where.pack = pack;
+      RETURN_IF_ERROR(catalog::PutRemoteChunk(writer, remote.name, sha, where));
+    }
+    RETURN_IF_ERROR(catalog::PutRemotePack(writer, remote.name, pack));
+    RETURN_IF_ERROR(txn.Commit());
+  }
+  return Status::Ok();
+}
+
+// Sets each chunk's SHA-256 (computing the ones this store does not know)
+// and where the remote holds it, if it does.
+Status Locate(std::vector<PushChunk>& chunks, const RemoteInfo& remote, const Store& store,
+              const NetApi& api, int parallel, const Getenv& env, S3Counters* counters) {
+  chunks::ChunkStore reader(nullptr, 3, 0);
+  return ForEachParallel(
+      chunks.size(), parallel, remote, env, store.path(),
+      [&](S3Client&, sql::Connection* conn, size_t i) -> Status {
+        PushChunk& c = chunks[i];
+        ASSIGN_OR_RETURN(Stored stored, LoadStored(*conn, c.id));
+        c.stored_size = stored.data.size() + kPackEntryHeader;
+        chunks::RemoteRef ref;
+        if (stored.codec == kRemoteCodec &&
+            chunks::DecodeRemoteRef(std::string_view(stored.data), &ref)) {
+          c.sha = ref.sha;
+          if (ref.remote == remote.name) {
+            c.where = catalog::PackedChunk{ref.pack, ref.offset, ref.length};
+            return Status::Ok();
+          }
+        } else {
+          ASSIGN_OR_RETURN(c.sha, catalog::GetChunkSha(*conn, c.id));
+        }
+        if (c.sha.empty()) {
+          ASSIGN_OR_RETURN(auto plain, reader.Get(*conn, c.id));
+          c.sha = ShaHex(api, std::string_view(reinterpret_cast<const char*>(plain->data()),
+                                               plain->size()));
+          c.computed = true;
+        }
+        ASSIGN_OR_RETURN(c.where, catalog::GetRemoteChunk(*conn, remote.name, c.sha));
+        if (stored.codec != 0 && stored.codec != 1) c.stored_size = stored.size + kPackEntryHeader;
+        return Status::Ok();
+      },
+      nullptr, counters);
+}
+
+// The entry of chunk `id` as a pack holds it: its stored bytes when this
+// store keeps them raw or as zstd, else its plain bytes compressed.
+Status AddToPack(sql::Connection& conn, chunks::ChunkStore& reader, const PushChunk& c,
+                 PackBuilder* pack) {
+  ASSIGN_OR_RETURN(Stored stored, LoadStored(conn, c.id));
+  if (stored.codec == kStoredRaw || stored.codec == kStoredZstd) {
+    pack->Add(c.sha, stored.codec, static_cast<uint32_t>(stored.size),
+              std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(stored.data.data()),
+                                       stored.data.size()));
+    return Status::Ok();
+  }
+  ASSIGN_OR_RETURN(auto plain, reader.Get(conn, c.id));
+  chunks::Encoded e = reader.Encode(*plain);
+  const bool zstd = e.codec == chunks::Codec::kZstd;
+  pack->Add(c.sha, zstd ? kStoredZstd : kStoredRaw, static_cast<uint32_t>(plain->size()),
+            zstd ? std::span<const uint8_t>(e.compressed) : std::span<const uint8_t>(*plain));
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<TransferStats> Push(Store& store, const RemoteInfo& remote, std::string_view session,
@@ -76,6 +159,7 @@ Result<TransferStats> Push(Store& store, const RemoteInfo& remote, std::string_v
   ASSIGN_OR_RETURN(const NetApi* api, LoadNetApi());
   ASSIGN_OR_RETURN(auto client, Connect(remote, env));
   TransferStats stats;
+  S3Counters counters;
   const std::string head_key = SessionKey(remote, session) + "HEAD";
   ASSIGN_OR_RETURN(RemoteHead head, ReadHead(*client, head_key));
   ASSIGN_OR_RETURN(std::string known, store.GetRemoteHead(remote.name, session));
@@ -88,59 +172,125 @@ Result<TransferStats> Push(Store& store, const RemoteInfo& remote, std::string_v
   ScratchDir scratch;
   if (!scratch.ok()) return IoError("cannot make a temporary directory");
   const std::string bundle_path = scratch.File("push.bundle");
-  RETURN_IF_ERROR(store.Export(session, bundle_path).status());
+  RETURN_IF_ERROR(store.ExportRows(session, bundle_path).status());
+  ASSIGN_OR_RETURN(auto writer, sql::Connection::Open(store.path(), sql::OpenMode::kReadWriteCreate));
 
-  // Every chunk the bundle holds, by its plain bytes' SHA-256.
-  chunks::ChunkStore chunk_store(nullptr, 3);
-  std::vector<int64_t> ids;
+  std::vector<PushChunk> chunks;
   {
     ASSIGN_OR_RETURN(auto conn, sql::Connection::Open(bundle_path, sql::OpenMode::kQueryOnly));
     ASSIGN_OR_RETURN(sql::Statement s, conn->PrepareUncached("SELECT id FROM chunks ORDER BY id"));
     RETURN_IF_ERROR(s.ForEachRow([&](sql::Statement& row) {
-      ids.push_back(row.Int(0));
+      chunks.emplace_back().id = row.Int(0);
       return Status::Ok();
     }));
   }
-  // The chunks the remote head's bundle names are there (a push writes
-  // them before the head): no need to ask for them one by one.
-  std::unordered_set<std::string> present;
-  if (head.exists) {
-    ASSIGN_OR_RETURN(present, ChunksOfBundle(*client, *api, head.bundle, scratch));
+  // What the remote holds: from this store's own pushes and pulls, and the
+  // index objects of other stores' packs.
+  RETURN_IF_ERROR(LearnIndexes(*client, remote, *writer));
+  RETURN_IF_ERROR(Locate(chunks, remote, store, *api, options.parallel, env, &counters));
+
+  // A pack this store knows of may have been removed since (remote gc): check
+  // each one named, and forget those that are gone, so their chunks are sent.
+  std::vector<std::string> named;
+  {
+    std::set<std::string> packs;
+    for (const PushChunk& c : chunks) {
+      if (c.where) packs.insert(c.where->pack);
+    }
+    named.assign(packs.begin(), packs.end());
   }
-  std::vector<std::string> shas(ids.size());
-  std::atomic<uint64_t> uploaded{0};
-  S3Counters counters;
+  std::vector<char> gone(named.size(), 0);
   RETURN_IF_ERROR(ForEachParallel(
-      ids.size(), options.parallel, remote, env, bundle_path,
-      [&](S3Client& c, sql::Connection& conn, size_t i) -> Status {
-        ASSIGN_OR_RETURN(auto plain, chunk_store.Get(conn, ids[i]));
-        std::string_view bytes(reinterpret_cast<const char*>(plain->data()), plain->size());
-        shas[i] = ShaHex(*api, bytes);
-        if (present.count(shas[i]) != 0) return Status::Ok();
-        const std::string key = ChunkKey(remote, shas[i]);
-        auto there = c.Head(key);
-        if (there.ok()) return Status::Ok();  // content-addressed: already there
+      named.size(), options.parallel, remote, env, "",
+      [&](S3Client& c, sql::Connection*, size_t i) -> Status {
+        auto there = c.Head(PackKey(remote, named[i]));
+        if (there.ok()) return Status::Ok();
         if (there.status().code() != Code::kNotFound) return there.status();
-        const std::string body = EncodeChunkObject(*plain, chunk_store.Encode(*plain));
-        PutConditions absent;
-        absent.if_absent = true;
-        auto put = c.Put(key, body, absent);
-        if (!put.ok() && put.status().code() != Code::kExists) return put.status();
-        uploaded++;
+        gone[i] = 1;
         return Status::Ok();
       },
-      options.progress, &counters));
-  stats.chunks = ids.size();
-  stats.sent = uploaded.load();
+      nullptr, &counters));
+  for (size_t i = 0; i < named.size(); ++i) {
+    if (!gone[i]) continue;
+    RETURN_IF_ERROR(catalog::ForgetRemotePack(*writer, remote.name, named[i]));
+    for (PushChunk& c : chunks) {
+      if (c.where && c.where->pack == named[i]) c.where.reset();
+    }
+  }
 
-  // The metadata: the bundle with each chunk's bytes replaced by its SHA-256.
+  // The chunks to send (each SHA-256 once, in the order of their ids, which
+  // is about the order they were written), cut into packs.
+  std::vector<std::vector<size_t>> packs;
+  {
+    std::unordered_map<std::string, size_t> first;  // sha -> index in `chunks`
+    size_t pack_bytes = 0;
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      if (chunks[i].where || !first.emplace(chunks[i].sha, i).second) continue;
+      if (packs.empty() || pack_bytes + chunks[i].stored_size > kPackTarget) {
+        packs.emplace_back();
+        pack_bytes = 0;
+      }
+      packs.back().push_back(i);
+      pack_bytes += chunks[i].stored_size;
+    }
+  }
+  std::unordered_map<std::string, catalog::PackedChunk> sent;  // guarded by sent_mu
+  std::mutex sent_mu;
+  std::atomic<uint64_t> sent_chunks{0};
+  uint64_t total = 0;
+  for (const auto& p : packs) total += p.size();
+  chunks::ChunkStore reader(nullptr, 3, 0);
+  RETURN_IF_ERROR(ForEachParallel(
+      packs.size(), options.parallel, remote, env, store.path(),
+      [&](S3Client& c, sql::Connection* conn, size_t i) -> Status {
+        PackBuilder pack;
+        for (size_t k : packs[i]) RETURN_IF_ERROR(AddToPack(*conn, reader, chunks[k], &pack));
+        const std::string name = ShaHex(*api, pack.body());
+        PutConditions absent;
+        absent.if_absent = true;
+        // The pack, then its index: an index never names a pack that is not there.
+        for (const auto& [key, body] : {std::pair{PackKey(remote, name), pack.body()},
+                                        std::pair{IndexKey(remote, name), pack.IndexBody()}}) {
+          auto put = c.Put(key, body, absent);
+          if (!put.ok() && put.status().code() != Code::kExists) return put.status();
+        }
+        std::scoped_lock lock(sent_mu);
+        for (auto [sha, where] : pack.entries()) {
+          where.pack = name;
+          sent[sha] = where;
+        }
+        const uint64_t done = sent_chunks += packs[i].size();
+        if (options.progress) options.progress(done, total);
+        return Status::Ok();
+      },
+      nullptr, &counters));
+  stats.chunks = chunks.size();
+  stats.sent = sent_chunks.load();
+
+  // This store now knows these chunks' SHA-256 and where the remote has them.
+  {
+    ASSIGN_OR_RETURN(sql::Transaction txn, sql::Transaction::Begin(*writer));
+    for (PushChunk& c : chunks) {
+      if (!c.where) c.where = sent.at(c.sha);
+      if (c.computed) RETURN_IF_ERROR(catalog::PutChunkSha(*writer, c.id, c.sha));
+    }
+    for (const auto& [sha, where] : sent) {
+      RETURN_IF_ERROR(catalog::PutRemoteChunk(*writer, remote.name, sha, where));
+      RETURN_IF_ERROR(catalog::PutRemotePack(*writer, remote.name, where.pack));
+    }
+    RETURN_IF_ERROR(txn.Commit());
+  }
+
+  // The metadata: the bundle with each chunk row naming its pack entry.
   {
     ASSIGN_OR_RETURN(auto conn, sql::Connection::Open(bundle_path, sql::OpenMode::kReadWriteCreate));
     RETURN_IF_ERROR(conn->Exec("BEGIN"));
     ASSIGN_OR_RETURN(sql::Statement update,
                      conn->PrepareUncached("UPDATE chunks SET codec = ?1, data = ?2 WHERE id = ?3"));
-    for (size_t i = 0; i < ids.size(); ++i) {
-      RETURN_IF_ERROR(update.Bind(1, kRemoteCodec).BindText(2, shas[i]).Bind(3, ids[i]).Run());
+    for (const PushChunk& c : chunks) {
+      chunks::RemoteRef ref{c.sha, c.where->pack, c.where->offset, c.where->length, ""};
+      RETURN_IF_ERROR(
+          update.Bind(1, kRemoteCodec).BindBytes(2, chunks::EncodeRemoteRef(ref)).Bind(3, c.id).Run());
     }
     RETURN_IF_ERROR(Reseal(*conn));
     RETURN_IF_ERROR(conn->Exec("COMMIT"));
@@ -154,7 +304,7 @@ Result<TransferStats> Push(Store& store, const RemoteInfo& remote, std::string_v
   if (!put.ok() && put.status().code() != Code::kExists) return put.status();
 
   // Last, the head moves: only from what was read above.
-  nlohmann::json head_json = {{"format", 1},
+  nlohmann::json head_json = {{"format", kHeadFormat},
                               {"bundle", bundle_key},
                               {"previous", head.exists ? head.bundle : ""}};
   PutConditions moved;
@@ -172,9 +322,10 @@ Result<TransferStats> Push(Store& store, const RemoteInfo& remote, std::string_v
     return moved_head.status();
   }
   RETURN_IF_ERROR(store.SetRemoteHead(remote.name, session, bundle_key));
+  AddCounters(client->counters(), &counters);
   stats.head = bundle_key;
-  stats.requests = counters.requests + client->counters().requests;
-  stats.bytes = counters.bytes_sent + client->counters().bytes_sent;
+  stats.requests = counters.requests;
+  stats.bytes = counters.bytes_sent;
   return stats;
 }
 
@@ -183,18 +334,39 @@ Result<TransferStats> Pull(Store& store, const RemoteInfo& remote, std::string_v
   ASSIGN_OR_RETURN(const NetApi* api, LoadNetApi());
   ASSIGN_OR_RETURN(auto client, Connect(remote, env));
   const std::string name(options.as.empty() ? session : options.as);
-  const int parallel = options.parallel;
   TransferStats stats;
   ASSIGN_OR_RETURN(RemoteHead head, ReadHead(*client, SessionKey(remote, session) + "HEAD"));
   if (!head.exists) {
     return NotFound("remote " + remote.name + " has no session '" + std::string(session) + "'");
   }
   stats.head = head.bundle;
+  // The chunks left on the remote name it: this store must know it by name.
+  auto here = store.GetRemote(remote.name);
+  if (!here.ok()) {
+    if (here.status().code() != Code::kNotFound) return here.status();
+    RETURN_IF_ERROR(store.AddRemote(remote));
+  } else if (here->bucket != remote.bucket || here->prefix != remote.prefix ||
+             here->endpoint != remote.endpoint) {
+    return InvalidArgument("this store's remote '" + remote.name + "' is " + S3Url(*here) +
+                           ", not " + S3Url(remote));
+  }
+  auto fetch_rest = [&]() -> Status {
+    if (!options.eager) return Status::Ok();
+    ASSIGN_OR_RETURN(TransferStats fetched,
+                     FetchMissing(store.path(), remote, options.parallel, options.progress, env));
+    stats.sent += fetched.sent;
+    stats.requests += fetched.requests;
+    stats.bytes += fetched.bytes;
+    return Status::Ok();
+  };
   const bool replace = store.GetSession(name).ok();
   if (replace) {
     ASSIGN_OR_RETURN(std::string known, store.GetRemoteHead(remote.name, session));
     if (name == session && known == head.bundle) {
       stats.up_to_date = true;
+      RETURN_IF_ERROR(fetch_rest());
+      stats.requests += client->counters().requests;
+      stats.bytes += client->counters().bytes_received;
       return stats;
     }
     if (!options.force) {
@@ -213,82 +385,55 @@ Result<TransferStats> Pull(Store& store, const RemoteInfo& remote, std::string_v
     RETURN_IF_ERROR(WriteFile(bundle_path, *bundle));
   }
 
-  struct Fetched {
-    int64_t id = 0;
-    std::string sha;
-    chunks::Encoded encoded;
-  };
-  std::vector<Fetched> rows;
-  // Chunks this store already holds (same key and size, as the bundle's row
-  // says) are taken from it, not fetched: pulling again fetches what is new.
-  // Import checks each against its key, as it does every chunk.
-  struct Local {
-    int64_t id = 0;
-    int codec = 0;
-    std::vector<uint8_t> data;
-  };
-  std::vector<Local> reused;
-  {
-    ASSIGN_OR_RETURN(auto conn, sql::Connection::Open(bundle_path, sql::OpenMode::kQueryOnly));
-    ASSIGN_OR_RETURN(auto local, sql::Connection::Open(store.path(), sql::OpenMode::kQueryOnly));
-    ASSIGN_OR_RETURN(sql::Statement find,
-                     local->PrepareUncached("SELECT codec, data FROM chunks WHERE hash = ?1 AND"
-                                            " size = ?2 AND codec IN (0, 1) LIMIT 1"));
-    ASSIGN_OR_RETURN(sql::Statement s, conn->PrepareUncached(
-                                           "SELECT id, data, hash, size FROM chunks"
-                                           " WHERE codec = 3 ORDER BY id"));
-    RETURN_IF_ERROR(s.ForEachRow([&](sql::Statement& row) -> Status {
-      std::span<const uint8_t> hash = row.Blob(2);
-      ASSIGN_OR_RETURN(bool have,
-                       find.BindBlob(1, hash).Bind(2, row.Int(3)).Step("looking up a chunk"));
-      if (have) {
-        std::span<const uint8_t> data = find.Blob(1);
-        reused.push_back(Local{row.Int(0), static_cast<int>(find.Int(0)),
-                               std::vector<uint8_t>(data.begin(), data.end())});
-      } else {
-        rows.push_back(Fetched{row.Int(0), row.Text(1), {}});
-      }
-      return find.Run();  // resets it
-    }));
-  }
-  chunks::ChunkStore chunk_store(nullptr, 3);
-  std::vector<std::vector<uint8_t>> plains(rows.size());
-  S3Counters counters;
-  RETURN_IF_ERROR(ForEachParallel(
-      rows.size(), parallel, remote, env, bundle_path,
-      [&](S3Client& c, sql::Connection&, size_t i) -> Status {
-        const std::string key = ChunkKey(remote, rows[i].sha);
-        ASSIGN_OR_RETURN(std::string body, c.Get(key));
-        auto decoded = DecodeChunkObject(*api, key, body, rows[i].sha);
-        if (!decoded.ok()) return decoded.status().WithContext("nothing was imported");
-        std::vector<uint8_t>& plain = plains[i] = std::move(decoded).value();
-        rows[i].encoded = chunk_store.Encode(plain);
-        return Status::Ok();
-      },
-      options.progress, &counters));
+  // Each chunk row becomes this store's copy of the chunk when it has one
+  // (found by SHA-256: pulling again fetches only what is new), else a
+  // reference to the remote's, fetched when first read.
   {
     ASSIGN_OR_RETURN(auto conn, sql::Connection::Open(bundle_path, sql::OpenMode::kReadWriteCreate));
+    ASSIGN_OR_RETURN(auto local, sql::Connection::Open(store.path(), sql::OpenMode::kReadWriteCreate));
+    ASSIGN_OR_RETURN(sql::Statement find, local->PrepareUncached(kFindBySha));
+    struct Row {
+      int64_t id = 0;
+      int codec = 0;
+      std::string data;
+    };
+    std::vector<Row> rows;
+    std::vector<chunks::RemoteRef> refs;
+    ASSIGN_OR_RETURN(sql::Statement s,
+                     conn->PrepareUncached("SELECT id, data, size, codec FROM chunks ORDER BY id"));
+    RETURN_IF_ERROR(s.ForEachRow([&](sql::Statement& row) -> Status {
+      chunks::RemoteRef ref;
+      if (row.Int(3) != kRemoteCodec || !chunks::DecodeRemoteRef(row.BlobString(1), &ref) ||
+          !ref.remote.empty()) {
+        return Corruption("remote object " + head.bundle + " names a chunk malformed; nothing was imported");
+      }
+      ref.remote = remote.name;
+      stats.chunks++;
+      ASSIGN_OR_RETURN(bool have, find.BindText(1, ref.sha).Bind(2, row.Int(2)).Step());
+      if (have) {
+        rows.push_back(Row{row.Int(0), static_cast<int>(find.Int(0)), find.BlobString(1)});
+      } else {
+        rows.push_back(Row{row.Int(0), kRemoteCodec, chunks::EncodeRemoteRef(ref)});
+        stats.left++;
+      }
+      refs.push_back(std::move(ref));
+      return find.Run();  // resets it
+    }));
     RETURN_IF_ERROR(conn->Exec("BEGIN"));
     ASSIGN_OR_RETURN(sql::Statement update,
-                     conn->PrepareUncached("UPDATE chunks SET hash = ?1, codec = ?2, data = ?3 WHERE id = ?4"));
-    for (size_t i = 0; i < rows.size(); ++i) {
-      const chunks::Encoded& e = rows[i].encoded;
-      const bool zstd = e.codec == chunks::Codec::kZstd;
-      std::span<const uint8_t> data = zstd ? std::span<const uint8_t>(e.compressed)
-                                           : std::span<const uint8_t>(plains[i]);
-      RETURN_IF_ERROR(update.BindBlob(1, e.key)
-                          .Bind(2, static_cast<int>(e.codec))
-                          .BindBlob(3, data)
-                          .Bind(4, rows[i].id)
-                          .Run());
-    }
-    ASSIGN_OR_RETURN(sql::Statement reuse,
                      conn->PrepareUncached("UPDATE chunks SET codec = ?1, data = ?2 WHERE id = ?3"));
-    for (const Local& l : reused) {
-      RETURN_IF_ERROR(reuse.Bind(1, l.codec).BindBlob(2, l.data).Bind(3, l.id).Run());
+    for (const Row& r : rows) {
+      RETURN_IF_ERROR(update.Bind(1, r.codec).BindBytes(2, r.data).Bind(3, r.id).Run());
     }
     RETURN_IF_ERROR(Reseal(*conn));
     RETURN_IF_ERROR(conn->Exec("COMMIT"));
+    // A later push need not send what the remote has.
+    ASSIGN_OR_RETURN(sql::Transaction txn, sql::Transaction::Begin(*local));
+    for (const chunks::RemoteRef& ref : refs) {
+      RETURN_IF_ERROR(catalog::PutRemoteChunk(*local, remote.name, ref.sha,
+                                              catalog::PackedChunk{ref.pack, ref.offset, ref.length}));
+    }
+    RETURN_IF_ERROR(txn.Commit());
   }
   if (!replace) {
     RETURN_IF_ERROR(store.Import(bundle_path, name).status());
@@ -307,10 +452,9 @@ Result<TransferStats> Pull(Store& store, const RemoteInfo& remote, std::string_v
     RETURN_IF_ERROR(removed);
   }
   if (name == session) RETURN_IF_ERROR(store.SetRemoteHead(remote.name, session, head.bundle));
-  stats.chunks = rows.size() + reused.size();
-  stats.sent = rows.size();
-  stats.requests = counters.requests + client->counters().requests;
-  stats.bytes = counters.bytes_received + client->counters().bytes_received;
+  stats.requests = client->counters().requests;
+  stats.bytes = client->counters().bytes_received;
+  RETURN_IF_ERROR(fetch_rest());
   return stats;
 }
 

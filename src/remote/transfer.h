@@ -1,26 +1,29 @@
 // Push and pull of one session through a remote (an S3 bucket and prefix).
 //
 // Objects under the remote's prefix P (docs/FORMAT.md, "Remote objects"):
-//   P/chunks/<sha256>             a chunk: its plain bytes' SHA-256 names it;
-//                                 one byte of codec (0 raw, 1 zstd), then the
-//                                 bytes. Shared by every session and store
-//                                 that pushes to the bucket.
+//   P/packs/<sha256>              chunks, many to an object (remote/pack.h),
+//                                 each named by its plain bytes' SHA-256.
+//                                 Shared by every session and store that
+//                                 pushes to the bucket.
+//   P/index/<sha256>              the entries of the pack of that name.
 //   P/sessions/<name>/bundles/<sha256>
 //                                 the session's metadata: a bundle (see
-//                                 store/bundle.h) whose chunk rows hold the
-//                                 chunk's SHA-256 instead of its bytes
+//                                 store/bundle.h) whose chunk rows name a
+//                                 pack entry instead of holding bytes
 //                                 (codec 3); named by the file's SHA-256.
 //   P/sessions/<name>/HEAD        JSON naming the current bundle (and the
 //                                 one before); the only object ever rewritten.
-// A push uploads the chunks the remote lacks and the bundle, then moves HEAD
-// last, with a conditional PUT (If-None-Match: * for the first push, else
-// If-Match on the ETag read at the start), so a push killed at any point
-// leaves the old head, and of two pushes racing, one fails. A push is
-// refused unless the remote head is the one this store last pushed or
-// pulled for the session (a fast-forward), or `force` is set.
-// A pull fetches HEAD, the bundle and every chunk this store does not hold
-// already (checking each against its SHA-256), then imports the bundle as a
-// new local session.
+// A push sends the chunks the remote lacks (as this store knows from its own
+// pushes and pulls and from the index objects of others'), in packs, then the
+// bundle, then moves HEAD last, with a conditional PUT (If-None-Match: * for
+// the first push, else If-Match on the ETag read at the start), so a push
+// killed at any point leaves the old head, and of two pushes racing, one
+// fails. A push is refused unless the remote head is the one this store last
+// pushed or pulled for the session (a fast-forward), or `force` is set.
+// A pull fetches HEAD and the bundle and imports it as a local session whose
+// chunks are this store's where it has them (same SHA-256) and references to
+// the remote's pack entries otherwise, fetched on first read (remote/fetch.h)
+// or all at once with `eager`.
 #ifndef STRATA_REMOTE_TRANSFER_H_
 #define STRATA_REMOTE_TRANSFER_H_
 
@@ -38,6 +41,7 @@ struct TransferStats {
   std::string head;         // the bundle's key now at the remote head
   uint64_t chunks = 0;      // chunks the session needs
   uint64_t sent = 0;        // chunks uploaded (push) or fetched (pull)
+  uint64_t left = 0;        // pull: chunks left on the remote, fetched when read
   uint64_t bytes = 0;       // object bytes uploaded or fetched, bundle included
   uint64_t requests = 0;    // S3 requests made
   bool up_to_date = false;  // nothing to do
@@ -61,7 +65,8 @@ struct PullOptions {
   bool force = false;  // replace an existing local session (Store::Restore:
                        // its state is kept as snapshot before-restore-N)
   int parallel = 8;    // concurrent downloads
-  Progress progress;   // optional
+  bool eager = false;  // fetch every chunk now, not on first read
+  Progress progress;   // optional (eager fetches)
 };
 
 // Pulls `session` of `remote` into this store. Without `force` the local

@@ -97,15 +97,22 @@ constexpr const char* kExportRows[] = {
     " JOIN temp.lineage l ON l.branch = r.branch WHERE r.version_before < l.lim",
     "INSERT INTO b.call_output SELECT r.* FROM main.call_output r"
     " WHERE r.call IN (SELECT id FROM b.tool_calls)",
-    "INSERT INTO b.chunks SELECT r.* FROM main.chunks r"
-    " WHERE r.id IN (SELECT chunk FROM b.blocks WHERE chunk IS NOT NULL)"
-    " OR r.id IN (SELECT chunk FROM b.call_output)",
     "UPDATE b.meta SET value = (SELECT value FROM main.meta WHERE key = 'next_ino')"
     " WHERE key = 'next_ino'",
 };
 
 // Import: new ids for the bundle's branches, calls and chunks (reusing the
 // chunks the store already has), then every row with its ids mapped.
+// The chunks the exported rows use, with or without their bytes.
+constexpr const char* kExportChunks =
+    "INSERT INTO b.chunks SELECT r.id, r.hash, r.size, r.codec, r.data FROM main.chunks r"
+    " WHERE r.id IN (SELECT chunk FROM b.blocks WHERE chunk IS NOT NULL)"
+    " OR r.id IN (SELECT chunk FROM b.call_output)";
+constexpr const char* kExportChunkRows =
+    "INSERT INTO b.chunks SELECT r.id, r.hash, r.size, r.codec, X'' FROM main.chunks r"
+    " WHERE r.id IN (SELECT chunk FROM b.blocks WHERE chunk IS NOT NULL)"
+    " OR r.id IN (SELECT chunk FROM b.call_output)";
+
 constexpr const char* kImportMaps = R"sql(
 CREATE TEMP TABLE map_branch (old INTEGER PRIMARY KEY, new INTEGER NOT NULL);
 INSERT INTO temp.map_branch
@@ -280,7 +287,8 @@ bool PathExists(const std::string& path) {
 Result<std::string> BundleChecksum(sql::Connection& bundle) { return RowsChecksum(bundle); }
 
 Result<BundleStats> ExportBundle(const std::string& store_path, std::string_view session,
-                                 const std::string& bundle_path, int64_t now_ns) {
+                                 const std::string& bundle_path, int64_t now_ns,
+                                 bool chunk_data) {
   if (PathExists(bundle_path)) {
     return Status(Code::kExists, bundle_path + " exists; export will not overwrite a file");
   }
@@ -306,6 +314,16 @@ Result<BundleStats> ExportBundle(const std::string& store_path, std::string_view
     }
     RETURN_IF_ERROR(Exec(*conn, kLineage, session));
     for (const char* q : kExportRows) RETURN_IF_ERROR(Exec(*conn, q, session));
+    RETURN_IF_ERROR(Exec(*conn, chunk_data ? kExportChunks : kExportChunkRows, session));
+    if (chunk_data) {
+      ASSIGN_OR_RETURN(int64_t remote, ScalarInt(*conn, "SELECT count(*) FROM b.chunks WHERE codec = 3"));
+      if (remote > 0) {
+        (void)conn->Exec("ROLLBACK");
+        return Status(Code::kNotSupported,
+                      std::to_string(remote) + " of its chunks are still on the remote it was pulled "
+                      "from: fetch them first (strata pull SESSION --eager)");
+      }
+    }
     {
       ASSIGN_OR_RETURN(sql::Statement meta, conn->PrepareUncached(kInsertBundleMeta));
       RETURN_IF_ERROR(

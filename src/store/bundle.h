@@ -25,9 +25,13 @@ namespace strata {
 
 // Writes the committed state of `session` in the store at `store_path` to a
 // new file `bundle_path` (refused if it exists; written beside it and renamed
-// into place when complete).
+// into place when complete). Without `chunk_data`, chunk rows keep their
+// codec but hold no bytes (a push sends the bytes its own way); with it, a
+// session with chunks still on a remote is refused (they would be of no use
+// to another store).
 Result<BundleStats> ExportBundle(const std::string& store_path, std::string_view session,
-                                 const std::string& bundle_path, int64_t now_ns);
+                                 const std::string& bundle_path, int64_t now_ns,
+                                 bool chunk_data = true);
 
 // Checks the bundle at `bundle_path` (checksum, structure, every chunk against
 // its hash), then imports it into the store at `store_path` as session

@@ -353,11 +353,20 @@ class StoreImpl final : public Store {
   }
 
   Result<BundleStats> Export(std::string_view session, const std::string& bundle_path) override {
+    return ExportWith(session, bundle_path, /*chunk_data=*/true);
+  }
+
+  Result<BundleStats> ExportRows(std::string_view session, const std::string& bundle_path) override {
+    return ExportWith(session, bundle_path, /*chunk_data=*/false);
+  }
+
+  Result<BundleStats> ExportWith(std::string_view session, const std::string& bundle_path,
+                                 bool chunk_data) {
     if (!core_->db().read_only()) {
       ASSIGN_OR_RETURN(SessionInfo info, GetSession(session));
       RETURN_IF_ERROR(WriteTxn([&](sql::Connection& conn) { return WritePending(conn, info.branch); }));
     }
-    return ExportBundle(path(), session, bundle_path, core_->Now());
+    return ExportBundle(path(), session, bundle_path, core_->Now(), chunk_data);
   }
 
   Result<BundleStats> Import(const std::string& bundle_path, std::string_view as) override {

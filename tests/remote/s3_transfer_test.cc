@@ -1,14 +1,19 @@
 // Push and pull through a real radosgw (the ctest fixture s3, as in
-// s3_client_test.cc): sessions between two stores, byte for byte; what a
-// second push sends; diverging pushes; damaged objects.
+// s3_client_test.cc): sessions between two stores, byte for byte; lazy
+// pulls that fetch on first read; what a second push sends; diverging
+// pushes; damaged and missing objects.
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <map>
 #include <random>
+#include <set>
+#include <sstream>
 #include <string>
 
+#include "chunks/chunk_store.h"
+#include "remote/fetch.h"
 #include "remote/maintenance.h"
 #include "remote/remote.h"
 #include "remote/transfer.h"
@@ -50,6 +55,24 @@ class TransferTest : public ::testing::Test {
     ASSERT_OK(client->CreateBucket());
     a_ = OpenStore("a.db");
     b_ = OpenStore("b.db");
+    // As the CLI does, so that lazily pulled chunks can be read (with a
+    // copy of the environment: the fetcher outlives this test).
+    InstallLazyFetcher([env = env_](const char* name) -> const char* {
+      auto it = env.find(name);
+      return it == env.end() ? nullptr : it->second.c_str();
+    });
+  }
+
+  // Rows of the store file `file` that match `where` (chunks still on a
+  // remote: "codec = 3"), after the fetcher wrote what it fetched.
+  int64_t CountChunks(const std::string& file, const std::string& where) {
+    chunks::GetRemoteChunkSource()->Flush();
+    auto conn = sql::Connection::Open(dir_.File(file), sql::OpenMode::kQueryOnly);
+    EXPECT_TRUE(conn.ok());
+    auto s = (*conn)->PrepareUncached("SELECT count(*) FROM chunks WHERE " + where);
+    EXPECT_TRUE(s.ok());
+    EXPECT_TRUE(*s->Step());
+    return s->Int(0);
   }
 
   std::unique_ptr<Store> OpenStore(const std::string& file) {
@@ -116,19 +139,23 @@ TEST_F(TransferTest, APulledSessionIsThePushedOneByteForByteAndComesBack) {
   uint64_t progress_calls = 0, last_done = 0, last_total = 0;
   options.progress = [&](uint64_t done, uint64_t total) {
     ++progress_calls;
-    EXPECT_EQ(done, last_done + 1);  // one call per chunk, in order, never two at once
+    EXPECT_GT(done, last_done);  // chunks sent so far, one pack at a time, in order
     last_done = done;
     last_total = total;
   };
   ASSERT_OK_AND_ASSIGN(TransferStats pushed, Push(*a_, remote_, "work", options, getenv_));
   EXPECT_GT(pushed.chunks, 10u);
   EXPECT_EQ(pushed.sent, pushed.chunks);
-  EXPECT_EQ(progress_calls, pushed.chunks);
+  EXPECT_EQ(progress_calls, 1u);  // one pack
   EXPECT_EQ(last_done, pushed.chunks);
   EXPECT_EQ(last_total, pushed.chunks);
+  // (head, index listing, pack, its index, bundle, head): not one per chunk
+  EXPECT_EQ(pushed.requests, 6u);
   ASSERT_OK_AND_ASSIGN(TransferStats pulled, Pull(*b_, remote_, "work", {}, getenv_));
   EXPECT_EQ(pulled.head, pushed.head);
-  EXPECT_EQ(pulled.sent, pushed.chunks);
+  EXPECT_EQ(pulled.sent, 0u);  // lazily: each chunk is fetched when first read
+  EXPECT_EQ(pulled.left, pushed.chunks);
+  EXPECT_EQ(CountChunks("b.db", "codec = 3"), static_cast<int64_t>(pushed.chunks));
   for (const char* path : {"/big.bin", "/notes.txt", "/after.txt"}) {
     EXPECT_EQ(Read(*b_, "work", path), Read(*a_, "work", path)) << path;
   }
@@ -147,7 +174,7 @@ TEST_F(TransferTest, APulledSessionIsThePushedOneByteForByteAndComesBack) {
   Write(*b_, "work", "from-b.txt", "written in the second store\n");
   ASSERT_OK(Push(*b_, remote_, "work", {}, getenv_).status());
   ASSERT_OK_AND_ASSIGN(TransferStats back, Pull(*a_, remote_, "work", As("work-from-b"), getenv_));
-  EXPECT_EQ(back.sent, 1u);  // the one new chunk: the rest is here already
+  EXPECT_EQ(back.left, 1u);  // the one new chunk: the rest is here already
   EXPECT_EQ(back.chunks, pushed.chunks + 1);
   EXPECT_EQ(Read(*a_, "work-from-b", "/from-b.txt"), "written in the second store\n");
   EXPECT_EQ(Read(*a_, "work-from-b", "/big.bin"), Random(700'000, 1));
@@ -161,9 +188,10 @@ TEST_F(TransferTest, ASecondPushSendsOnlyTheChangedChunk) {
   EXPECT_EQ(second.chunks, first.chunks + 1);
   EXPECT_EQ(second.sent, 1u);
   EXPECT_NE(second.head, first.head);
-  // The head's bundle says which chunks are there: no request per chunk.
-  // (head, previous bundle, the new chunk's HEAD and PUT, bundle, head)
-  EXPECT_EQ(second.requests, 6u);
+  // This store knows what the remote holds: no request per chunk. (head,
+  // index listing, a HEAD of the pack it reuses, the new pack and its
+  // index, bundle, head)
+  EXPECT_EQ(second.requests, 7u);
   // Nothing changed: no chunk, the head stays a fast-forward.
   ASSERT_OK_AND_ASSIGN(TransferStats third, Push(*a_, remote_, "work", {}, getenv_));
   EXPECT_EQ(third.sent, 0u);
@@ -211,26 +239,136 @@ TEST_F(TransferTest, DivergingPushesAreRefusedUnlessForced) {
   EXPECT_EQ(Read(*c, "work", "/a.txt"), "a\n");
 }
 
-TEST_F(TransferTest, ADamagedChunkFailsThePullAndImportsNothing) {
-  MakeSession(*a_, "work");
+TEST_F(TransferTest, ADamagedOrMissingPackFailsTheReadNeverGivesOtherBytes) {
+  // Bytes of its own: the fetcher may have MakeSession's (checked) in memory.
+  ASSERT_OK(a_->CreateSession("work").status());
+  Write(*a_, "work", "notes.txt", "hello\n");
+  Write(*a_, "work", "big.bin", Random(700'000, 1234));
   ASSERT_OK(Push(*a_, remote_, "work", {}, getenv_).status());
   ASSERT_OK_AND_ASSIGN(auto client, Connect(remote_, getenv_));
-  ASSERT_OK_AND_ASSIGN(ListPage chunks, client->List(remote_.prefix + "/chunks/"));
-  ASSERT_FALSE(chunks.keys.empty());
-  const std::string victim = chunks.keys[chunks.keys.size() / 2].first;
-  ASSERT_OK(client->Put(victim, std::string(1, '\0') + "not what was pushed").status());
-  auto pulled = Pull(*b_, remote_, "work", {}, getenv_);
-  EXPECT_CODE(pulled, Code::kCorruption);
-  EXPECT_NE(pulled.status().message().find(victim), std::string::npos)
-      << pulled.status().message();
-  EXPECT_CODE(b_->GetSession("work"), Code::kNotFound);
+  ASSERT_OK_AND_ASSIGN(ListPage packs, client->List(remote_.prefix + "/packs/"));
+  ASSERT_EQ(packs.keys.size(), 1u);
+  const std::string victim = packs.keys[0].first;
+  ASSERT_OK_AND_ASSIGN(std::string body, client->Get(victim));
+  std::string damaged = body;
+  damaged[damaged.size() / 2] ^= 0x55;  // inside big.bin's chunks
+  ASSERT_OK(client->Put(victim, damaged).status());
+  // The pull brings the metadata; the damage shows when a chunk is read.
+  ASSERT_OK(Pull(*b_, remote_, "work", {}, getenv_).status());
+  EXPECT_EQ(Read(*b_, "work", "/notes.txt"), "hello\n");
+  {
+    auto fs = Head(*b_, "work");
+    ASSERT_OK_AND_ASSIGN(auto attr, fs->Resolve("/big.bin"));
+    std::string out(attr.size, '\0');
+    auto n = fs->Read(attr.ino, 0, {reinterpret_cast<uint8_t*>(out.data()), out.size()});
+    EXPECT_CODE(n, Code::kIoError);
+    EXPECT_NE(n.status().message().find(victim), std::string::npos) << n.status().message();
+  }
+  PullOptions eager;
+  eager.eager = true;
+  auto fetched = Pull(*b_, remote_, "work", eager, getenv_);
+  EXPECT_CODE(fetched, Code::kCorruption);
+  EXPECT_NE(fetched.status().message().find(victim), std::string::npos)
+      << fetched.status().message();
+  EXPECT_TRUE(b_->CheckIntegrity()->empty());  // what did arrive is whole
   ASSERT_OK(client->Delete(victim));
-  EXPECT_CODE(Pull(*b_, remote_, "work", {}, getenv_), Code::kNotFound);
-  EXPECT_CODE(b_->GetSession("work"), Code::kNotFound);
+  EXPECT_CODE(Pull(*b_, remote_, "work", eager, getenv_), Code::kNotFound);
+  // The pack is back (pushed again): the next pull --eager continues.
+  ASSERT_OK(client->Put(victim, body).status());
+  ASSERT_OK(Pull(*b_, remote_, "work", eager, getenv_).status());
+  EXPECT_EQ(CountChunks("b.db", "codec = 3"), 0);
+  EXPECT_TRUE(Read(*b_, "work", "/big.bin") == Random(700'000, 1234));
   auto missing = Pull(*b_, remote_, "nobody", {}, getenv_);
   EXPECT_CODE(missing, Code::kNotFound);
   EXPECT_NE(missing.status().message().find("has no session 'nobody'"), std::string::npos)
       << missing.status().message();
+}
+
+TEST_F(TransferTest, ALazyPullFetchesOnFirstReadReadsAheadAndKeepsWhatItFetched) {
+  ASSERT_OK(a_->CreateSession("work").status());
+  const std::string big = Random(4 << 20, 3);  // 64 chunks
+  Write(*a_, "work", "small.txt", "small\n");    // packed first: no read of big.bin reads it
+  Write(*a_, "work", "big.bin", big);
+  ASSERT_OK(Push(*a_, remote_, "work", {}, getenv_).status());
+  ASSERT_OK_AND_ASSIGN(TransferStats pulled, Pull(*b_, remote_, "work", {}, getenv_));
+  EXPECT_EQ(pulled.left, 65u);
+  EXPECT_EQ(CountChunks("b.db", "codec = 3"), 65);
+  // Three 64 KiB blocks read in order: the third read is a read-ahead's.
+  {
+    auto fs = Head(*b_, "work");
+    ASSERT_OK_AND_ASSIGN(auto attr, fs->Resolve("/big.bin"));
+    for (uint64_t block = 0; block < 3; ++block) {
+      std::string out(65536, '\0');
+      ASSERT_OK_AND_ASSIGN(size_t n, fs->Read(attr.ino, block * 65536,
+                                              {reinterpret_cast<uint8_t*>(out.data()), out.size()}));
+      ASSERT_EQ(n, 65536u);
+      EXPECT_EQ(out, big.substr(block * 65536, 65536)) << block;
+    }
+  }
+  const int64_t left = CountChunks("b.db", "codec = 3");
+  EXPECT_LT(left, 65 - 3);  // more than the three blocks were fetched and kept
+  EXPECT_GT(left, 0);       // but not the whole file
+  // The CLI reads the rest (and keeps it): a new process, the same store.
+  const std::string cmd = "env AWS_ACCESS_KEY_ID='" + env_["AWS_ACCESS_KEY_ID"] +
+                          "' AWS_SECRET_ACCESS_KEY='" + env_["AWS_SECRET_ACCESS_KEY"] + "' " +
+                          STRATA_CLI + " --store '" + dir_.File("b.db") + "' cat work:/big.bin > '" +
+                          dir_.File("out.bin") + "'";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  std::ifstream in(dir_.File("out.bin"), std::ios::binary);
+  std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(out == big);
+  EXPECT_EQ(CountChunks("b.db", "codec = 3"), 1);  // small.txt, never read
+  // pull --eager on a pulled session fetches what was not read.
+  PullOptions eager;
+  eager.eager = true;
+  ASSERT_OK_AND_ASSIGN(TransferStats rest, Pull(*b_, remote_, "work", eager, getenv_));
+  EXPECT_TRUE(rest.up_to_date);
+  EXPECT_EQ(rest.sent, 1u);
+  EXPECT_EQ(CountChunks("b.db", "codec = 3"), 0);
+  EXPECT_TRUE(b_->CheckIntegrity()->empty());
+  // A store without the remote says what to do.
+  ASSERT_OK(b_->CreateSession("x").status());
+  testing::TempDir other;
+  StoreOptions options;
+  options.path = other.File("c.db");
+  ASSERT_OK_AND_ASSIGN(auto c, Store::Open(options));
+  ASSERT_OK(c->AddRemote(remote_));
+  ASSERT_OK(Pull(*c, remote_, "work", {}, getenv_).status());
+  ASSERT_OK(c->RemoveRemote(remote_.name));
+  auto fs = Head(*c, "work");
+  ASSERT_OK_AND_ASSIGN(auto attr, fs->Resolve("/small.txt"));
+  std::string small(attr.size, '\0');
+  auto n = fs->Read(attr.ino, 0, {reinterpret_cast<uint8_t*>(small.data()), small.size()});
+  EXPECT_CODE(n, Code::kIoError);
+  EXPECT_NE(n.status().message().find("no longer has"), std::string::npos) << n.status().message();
+  // Exporting a session whose chunks are elsewhere is refused, saying why.
+  auto exported = c->Export("work", other.File("work.bundle"));
+  EXPECT_CODE(exported, Code::kNotSupported);
+  EXPECT_NE(exported.status().message().find("--eager"), std::string::npos);
+}
+
+TEST_F(TransferTest, StoresPushingTheSameFilesShareTheBucketsPacks) {
+  ASSERT_OK(a_->CreateSession("one").status());
+  Write(*a_, "one", "lib.bin", Random(1 << 20, 21));
+  ASSERT_OK_AND_ASSIGN(TransferStats first, Push(*a_, remote_, "one", {}, getenv_));
+  EXPECT_EQ(first.sent, 16u);
+  // Another store, another session, the same library plus one file.
+  ASSERT_OK(b_->CreateSession("two").status());
+  Write(*b_, "two", "lib.bin", Random(1 << 20, 21));
+  Write(*b_, "two", "own.txt", "own\n");
+  ASSERT_OK_AND_ASSIGN(TransferStats second, Push(*b_, remote_, "two", {}, getenv_));
+  EXPECT_EQ(second.chunks, 17u);
+  EXPECT_EQ(second.sent, 1u);  // learnt from the first store's pack index
+  testing::TempDir other;
+  StoreOptions options;
+  options.path = other.File("c.db");
+  ASSERT_OK_AND_ASSIGN(auto c, Store::Open(options));
+  PullOptions eager;
+  eager.eager = true;
+  ASSERT_OK_AND_ASSIGN(TransferStats pulled, Pull(*c, remote_, "two", eager, getenv_));
+  EXPECT_EQ(pulled.sent, 17u);
+  EXPECT_EQ(Read(*c, "two", "/lib.bin"), Random(1 << 20, 21));
+  EXPECT_EQ(Read(*c, "two", "/own.txt"), "own\n");
 }
 
 // Keys under `prefix`, all pages.
@@ -273,16 +411,22 @@ TEST_F(TransferTest, APushKilledAnywhereLeavesTheOldHeadAndTheNextOneResumes) {
     ASSERT_OK_AND_ASSIGN(TransferStats pulled, Pull(*c, remote_, "work", {}, getenv_));
     EXPECT_EQ(pulled.head, bundle);
     EXPECT_EQ(Read(*c, "work", "/big.bin"), Random(700'000, 1)) << delay;
-    if (bundle != first.head) EXPECT_EQ(Read(*c, "work", "/more.bin"), Random(6 << 20, 5));
-    if (bundle != first.head) break;  // a push got through
+    if (bundle != first.head) {  // a push got through
+      EXPECT_EQ(Read(*c, "work", "/more.bin"), Random(6 << 20, 5));
+      break;
+    }
   }
-  // The next push uploads only what the killed ones did not.
+  // The next push uploads only what the killed ones did not: the chunks no
+  // pack index names yet.
   a_ = OpenStore("a.db");
-  const size_t before = AllKeys(*client, remote_.prefix + "/chunks/").size();
+  std::set<std::string> indexed;
+  for (const std::string& key : AllKeys(*client, remote_.prefix + "/index/")) {
+    ASSERT_OK_AND_ASSIGN(std::string index, client->Get(key));
+    std::istringstream lines(index);
+    for (std::string sha, offset, length; lines >> sha >> offset >> length;) indexed.insert(sha);
+  }
   ASSERT_OK_AND_ASSIGN(TransferStats last, Push(*a_, remote_, "work", {}, getenv_));
-  const size_t after = AllKeys(*client, remote_.prefix + "/chunks/").size();
-  EXPECT_EQ(last.sent, after - before);
-  EXPECT_EQ(after, last.chunks);  // one object per distinct chunk, none twice
+  EXPECT_EQ(last.sent + indexed.size(), last.chunks);
 }
 
 TEST_F(TransferTest, RemoteGcDeletesOnlyWhatNoHeadReferencesAndFsckFindsWhatIsMissing) {
@@ -291,39 +435,46 @@ TEST_F(TransferTest, RemoteGcDeletesOnlyWhatNoHeadReferencesAndFsckFindsWhatIsMi
   MakeSession(*a_, "other");
   Write(*a_, "other", "own.bin", Random(300'000, 77));
   ASSERT_OK(Push(*a_, remote_, "other", {}, getenv_).status());
-  // Three more pushes of "work", each replacing a file: the head keeps the
-  // last two bundles; the first two bundles and big2's first version are
-  // garbage.
+  // Three more pushes of "work", each replacing a file (each in a pack of
+  // its own): the head keeps the last two bundles; the first two bundles and
+  // the pack of big2's first version are garbage.
   for (uint32_t seed : {11u, 12u, 13u}) {
     Write(*a_, "work", "big2.bin", Random(200'000, seed));
     ASSERT_OK(Push(*a_, remote_, "work", {}, getenv_).status());
   }
   ASSERT_OK_AND_ASSIGN(auto client, Connect(remote_, getenv_));
-  const size_t chunks_before = AllKeys(*client, remote_.prefix + "/chunks/").size();
+  const size_t packs_before = AllKeys(*client, remote_.prefix + "/packs/").size();
+  EXPECT_EQ(packs_before, 5u);
   // Everything is young: a gc with the default grace deletes nothing.
   ASSERT_OK_AND_ASSIGN(RemoteGcStats young, CollectRemoteGarbage(*client, remote_, 3600));
   EXPECT_EQ(young.sessions, 2u);
-  EXPECT_EQ(young.chunks_deleted + young.bundles_deleted, 0u);
+  EXPECT_EQ(young.packs_deleted + young.bundles_deleted, 0u);
   EXPECT_GT(young.young_kept, 0u);
   ASSERT_OK_AND_ASSIGN(RemoteGcStats gc, CollectRemoteGarbage(*client, remote_, 0));
   EXPECT_EQ(gc.bundles_deleted, 2u);  // work's first two (other has one: kept)
-  // big2's first version (4 blocks of 64 KiB): no head names it any more.
-  EXPECT_EQ(gc.chunks_deleted, 4u);
-  EXPECT_EQ(AllKeys(*client, remote_.prefix + "/chunks/").size(), chunks_before - 4);
+  // big2's first version: no head names its pack any more.
+  EXPECT_EQ(gc.packs_deleted, 1u);
+  EXPECT_EQ(gc.packs_kept, 4u);
+  EXPECT_EQ(AllKeys(*client, remote_.prefix + "/packs/").size(), packs_before - 1);
+  EXPECT_EQ(AllKeys(*client, remote_.prefix + "/index/").size(), packs_before - 1);
   uint64_t sessions = 0;
   ASSERT_OK_AND_ASSIGN(auto problems, CheckRemote(*client, remote_, true, &sessions));
   EXPECT_EQ(sessions, 2u);
   EXPECT_TRUE(problems.empty()) << problems[0].key << ": " << problems[0].detail;
   // Both still pull whole.
-  ASSERT_OK(Pull(*b_, remote_, "work", {}, getenv_).status());
+  PullOptions eager;
+  eager.eager = true;
+  ASSERT_OK(Pull(*b_, remote_, "work", eager, getenv_).status());
   EXPECT_EQ(Read(*b_, "work", "/big2.bin"), Random(200'000, 13));
-  ASSERT_OK(Pull(*b_, remote_, "other", {}, getenv_).status());
+  ASSERT_OK(Pull(*b_, remote_, "other", eager, getenv_).status());
   EXPECT_EQ(Read(*b_, "other", "/own.bin"), Random(300'000, 77));
-  // fsck names a chunk that is gone, and with --verify-data one that is damaged.
-  ASSERT_OK_AND_ASSIGN(ListPage page, client->List(remote_.prefix + "/chunks/"));
+  // fsck names a pack that is gone, and with --verify-data one that is damaged.
+  ASSERT_OK_AND_ASSIGN(ListPage page, client->List(remote_.prefix + "/packs/"));
   ASSERT_GE(page.keys.size(), 2u);
   ASSERT_OK(client->Delete(page.keys[0].first));
-  ASSERT_OK(client->Put(page.keys[1].first, std::string(1, '\0') + "garbage").status());
+  ASSERT_OK_AND_ASSIGN(std::string body, client->Get(page.keys[1].first));
+  body[body.size() - 1] ^= 1;
+  ASSERT_OK(client->Put(page.keys[1].first, body).status());
   ASSERT_OK_AND_ASSIGN(problems, CheckRemote(*client, remote_, false, &sessions));
   ASSERT_EQ(problems.size(), 1u);
   EXPECT_EQ(problems[0].key, page.keys[0].first);

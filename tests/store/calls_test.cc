@@ -245,6 +245,9 @@ TEST_F(CallsTest, AStoreFromBeforeTheLogIsMigratedOnOpen) {
     raw.Exec("DROP TABLE host_entries");
     raw.Exec("DROP TABLE remotes");
     raw.Exec("DROP TABLE remote_heads");
+    raw.Exec("DROP TABLE chunk_sha");
+    raw.Exec("DROP TABLE remote_chunks");
+    raw.Exec("DROP TABLE remote_packs");
     raw.Exec("PRAGMA user_version = 2");
   }
   OpenStore(StoreOptions{});

@@ -134,6 +134,9 @@ TEST_F(KvTest, AStoreFromBeforeKeyValueStateIsMigratedOnOpen) {
     raw.Exec("DROP TABLE host_entries");
     raw.Exec("DROP TABLE remotes");
     raw.Exec("DROP TABLE remote_heads");
+    raw.Exec("DROP TABLE chunk_sha");
+    raw.Exec("DROP TABLE remote_chunks");
+    raw.Exec("DROP TABLE remote_packs");
     raw.Exec("PRAGMA user_version = 1");
   }
   StoreOptions read_only;
