@@ -32,6 +32,16 @@ constexpr const char* kStillRemote = "SELECT id, size, data FROM chunks WHERE co
 constexpr uint64_t kMaxReadAhead = 8u << 20;
 constexpr size_t kRecentBytes = 64u << 20;
 
+// A connection that writes fetched chunks. Their commits need not be
+// durable (a fill that is lost is fetched again), so they are not synced
+// (WAL mode stays consistent); a cache big enough for a whole range keeps
+// pages from spilling into the WAL before the commit.
+Result<std::unique_ptr<sql::Connection>> OpenFillConnection(const std::string& store_path) {
+  ASSIGN_OR_RETURN(auto conn, sql::Connection::Open(store_path, sql::OpenMode::kReadWriteCreate));
+  RETURN_IF_ERROR(conn->Exec("PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536"));
+  return conn;
+}
+
 // A range of one pack that holds entries wanted, for FetchMissing.
 struct Range {
   std::string pack;
@@ -201,7 +211,7 @@ void LazyFetcher::FillLoop() {
     Status s = [&]() -> Status {
       auto& writer = writers[batch.store];
       if (writer == nullptr) {
-        ASSIGN_OR_RETURN(writer, sql::Connection::Open(batch.store, sql::OpenMode::kReadWriteCreate));
+        ASSIGN_OR_RETURN(writer, OpenFillConnection(batch.store));
       }
       ASSIGN_OR_RETURN(sql::Transaction txn, sql::Transaction::Begin(*writer));
       RETURN_IF_ERROR(FillChunks(*writer, batch.chunks).status());
@@ -287,7 +297,10 @@ Result<TransferStats> FetchMissing(const std::string& store_path, const RemoteIn
     }
   }
   ASSIGN_OR_RETURN(const NetApi* api, LoadNetApi());
-  ASSIGN_OR_RETURN(auto writer, sql::Connection::Open(store_path, sql::OpenMode::kReadWriteCreate));
+  ASSIGN_OR_RETURN(auto writer, OpenFillConnection(store_path));
+  // One checkpoint at the end (when the last connection closes), not one
+  // per range: the writer is what limits an eager pull.
+  RETURN_IF_ERROR(writer->Exec("PRAGMA wal_autocheckpoint = 0"));
   std::mutex writer_mu;
   std::atomic<uint64_t> chunks_done{0};
   S3Counters counters;
