@@ -9,7 +9,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "remote/fetch.h"
+#include "remote/manifest.h"
 #include "remote/remote.h"
+#include "store/bundle.h"
 
 namespace strata::remote {
 
@@ -138,21 +141,51 @@ Status WriteFile(const std::string& path, std::string_view bytes) {
   return out ? Status::Ok() : IoError("cannot write " + path);
 }
 
-Result<std::string> FetchBundle(S3Client& client, const NetApi& api, const std::string& key) {
-  ASSIGN_OR_RETURN(std::string bundle, client.Get(key));
-  if (ShaOfKey(key).empty() || ShaHex(api, bundle) != ShaOfKey(key)) {
+Status FetchBundle(S3Client& client, const NetApi& api, const RemoteInfo& remote,
+                   const std::string& key, const std::string& path,
+                   std::vector<chunks::RemoteRef>* pieces_out) {
+  ASSIGN_OR_RETURN(std::string manifest, client.Get(key));
+  if (ShaOfKey(key).empty() || ShaHex(api, manifest) != ShaOfKey(key)) {
     return Corruption("remote object " + key + " does not hash to its name");
   }
-  return bundle;
+  ASSIGN_OR_RETURN(std::vector<chunks::RemoteRef> pieces, DecodeManifest(manifest, key));
+  // The pieces, a ranged read for each run of them that lies end to end in
+  // one pack (a first push writes them so).
+  std::string rows;
+  for (size_t i = 0; i < pieces.size();) {
+    size_t j = i + 1;
+    while (j < pieces.size() && pieces[j].pack == pieces[i].pack &&
+           pieces[j].offset == pieces[j - 1].offset + pieces[j - 1].length) {
+      ++j;
+    }
+    const uint64_t end = pieces[j - 1].offset + pieces[j - 1].length;
+    ASSIGN_OR_RETURN(std::vector<FetchedChunk> fetched,
+                     FetchEntries(client, api, remote, pieces[i].pack, pieces[i].offset,
+                                  end - pieces[i].offset));
+    for (size_t k = i; k < j; ++k) {
+      const size_t n = k - i;
+      if (n >= fetched.size() || fetched[n].sha != pieces[k].sha) {
+        return Corruption("remote object " + PackKey(remote, pieces[k].pack) + " has no piece " +
+                          pieces[k].sha + " at offset " + std::to_string(pieces[k].offset));
+      }
+      rows.append(reinterpret_cast<const char*>(fetched[n].plain->data()), fetched[n].plain->size());
+    }
+    i = j;
+  }
+  Status made = BundleFromRows(rows, path);
+  if (!made.ok()) return made.WithContext("remote object " + key);
+  if (pieces_out != nullptr) *pieces_out = std::move(pieces);
+  return Status::Ok();
 }
 
 Result<std::vector<chunks::RemoteRef>> ChunksOfBundle(S3Client& client, const NetApi& api,
+                                                      const RemoteInfo& remote,
                                                       const std::string& key,
                                                       const ScratchDir& scratch) {
-  ASSIGN_OR_RETURN(std::string bundle, FetchBundle(client, api, key));
   const std::string path = scratch.File("bundle-" + ShaOfKey(key));
-  RETURN_IF_ERROR(WriteFile(path, bundle));
+  std::filesystem::remove(path);
   std::vector<chunks::RemoteRef> refs;
+  RETURN_IF_ERROR(FetchBundle(client, api, remote, key, path, &refs));
   auto conn = sql::Connection::Open(path, sql::OpenMode::kQueryOnly);
   if (!conn.ok()) return Corruption("remote object " + key + " is not a bundle");
   auto s = (*conn)->PrepareUncached("SELECT data FROM chunks WHERE codec = 3");
@@ -165,6 +198,7 @@ Result<std::vector<chunks::RemoteRef>> ChunksOfBundle(S3Client& client, const Ne
     refs.push_back(std::move(ref));
     return Status::Ok();
   }));
+  conn->reset();
   std::filesystem::remove(path);
   return refs;
 }

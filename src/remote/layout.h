@@ -24,8 +24,9 @@ namespace strata::remote {
 // "SHA PACK OFFSET LENGTH" (chunks::EncodeRemoteRef without a remote; a
 // pull adds the remote's name).
 inline constexpr int kRemoteCodec = static_cast<int>(chunks::Codec::kRemote);
-// The head's format: 2 since chunks are packed.
-inline constexpr int kHeadFormat = 2;
+// The head's format: 3 since the bundle is a manifest of pieces (2: chunks
+// packed, one bundle object; 1: one object per chunk).
+inline constexpr int kHeadFormat = 3;
 
 // "PREFIX/" or "".
 std::string Prefix(const RemoteInfo& remote);
@@ -75,13 +76,19 @@ class ScratchDir {
 Result<std::string> ReadFile(const std::string& path);
 Status WriteFile(const std::string& path, std::string_view bytes);
 
-// The bundle object `key`; Corruption if it does not hash to its name.
-Result<std::string> FetchBundle(S3Client& client, const NetApi& api, const std::string& key);
+// The bundle of the manifest object `key` (remote/manifest.h), written to
+// the new file `path`: the manifest (which must hash to its name), then its
+// pieces, each checked against its SHA-256. Corruption naming the object
+// for damage; `pieces`, if given, receives the manifest's pieces.
+Status FetchBundle(S3Client& client, const NetApi& api, const RemoteInfo& remote,
+                   const std::string& key, const std::string& path,
+                   std::vector<chunks::RemoteRef>* pieces = nullptr);
 
-// The chunks the bundle object `key` names (fetched into `scratch`), with
-// no remote set. Corruption if it does not hash to its name, is not a
-// bundle, or names a chunk malformed.
+// Every pack entry the manifest `key` relies on: its pieces and the chunks
+// its bundle names (fetched into `scratch`), with no remote set. Corruption
+// if anything is damaged or malformed.
 Result<std::vector<chunks::RemoteRef>> ChunksOfBundle(S3Client& client, const NetApi& api,
+                                                      const RemoteInfo& remote,
                                                       const std::string& key,
                                                       const ScratchDir& scratch);
 

@@ -66,7 +66,7 @@ Result<RemoteGcStats> CollectRemoteGarbage(S3Client& client, const RemoteInfo& r
     for (const std::string& bundle : {head.bundle, head.previous}) {
       if (bundle.empty()) continue;
       kept_bundles.insert(bundle);
-      auto refs = ChunksOfBundle(client, *api, bundle, scratch);
+      auto refs = ChunksOfBundle(client, *api, remote, bundle, scratch);
       if (!refs.ok()) {
         // A head whose bundle is gone or damaged: deleting anything could
         // make it worse; fsck says what is wrong.
@@ -129,7 +129,7 @@ Result<std::vector<RemoteProblem>> CheckRemote(S3Client& client, const RemoteInf
     }
     if (!head->exists) continue;
     (*sessions_checked)++;
-    auto refs = ChunksOfBundle(client, *api, head->bundle, scratch);
+    auto refs = ChunksOfBundle(client, *api, remote, head->bundle, scratch);
     if (!refs.ok()) {
       problems.push_back({head->bundle, "the head " + head_key + " names it: " +
                                             refs.status().message()});

@@ -7,6 +7,7 @@
 #include <random>
 #include <set>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -15,6 +16,7 @@
 #include "chunks/chunk_store.h"
 #include "remote/fetch.h"
 #include "remote/layout.h"
+#include "remote/manifest.h"
 #include "remote/pack.h"
 #include "remote/remote.h"
 #include "sql/database.h"
@@ -133,6 +135,16 @@ Status Locate(std::vector<PushChunk>& chunks, const RemoteInfo& remote, const St
       nullptr, counters);
 }
 
+// An entry for `bytes`, compressed when that makes it smaller.
+void AddBytesToPack(const chunks::ChunkStore& reader, const std::string& sha,
+                    std::string_view bytes, PackBuilder* pack) {
+  std::span<const uint8_t> plain(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  chunks::Encoded e = reader.Encode(plain);
+  const bool zstd = e.codec == chunks::Codec::kZstd;
+  pack->Add(sha, zstd ? kStoredZstd : kStoredRaw, static_cast<uint32_t>(plain.size()),
+            zstd ? std::span<const uint8_t>(e.compressed) : plain);
+}
+
 // The entry of chunk `id` as a pack holds it: its stored bytes when this
 // store keeps them raw or as zstd, else its plain bytes compressed.
 Status AddToPack(sql::Connection& conn, chunks::ChunkStore& reader, const PushChunk& c,
@@ -145,11 +157,94 @@ Status AddToPack(sql::Connection& conn, chunks::ChunkStore& reader, const PushCh
     return Status::Ok();
   }
   ASSIGN_OR_RETURN(auto plain, reader.Get(conn, c.id));
-  chunks::Encoded e = reader.Encode(*plain);
-  const bool zstd = e.codec == chunks::Codec::kZstd;
-  pack->Add(c.sha, zstd ? kStoredZstd : kStoredRaw, static_cast<uint32_t>(plain->size()),
-            zstd ? std::span<const uint8_t>(e.compressed) : std::span<const uint8_t>(*plain));
+  AddBytesToPack(reader, c.sha, {reinterpret_cast<const char*>(plain->data()), plain->size()},
+                 pack);
   return Status::Ok();
+}
+
+// Which of `packs` the remote no longer has (a HEAD of each).
+Result<std::set<std::string>> MissingPacks(const std::set<std::string>& packs,
+                                           const RemoteInfo& remote, const Getenv& env,
+                                           int parallel, S3Counters* counters) {
+  const std::vector<std::string> named(packs.begin(), packs.end());
+  std::vector<char> gone(named.size(), 0);
+  RETURN_IF_ERROR(ForEachParallel(
+      named.size(), parallel, remote, env, "",
+      [&](S3Client& c, sql::Connection*, size_t i) -> Status {
+        auto there = c.Head(PackKey(remote, named[i]));
+        if (there.ok()) return Status::Ok();
+        if (there.status().code() != Code::kNotFound) return there.status();
+        gone[i] = 1;
+        return Status::Ok();
+      },
+      nullptr, counters));
+  std::set<std::string> out;
+  for (size_t i = 0; i < named.size(); ++i) {
+    if (gone[i]) out.insert(named[i]);
+  }
+  return out;
+}
+
+// An entry a push may have to send.
+struct Outgoing {
+  std::string sha;
+  uint64_t size = 0;   // bytes it takes in a pack
+  bool there = false;  // the remote has it
+};
+using Sent = std::unordered_map<std::string, catalog::PackedChunk>;
+
+// Sends the entries of `items` the remote lacks (each SHA-256 once, in their
+// order), cut into packs of about kPackTarget bytes, each uploaded with its
+// index, `parallel` at a time; `add(conn, i, pack)` appends item i to a pack
+// (`conn` on `db_path`, null if that is empty). Returns where each went.
+Result<Sent> UploadPacks(
+    const std::vector<Outgoing>& items,
+    const std::function<Status(sql::Connection*, size_t, PackBuilder*)>& add,
+    const RemoteInfo& remote, const Getenv& env, const std::string& db_path, const NetApi& api,
+    int parallel, const Progress& progress, S3Counters* counters) {
+  std::vector<std::vector<size_t>> packs;
+  {
+    std::unordered_set<std::string> first;
+    size_t pack_bytes = 0;
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (items[i].there || !first.insert(items[i].sha).second) continue;
+      if (packs.empty() || pack_bytes + items[i].size > kPackTarget) {
+        packs.emplace_back();
+        pack_bytes = 0;
+      }
+      packs.back().push_back(i);
+      pack_bytes += items[i].size;
+    }
+  }
+  Sent sent;  // guarded by mu
+  std::mutex mu;
+  uint64_t done = 0, total = 0;
+  for (const auto& p : packs) total += p.size();
+  RETURN_IF_ERROR(ForEachParallel(
+      packs.size(), parallel, remote, env, db_path,
+      [&](S3Client& c, sql::Connection* conn, size_t i) -> Status {
+        PackBuilder pack;
+        for (size_t k : packs[i]) RETURN_IF_ERROR(add(conn, k, &pack));
+        const std::string name = ShaHex(api, pack.body());
+        PutConditions absent;
+        absent.if_absent = true;
+        // The pack, then its index: an index never names a pack that is not there.
+        for (const auto& [key, body] : {std::pair{PackKey(remote, name), pack.body()},
+                                        std::pair{IndexKey(remote, name), pack.IndexBody()}}) {
+          auto put = c.Put(key, body, absent);
+          if (!put.ok() && put.status().code() != Code::kExists) return put.status();
+        }
+        std::scoped_lock lock(mu);
+        for (auto [sha, where] : pack.entries()) {
+          where.pack = name;
+          sent[sha] = where;
+        }
+        done += packs[i].size();
+        if (progress) progress(done, total);
+        return Status::Ok();
+      },
+      nullptr, counters));
+  return sent;
 }
 
 }  // namespace
@@ -189,118 +284,114 @@ Result<TransferStats> Push(Store& store, const RemoteInfo& remote, std::string_v
   RETURN_IF_ERROR(LearnIndexes(*client, remote, *writer));
   RETURN_IF_ERROR(Locate(chunks, remote, store, *api, options.parallel, env, &counters));
 
-  // A pack this store knows of may have been removed since (remote gc): check
-  // each one named, and forget those that are gone, so their chunks are sent.
-  std::vector<std::string> named;
-  {
-    std::set<std::string> packs;
-    for (const PushChunk& c : chunks) {
-      if (c.where) packs.insert(c.where->pack);
+  // A pack this store knows of may have been removed since (remote gc):
+  // check each one named, and forget those that are gone, so their chunks
+  // are sent.
+  std::set<std::string> checked;
+  auto check_packs = [&](std::vector<std::optional<catalog::PackedChunk>*> places) -> Status {
+    std::set<std::string> named;
+    for (auto* where : places) {
+      if (*where && checked.count((*where)->pack) == 0) named.insert((*where)->pack);
     }
-    named.assign(packs.begin(), packs.end());
-  }
-  std::vector<char> gone(named.size(), 0);
-  RETURN_IF_ERROR(ForEachParallel(
-      named.size(), options.parallel, remote, env, "",
-      [&](S3Client& c, sql::Connection*, size_t i) -> Status {
-        auto there = c.Head(PackKey(remote, named[i]));
-        if (there.ok()) return Status::Ok();
-        if (there.status().code() != Code::kNotFound) return there.status();
-        gone[i] = 1;
-        return Status::Ok();
-      },
-      nullptr, &counters));
-  for (size_t i = 0; i < named.size(); ++i) {
-    if (!gone[i]) continue;
-    RETURN_IF_ERROR(catalog::ForgetRemotePack(*writer, remote.name, named[i]));
-    for (PushChunk& c : chunks) {
-      if (c.where && c.where->pack == named[i]) c.where.reset();
+    ASSIGN_OR_RETURN(std::set<std::string> gone,
+                     MissingPacks(named, remote, env, options.parallel, &counters));
+    for (const std::string& pack : gone) {
+      RETURN_IF_ERROR(catalog::ForgetRemotePack(*writer, remote.name, pack));
     }
-  }
+    for (auto* where : places) {
+      if (*where && gone.count((*where)->pack) != 0) where->reset();
+    }
+    checked.insert(named.begin(), named.end());
+    return Status::Ok();
+  };
+  std::vector<std::optional<catalog::PackedChunk>*> chunk_places;
+  for (PushChunk& c : chunks) chunk_places.push_back(&c.where);
+  RETURN_IF_ERROR(check_packs(chunk_places));
 
   // The chunks to send (each SHA-256 once, in the order of their ids, which
   // is about the order they were written), cut into packs.
-  std::vector<std::vector<size_t>> packs;
-  {
-    std::unordered_map<std::string, size_t> first;  // sha -> index in `chunks`
-    size_t pack_bytes = 0;
-    for (size_t i = 0; i < chunks.size(); ++i) {
-      if (chunks[i].where || !first.emplace(chunks[i].sha, i).second) continue;
-      if (packs.empty() || pack_bytes + chunks[i].stored_size > kPackTarget) {
-        packs.emplace_back();
-        pack_bytes = 0;
-      }
-      packs.back().push_back(i);
-      pack_bytes += chunks[i].stored_size;
-    }
-  }
-  std::unordered_map<std::string, catalog::PackedChunk> sent;  // guarded by sent_mu
-  std::mutex sent_mu;
-  std::atomic<uint64_t> sent_chunks{0};
-  uint64_t total = 0;
-  for (const auto& p : packs) total += p.size();
+  std::vector<Outgoing> outgoing;
+  for (const PushChunk& c : chunks) outgoing.push_back(Outgoing{c.sha, c.stored_size, c.where.has_value()});
   chunks::ChunkStore reader(nullptr, 3, 0);
-  RETURN_IF_ERROR(ForEachParallel(
-      packs.size(), options.parallel, remote, env, store.path(),
-      [&](S3Client& c, sql::Connection* conn, size_t i) -> Status {
-        PackBuilder pack;
-        for (size_t k : packs[i]) RETURN_IF_ERROR(AddToPack(*conn, reader, chunks[k], &pack));
-        const std::string name = ShaHex(*api, pack.body());
-        PutConditions absent;
-        absent.if_absent = true;
-        // The pack, then its index: an index never names a pack that is not there.
-        for (const auto& [key, body] : {std::pair{PackKey(remote, name), pack.body()},
-                                        std::pair{IndexKey(remote, name), pack.IndexBody()}}) {
-          auto put = c.Put(key, body, absent);
-          if (!put.ok() && put.status().code() != Code::kExists) return put.status();
-        }
-        std::scoped_lock lock(sent_mu);
-        for (auto [sha, where] : pack.entries()) {
-          where.pack = name;
-          sent[sha] = where;
-        }
-        const uint64_t done = sent_chunks += packs[i].size();
-        if (options.progress) options.progress(done, total);
-        return Status::Ok();
-      },
-      nullptr, &counters));
+  ASSIGN_OR_RETURN(
+      Sent sent,
+      UploadPacks(outgoing,
+                  [&](sql::Connection* conn, size_t i, PackBuilder* pack) {
+                    return AddToPack(*conn, reader, chunks[i], pack);
+                  },
+                  remote, env, store.path(), *api, options.parallel, options.progress, &counters));
   stats.chunks = chunks.size();
-  stats.sent = sent_chunks.load();
-
-  // This store now knows these chunks' SHA-256 and where the remote has them.
-  {
-    ASSIGN_OR_RETURN(sql::Transaction txn, sql::Transaction::Begin(*writer));
-    for (PushChunk& c : chunks) {
-      if (!c.where) c.where = sent.at(c.sha);
-      if (c.computed) RETURN_IF_ERROR(catalog::PutChunkSha(*writer, c.id, c.sha));
-    }
-    for (const auto& [sha, where] : sent) {
-      RETURN_IF_ERROR(catalog::PutRemoteChunk(*writer, remote.name, sha, where));
-      RETURN_IF_ERROR(catalog::PutRemotePack(*writer, remote.name, where.pack));
-    }
-    RETURN_IF_ERROR(txn.Commit());
-  }
+  stats.sent = sent.size();
 
   // The metadata: the bundle with each chunk row naming its pack entry.
+  std::string rows;
   {
     ASSIGN_OR_RETURN(auto conn, sql::Connection::Open(bundle_path, sql::OpenMode::kReadWriteCreate));
     RETURN_IF_ERROR(conn->Exec("BEGIN"));
     ASSIGN_OR_RETURN(sql::Statement update,
                      conn->PrepareUncached("UPDATE chunks SET codec = ?1, data = ?2 WHERE id = ?3"));
-    for (const PushChunk& c : chunks) {
+    for (PushChunk& c : chunks) {
+      if (!c.where) c.where = sent.at(c.sha);
       chunks::RemoteRef ref{c.sha, c.where->pack, c.where->offset, c.where->length, ""};
       RETURN_IF_ERROR(
           update.Bind(1, kRemoteCodec).BindBytes(2, chunks::EncodeRemoteRef(ref)).Bind(3, c.id).Run());
     }
     RETURN_IF_ERROR(Reseal(*conn));
     RETURN_IF_ERROR(conn->Exec("COMMIT"));
-    RETURN_IF_ERROR(conn->Exec("VACUUM"));
+    ASSIGN_OR_RETURN(rows, BundleRows(*conn));
   }
-  ASSIGN_OR_RETURN(std::string bundle, ReadFile(bundle_path));
-  const std::string bundle_key = SessionKey(remote, session) + "bundles/" + ShaHex(*api, bundle);
+  // ... sent as pieces, which the remote mostly has from the last push.
+  std::vector<std::string_view> cut = CutPieces(rows);
+  std::vector<std::string> piece_shas;
+  std::vector<std::optional<catalog::PackedChunk>> piece_places(cut.size());
+  std::vector<std::optional<catalog::PackedChunk>*> piece_place_ptrs;
+  for (size_t i = 0; i < cut.size(); ++i) {
+    piece_shas.push_back(ShaHex(*api, cut[i]));
+    ASSIGN_OR_RETURN(piece_places[i], catalog::GetRemoteChunk(*writer, remote.name, piece_shas[i]));
+    piece_place_ptrs.push_back(&piece_places[i]);
+  }
+  RETURN_IF_ERROR(check_packs(piece_place_ptrs));
+  std::vector<Outgoing> pieces_out;
+  for (size_t i = 0; i < cut.size(); ++i) {
+    pieces_out.push_back(Outgoing{piece_shas[i], cut[i].size() + kPackEntryHeader,
+                                  piece_places[i].has_value()});
+  }
+  ASSIGN_OR_RETURN(
+      Sent sent_pieces,
+      UploadPacks(pieces_out,
+                  [&](sql::Connection*, size_t i, PackBuilder* pack) {
+                    AddBytesToPack(reader, piece_shas[i], cut[i], pack);
+                    return Status::Ok();
+                  },
+                  remote, env, "", *api, options.parallel, nullptr, &counters));
+  std::vector<chunks::RemoteRef> manifest;
+  for (size_t i = 0; i < cut.size(); ++i) {
+    const catalog::PackedChunk where =
+        piece_places[i] ? *piece_places[i] : sent_pieces.at(piece_shas[i]);
+    manifest.push_back(chunks::RemoteRef{piece_shas[i], where.pack, where.offset, where.length, ""});
+  }
+
+  // This store now knows these chunks' SHA-256 and where the remote has
+  // them and the pieces.
+  {
+    ASSIGN_OR_RETURN(sql::Transaction txn, sql::Transaction::Begin(*writer));
+    for (const PushChunk& c : chunks) {
+      if (c.computed) RETURN_IF_ERROR(catalog::PutChunkSha(*writer, c.id, c.sha));
+    }
+    for (const Sent* m : {&sent, &sent_pieces}) {
+      for (const auto& [sha, where] : *m) {
+        RETURN_IF_ERROR(catalog::PutRemoteChunk(*writer, remote.name, sha, where));
+        RETURN_IF_ERROR(catalog::PutRemotePack(*writer, remote.name, where.pack));
+      }
+    }
+    RETURN_IF_ERROR(txn.Commit());
+  }
+  const std::string manifest_body = EncodeManifest(manifest);
+  const std::string bundle_key =
+      SessionKey(remote, session) + "bundles/" + ShaHex(*api, manifest_body);
   PutConditions absent;
   absent.if_absent = true;
-  auto put = client->Put(bundle_key, bundle, absent);
+  auto put = client->Put(bundle_key, manifest_body, absent);
   if (!put.ok() && put.status().code() != Code::kExists) return put.status();
 
   // Last, the head moves: only from what was read above.
@@ -380,9 +471,8 @@ Result<TransferStats> Pull(Store& store, const RemoteInfo& remote, std::string_v
   if (!scratch.ok()) return IoError("cannot make a temporary directory");
   const std::string bundle_path = scratch.File("pull.bundle");
   {
-    auto bundle = FetchBundle(*client, *api, head.bundle);
-    if (!bundle.ok()) return bundle.status().WithContext("nothing was imported");
-    RETURN_IF_ERROR(WriteFile(bundle_path, *bundle));
+    Status fetched = FetchBundle(*client, *api, remote, head.bundle, bundle_path);
+    if (!fetched.ok()) return fetched.WithContext("nothing was imported");
   }
 
   // Each chunk row becomes this store's copy of the chunk when it has one

@@ -5,8 +5,10 @@
 
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "catalog/branches.h"
@@ -285,6 +287,179 @@ bool PathExists(const std::string& path) {
 }  // namespace
 
 Result<std::string> BundleChecksum(sql::Connection& bundle) { return RowsChecksum(bundle); }
+
+namespace {
+
+constexpr std::string_view kRowsMagic = "strata-rows 1\n";
+
+void PutVarint(std::string* out, uint64_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+void PutFixed64(std::string* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+// Reads a BundleRows stream, every read bounds-checked.
+class RowsReader {
+ public:
+  explicit RowsReader(std::string_view in) : in_(in) {}
+  bool done() const { return at_ == in_.size(); }
+  bool Byte(char* c) {
+    if (at_ >= in_.size()) return false;
+    *c = in_[at_++];
+    return true;
+  }
+  bool Varint(uint64_t* v) {
+    *v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      char c;
+      if (!Byte(&c)) return false;
+      *v |= static_cast<uint64_t>(c & 0x7f) << shift;
+      if ((c & 0x80) == 0) return true;
+    }
+    return false;
+  }
+  bool Fixed64(uint64_t* v) {
+    if (in_.size() - at_ < 8) return false;
+    *v = 0;
+    for (int i = 7; i >= 0; --i) *v = (*v << 8) | static_cast<uint8_t>(in_[at_ + i]);
+    at_ += 8;
+    return true;
+  }
+  bool Bytes(size_t n, std::string_view* out) {
+    if (in_.size() - at_ < n) return false;
+    *out = in_.substr(at_, n);
+    at_ += n;
+    return true;
+  }
+  bool CString(std::string* out) {
+    size_t end = in_.find('\0', at_);
+    if (end == std::string_view::npos) return false;
+    *out = std::string(in_.substr(at_, end - at_));
+    at_ = end + 1;
+    return true;
+  }
+
+ private:
+  std::string_view in_;
+  size_t at_ = 0;
+};
+
+Status WriteRows(std::string_view rows, const std::string& bundle_path) {
+  auto malformed = [](const std::string& why) {
+    return Corruption("the bundle's rows are malformed (" + why + ")");
+  };
+  ASSIGN_OR_RETURN(auto conn, sql::Connection::Open(bundle_path, sql::OpenMode::kReadWriteCreate));
+  RETURN_IF_ERROR(catalog::EnsureSchema(*conn, bundle_path, 65536, 0).status());
+  RETURN_IF_ERROR(conn->Exec(kCreateBundleTable));
+  ASSIGN_OR_RETURN(sql::Transaction txn, sql::Transaction::Begin(*conn));
+  RowsReader in(rows);
+  size_t table_index = 0;
+  while (!in.done()) {
+    char tag;
+    std::string table;
+    if (!in.Byte(&tag) || tag != 'T' || !in.CString(&table)) return malformed("a table expected");
+    // The tables in their order, each at most once.
+    while (table_index < std::size(kTables) && table != kTables[table_index].table) ++table_index;
+    if (table_index == std::size(kTables)) return malformed("table '" + table + "'");
+    ++table_index;
+    std::map<uint64_t, sql::Statement> inserts;  // by column count
+    for (;;) {
+      if (!in.Byte(&tag)) return malformed("cut short");
+      if (tag == 'E') break;
+      uint64_t columns = 0;
+      if (tag != 'R' || !in.Varint(&columns) || columns == 0 || columns > 64) {
+        return malformed("a row expected in " + table);
+      }
+      auto it = inserts.find(columns);
+      if (it == inserts.end()) {
+        std::string sql = "INSERT OR REPLACE INTO " + table + " VALUES (?";
+        for (uint64_t i = 1; i < columns; ++i) sql += ", ?";
+        ASSIGN_OR_RETURN(sql::Statement insert, conn->PrepareUncached(sql + ")"));
+        it = inserts.emplace(columns, std::move(insert)).first;
+      }
+      sql::Statement& insert = it->second;
+      for (int i = 1; i <= static_cast<int>(columns); ++i) {
+        uint64_t v = 0;
+        std::string_view bytes;
+        if (!in.Byte(&tag)) return malformed("cut short");
+        if (tag == 'i' && in.Fixed64(&v)) {
+          insert.Bind(i, static_cast<int64_t>(v));
+        } else if (tag == 'n') {
+          insert.BindNull(i);
+        } else if ((tag == 't' || tag == 'b') && in.Varint(&v) && in.Bytes(v, &bytes)) {
+          if (tag == 't') {
+            insert.BindText(i, bytes);
+          } else {
+            insert.BindBytes(i, bytes);
+          }
+        } else {
+          return malformed("a value of " + table);
+        }
+      }
+      RETURN_IF_ERROR(insert.Run());
+    }
+  }
+  return txn.Commit();
+}
+
+}  // namespace
+
+Result<std::string> BundleRows(sql::Connection& bundle) {
+  std::string out(kRowsMagic);
+  for (const TableOrder& t : kTables) {
+    out += 'T';
+    out += t.table;
+    out += '\0';
+    ASSIGN_OR_RETURN(sql::Statement s, bundle.PrepareUncached(std::string("SELECT * FROM ") +
+                                                              t.table + " ORDER BY " + t.order));
+    RETURN_IF_ERROR(s.ForEachRow(
+        [&](sql::Statement& row) {
+          out += 'R';
+          PutVarint(&out, static_cast<uint64_t>(row.ColumnCount()));
+          for (int i = 0, n = row.ColumnCount(); i < n; ++i) {
+            switch (row.Type(i)) {
+              case sql::ColumnType::kInteger:
+                out += 'i';
+                PutFixed64(&out, static_cast<uint64_t>(row.Int(i)));
+                break;
+              case sql::ColumnType::kFloat:
+                return Internal(std::string("a REAL value in table ") + t.table);
+              case sql::ColumnType::kNull:
+                out += 'n';
+                break;
+              default: {
+                out += row.Type(i) == sql::ColumnType::kText ? 't' : 'b';
+                std::span<const uint8_t> bytes = row.Blob(i);
+                PutVarint(&out, bytes.size());
+                out.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+              }
+            }
+          }
+          return Status::Ok();
+        },
+        "reading the bundle"));
+    out += 'E';
+  }
+  return out;
+}
+
+Status BundleFromRows(std::string_view rows, const std::string& bundle_path) {
+  if (PathExists(bundle_path)) return Status(Code::kExists, bundle_path + " exists");
+  if (rows.substr(0, kRowsMagic.size()) != kRowsMagic) {
+    return Corruption("the bundle's rows are malformed (no header)");
+  }
+  Status s = WriteRows(rows.substr(kRowsMagic.size()), bundle_path);
+  if (!s.ok()) std::remove(bundle_path.c_str());  // nothing half made is left
+  return s;
+}
+
+
 
 Result<BundleStats> ExportBundle(const std::string& store_path, std::string_view session,
                                  const std::string& bundle_path, int64_t now_ns,

@@ -45,6 +45,18 @@ Result<BundleStats> ImportBundle(const std::string& store_path, const std::strin
 // bundle they altered on purpose.
 Result<std::string> BundleChecksum(sql::Connection& bundle);
 
+// Every row of the bundle `bundle` as one byte stream: its tables in the
+// checksum's order, each row's values tagged with their SQLite type. Rows
+// that did not change keep their bytes and their place, so a stream cut at
+// content-defined points shares most pieces with the stream of the same
+// session a little later (remote pushes send only the pieces that changed).
+Result<std::string> BundleRows(sql::Connection& bundle);
+
+// Writes the rows of `rows` (a BundleRows stream) into a new bundle file at
+// `bundle_path`. Corruption for a stream that is malformed or names a table
+// bundles do not have; the result is checked like any bundle on import.
+Status BundleFromRows(std::string_view rows, const std::string& bundle_path);
+
 }  // namespace strata
 
 #endif  // STRATA_STORE_BUNDLE_H_

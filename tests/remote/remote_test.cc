@@ -1,13 +1,19 @@
-// Remotes without a server: URLs, credentials, regions, and the CLI's
-// remote add|ls|rm with its errors. (s3_client_test.cc talks to radosgw.)
+// Remotes without a server: URLs, credentials, regions, the CLI's remote
+// add|ls|rm with its errors, and how a session's metadata is cut into
+// pieces. (s3_client_test.cc and s3_transfer_test.cc talk to radosgw.)
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <map>
+#include <random>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "remote/manifest.h"
 #include "remote/remote.h"
+#include "sql/database.h"
+#include "store/bundle.h"
 #include "testing/cli_runner.h"
 #include "testing/temp_store.h"
 
@@ -121,6 +127,74 @@ TEST(RemoteCliTest, AddListRemoveAndEveryMistakeSaysWhatIsWrong) {
   r = strata("remote rm origin");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("no remote named 'origin'"), std::string::npos) << r.err;
+}
+
+TEST(PiecesTest, CutsDependOnContentSoAnInsertionChangesOnlyThePiecesAroundIt) {
+  std::mt19937 rng(7);
+  std::string bytes(1 << 20, '\0');
+  for (char& c : bytes) c = static_cast<char>(rng());
+  std::vector<std::string_view> before = CutPieces(bytes);
+  std::string joined;
+  for (size_t i = 0; i < before.size(); ++i) {
+    joined += before[i];
+    if (i + 1 < before.size()) {
+      EXPECT_GE(before[i].size(), 4u << 10) << i;
+    }
+    EXPECT_LE(before[i].size(), 64u << 10) << i;
+  }
+  EXPECT_EQ(joined, bytes);
+  EXPECT_GT(before.size(), 16u);  // about 16 KiB each
+  EXPECT_LT(before.size(), 128u);
+  std::string changed = bytes;
+  changed.insert(changed.size() / 2, "a few inserted bytes");
+  const std::set<std::string_view> old(before.begin(), before.end());
+  size_t fresh = 0;
+  for (std::string_view piece : CutPieces(changed)) fresh += old.count(piece) == 0;
+  EXPECT_GE(fresh, 1u);
+  EXPECT_LE(fresh, 2u);
+  EXPECT_TRUE(CutPieces("").empty());
+}
+
+TEST(BundleRowsTest, ABundleBuiltFromItsRowsIsTheSameBundle) {
+  testing::TempDir dir;
+  StoreOptions options;
+  options.path = dir.File("a.db");
+  ASSERT_OK_AND_ASSIGN(auto store, Store::Open(options));
+  ASSERT_OK_AND_ASSIGN(SessionInfo info, store->CreateSession("work"));
+  {
+    ASSERT_OK_AND_ASSIGN(auto fs, store->OpenFilesystem(View{info.branch, kHead}));
+    testing::ReplaceFile(*fs, kRootIno, "a.txt", std::string(100'000, 'a'));
+    ASSERT_OK(fs->FlushAll());
+  }
+  ASSERT_OK(store->KvUpdate(info.branch, {{"k", "\"v\""}}));
+  ASSERT_OK(store->Snapshot(info.branch, "s1").status());
+  ASSERT_OK(store->Export("work", dir.File("a.bundle")).status());
+  std::string rows;
+  {
+    ASSERT_OK_AND_ASSIGN(auto bundle, sql::Connection::Open(dir.File("a.bundle"),
+                                                            sql::OpenMode::kQueryOnly));
+    ASSERT_OK_AND_ASSIGN(rows, BundleRows(*bundle));
+  }
+  ASSERT_OK(BundleFromRows(rows, dir.File("b.bundle")));
+  {
+    ASSERT_OK_AND_ASSIGN(auto rebuilt, sql::Connection::Open(dir.File("b.bundle"),
+                                                             sql::OpenMode::kQueryOnly));
+    ASSERT_OK_AND_ASSIGN(std::string again, BundleRows(*rebuilt));
+    EXPECT_TRUE(again == rows);
+  }
+  options.path = dir.File("b.db");
+  ASSERT_OK_AND_ASSIGN(auto other, Store::Open(options));
+  ASSERT_OK(other->Import(dir.File("b.bundle")).status());  // checksum and fsck pass
+  ASSERT_OK_AND_ASSIGN(SessionInfo there, other->GetSession("work"));
+  ASSERT_OK_AND_ASSIGN(std::string v, other->KvGet(View{there.branch, kHead}, "k"));
+  EXPECT_EQ(v, "\"v\"");
+  // A stream cut short, or naming a table bundles do not have, is refused.
+  EXPECT_CODE(BundleFromRows(rows.substr(0, rows.size() / 2), dir.File("c.bundle")),
+              Code::kCorruption);
+  std::string foreign = rows;
+  foreign.replace(foreign.find("Tmeta"), 5, "Tmetx");
+  EXPECT_CODE(BundleFromRows(foreign, dir.File("d.bundle")), Code::kCorruption);
+  EXPECT_CODE(BundleFromRows("not rows", dir.File("e.bundle")), Code::kCorruption);
 }
 
 }  // namespace
