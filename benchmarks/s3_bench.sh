@@ -6,6 +6,8 @@
 #   pull        `strata pull` into an empty store (lazily: the metadata)
 #   first byte  the first byte of the largest file of that pulled session
 #               (`strata cat | head -c 1`, a new process)
+#   mount       `strata mount`, `ls` of /data and `cat` of its first file, on the
+#               lazily pulled session against the same on the pushing store
 #   pull eager  `strata pull --eager` into another empty store (everything)
 #   re-push     after changing one 4 KiB file
 #   awscli up   `aws s3 cp --recursive` of the same directory (a new prefix)
@@ -72,6 +74,15 @@ for rep in $(seq 1 "${REPS:-1}"); do
   t_push=$(timed "${A[@]}" --json push work); push_out=$(cat "$DIR/out")
   t_pull=$(timed "${B[@]}" --json pull work); pull_out=$(cat "$DIR/out")
   t_first=$(timed bash -c '"$@" cat "work:/data/'"$largest"'" | head -c 1 >/dev/null' _ "${B[@]}")
+  mount_ls_cat() {  # store file; prints seconds for mount + ls + cat
+    local m="$DIR/mnt" t
+    mkdir -p "$m"
+    t=$(timed bash -c '"$1" --store "$2" mount work "$3" && ls "$3/data" >/dev/null && cat "$3/data/f0" >/dev/null' _ "$STRATA" "$1" "$m")
+    "$STRATA" --store "$1" umount "$m" >/dev/null
+    echo "$t"
+  }
+  t_mount_local=$(mount_ls_cat "$DIR/a.db")
+  t_mount_pulled=$(mount_ls_cat "$DIR/b.db")
   t_eager=$(timed "${C[@]}" --json pull --eager work); eager_out=$(cat "$DIR/out")
   for f in "$DIR"/data/*; do
     cmp <("${C[@]}" cat "work:/data/$(basename "$f")") "$f" || { echo "pulled $f differs"; exit 1; }
@@ -88,6 +99,7 @@ for rep in $(seq 1 "${REPS:-1}"); do
   echo "| strata push | $t_push | $(rate "$t_push") | $(field "$push_out" requests) | $(field "$push_out" bytes) |"
   echo "| strata pull (lazy) | $t_pull | | $(field "$pull_out" requests) | $(field "$pull_out" bytes) |"
   echo "| first byte of $largest after it | $t_first | | | |"
+  echo "| mount + ls + cat, local / lazily pulled | $t_mount_local / $t_mount_pulled | | | |"
   echo "| strata pull --eager | $t_eager | $(rate "$t_eager") | $(field "$eager_out" requests) | $(field "$eager_out" bytes) |"
   echo "| strata re-push (one 4 KiB file changed) | $t_repush | | $(field "$repush_out" requests) | $(field "$repush_out" bytes) |"
   echo "| awscli up | $t_up | $(rate "$t_up") | | |"

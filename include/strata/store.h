@@ -194,11 +194,12 @@ class Store {
   virtual Result<RemoteInfo> GetRemote(std::string_view name) = 0;
   virtual Result<std::vector<RemoteInfo>> ListRemotes() = 0;
   virtual Status RemoveRemote(std::string_view name) = 0;
-  // The remote object that `session` of `remote` was last pushed as or
-  // pulled from in this store ("" if never), for push's fast-forward check.
-  virtual Result<std::string> GetRemoteHead(std::string_view remote, std::string_view session) = 0;
+  // What `session` of `remote` was last pushed as or pulled from in this
+  // store (bundle "" if never), for the fast-forward checks of push and pull.
+  virtual Result<RemoteHeadInfo> GetRemoteHead(std::string_view remote,
+                                               std::string_view session) = 0;
   virtual Status SetRemoteHead(std::string_view remote, std::string_view session,
-                               std::string_view bundle) = 0;
+                               const RemoteHeadInfo& head) = 0;
 
   // Creates session `name` from an image, sharing its whole tree: O(1).
   virtual Result<SessionInfo> CreateSessionFromImage(std::string_view name,

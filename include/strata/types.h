@@ -231,6 +231,16 @@ struct RemoteInfo {
   int64_t created_ns = 0;
 };
 
+// What this store last pushed `session` of a remote as, or pulled it from:
+// the remote's bundle (manifest) key, and a digest of the session's state
+// here right then, so that a later pull can tell a session that did not
+// change here since (which it may replace) from one that did (which it must
+// not).
+struct RemoteHeadInfo {
+  std::string bundle;  // "" if never
+  std::string state;   // digest of the local session's rows then
+};
+
 struct BranchInfo {
   BranchId id = 0;
   std::optional<BranchId> parent;

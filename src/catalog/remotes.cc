@@ -16,9 +16,9 @@ constexpr const char* kSelectRemote = REMOTE_COLUMNS " WHERE name = ?1";
 constexpr const char* kDeleteRemote = "DELETE FROM remotes WHERE name = ?1";
 constexpr const char* kDeleteRemoteHeads = "DELETE FROM remote_heads WHERE remote = ?1";
 constexpr const char* kGetRemoteHead =
-    "SELECT bundle FROM remote_heads WHERE remote = ?1 AND session = ?2";
+    "SELECT bundle, state FROM remote_heads WHERE remote = ?1 AND session = ?2";
 constexpr const char* kSetRemoteHead =
-    "INSERT OR REPLACE INTO remote_heads(remote, session, bundle) VALUES (?1, ?2, ?3)";
+    "INSERT OR REPLACE INTO remote_heads(remote, session, bundle, state) VALUES (?1, ?2, ?3, ?4)";
 
 constexpr const char* kForgetRemoteChunks = "DELETE FROM remote_chunks WHERE remote = ?1";
 constexpr const char* kForgetRemotePacks = "DELETE FROM remote_packs WHERE remote = ?1";
@@ -100,18 +100,27 @@ Status DeleteRemote(sql::Connection& conn, std::string_view name) {
   return RunForRemote(conn, kDeleteRemote, name);
 }
 
-Result<std::string> GetRemoteHead(sql::Connection& conn, std::string_view remote,
-                                  std::string_view session) {
+Result<RemoteHeadInfo> GetRemoteHead(sql::Connection& conn, std::string_view remote,
+                                     std::string_view session) {
   ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kGetRemoteHead));
   s.BindText(1, remote).BindText(2, session);
   ASSIGN_OR_RETURN(bool row, s.Step());
-  return row ? s.Text(0) : std::string();
+  RemoteHeadInfo head;
+  if (row) {
+    head.bundle = s.Text(0);
+    head.state = s.Text(1);
+  }
+  return head;
 }
 
 Status SetRemoteHead(sql::Connection& conn, std::string_view remote, std::string_view session,
-                     std::string_view bundle) {
+                     const RemoteHeadInfo& head) {
   ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kSetRemoteHead));
-  return s.BindText(1, remote).BindText(2, session).BindText(3, bundle).Run();
+  return s.BindText(1, remote)
+      .BindText(2, session)
+      .BindText(3, head.bundle)
+      .BindText(4, head.state)
+      .Run();
 }
 
 Result<std::string> GetChunkSha(sql::Connection& conn, int64_t chunk) {

@@ -23,12 +23,12 @@ Result<std::vector<RemoteInfo>> ListRemotes(sql::Connection& conn);
 // holds (remote_chunks, remote_packs) too.
 Status DeleteRemote(sql::Connection& conn, std::string_view name);
 
-// The remote object (a bundle's key) that session `session` of remote
-// `remote` was last pushed as or pulled from here; "" if never.
-Result<std::string> GetRemoteHead(sql::Connection& conn, std::string_view remote,
-                                  std::string_view session);
+// What session `session` of remote `remote` was last pushed as or pulled
+// from here (bundle "" if never).
+Result<RemoteHeadInfo> GetRemoteHead(sql::Connection& conn, std::string_view remote,
+                                     std::string_view session);
 Status SetRemoteHead(sql::Connection& conn, std::string_view remote, std::string_view session,
-                     std::string_view bundle);
+                     const RemoteHeadInfo& head);
 
 // The SHA-256 (hex) of chunk `chunk`'s plain bytes, "" if not recorded.
 Result<std::string> GetChunkSha(sql::Connection& conn, int64_t chunk);

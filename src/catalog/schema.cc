@@ -248,7 +248,8 @@ CREATE TABLE remote_heads (
 )sql";
 
 // Caches for push and pull: each chunk's SHA-256 once computed, and where a
-// remote holds chunks (learnt from its pack indexes, or from packing them).
+// remote holds chunks (learnt from its pack indexes, or from packing them);
+// and the session's local state at its last push or pull.
 constexpr const char* kMigrationV10 = R"sql(
 CREATE TABLE chunk_sha (
   chunk INTEGER PRIMARY KEY,
@@ -268,6 +269,7 @@ CREATE TABLE remote_packs (
   pack   TEXT NOT NULL,
   PRIMARY KEY (remote, pack)
 ) WITHOUT ROWID;
+ALTER TABLE remote_heads ADD COLUMN state TEXT NOT NULL DEFAULT '';
 )sql";
 
 // kMigrations[i] upgrades schema version i+1 to i+2.

@@ -128,6 +128,8 @@ Status Serve(const DaemonOptions& options, const std::function<void(const Status
   return s;
 }
 
+std::string DaemonLogPath(const std::string& store_path) { return store_path + "-daemon.log"; }
+
 Result<pid_t> Spawn(const DaemonOptions& options) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return IoError("pipe failed");
@@ -148,13 +150,19 @@ Result<pid_t> Spawn(const DaemonOptions& options) {
       (void)!write(fds[1], msg.data(), msg.size());
       close(fds[1]);
       if (st.ok()) {
-        int null = open("/dev/null", O_RDWR);
+        // Detached from the terminal; what the daemon has to say (a chunk
+        // it could not fetch from a remote, say) goes to a log beside the
+        // store.
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        int log = open(DaemonLogPath(options.store_path).c_str(),
+                       O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
         if (null >= 0) {
           dup2(null, STDIN_FILENO);
           dup2(null, STDOUT_FILENO);
-          dup2(null, STDERR_FILENO);
+          dup2(log >= 0 ? log : null, STDERR_FILENO);
           if (null > STDERR_FILENO) close(null);
         }
+        if (log > STDERR_FILENO) close(log);
       }
     });
     _exit(s.ok() ? 0 : 1);

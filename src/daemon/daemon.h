@@ -39,11 +39,16 @@ struct DaemonOptions {
 // prevented it. Call from the thread that should serve; blocks.
 Status Serve(const DaemonOptions& options, const std::function<void(const Status&)>& ready);
 
-// Forks a daemon that serves in the background (in its own session, its
-// standard streams on /dev/null once mounted) and returns its pid once the
-// session is mounted, or the error the daemon met while mounting. Best called
-// while the caller has no other threads.
+// Forks a daemon that serves in the background (in its own session; once
+// mounted, its standard input and output on /dev/null and its standard error
+// appended to DaemonLogPath) and returns its pid once the session is
+// mounted, or the error the daemon met while mounting. Best called while the
+// caller has no other threads.
 Result<pid_t> Spawn(const DaemonOptions& options);
+
+// "STORE-daemon.log": where background daemons of the store at `store_path`
+// write what they have to say.
+std::string DaemonLogPath(const std::string& store_path);
 
 // Unmounts the Strata mount at `mountpoint` and waits until its daemon has
 // closed the store (so that the caller can open it again at once). A daemon

@@ -72,8 +72,11 @@ class LazyFetcher final : public chunks::RemoteChunkSource {
     std::vector<FetchedChunk> chunks;
   };
 
+  // The entries within `length` bytes from the one `ref` names (of `size`
+  // plain bytes), which comes first.
   Result<std::vector<FetchedChunk>> Read(sql::Connection& conn, const chunks::RemoteRef& ref,
-                                         const std::string& store, uint64_t length);
+                                         const std::string& store, uint64_t length,
+                                         uint64_t size);
   std::shared_ptr<const std::vector<uint8_t>> Recent(const std::string& sha);
   void Remember(const std::vector<FetchedChunk>& chunks);
   void Enqueue(Pending pending);
@@ -95,7 +98,8 @@ class LazyFetcher final : public chunks::RemoteChunkSource {
 
 Result<std::vector<FetchedChunk>> LazyFetcher::Read(sql::Connection& conn,
                                                     const chunks::RemoteRef& ref,
-                                                    const std::string& store, uint64_t length) {
+                                                    const std::string& store, uint64_t length,
+                                                    uint64_t size) {
   ASSIGN_OR_RETURN(const NetApi* api, LoadNetApi());
   auto remote = catalog::GetRemote(conn, ref.remote);
   if (!remote.ok()) {
@@ -116,7 +120,14 @@ Result<std::vector<FetchedChunk>> LazyFetcher::Read(sql::Connection& conn,
     if (!client.ok()) return client.status();
     it = clients.emplace(id, std::move(client).value()).first;
   }
-  return FetchEntries(*it->second, *api, *remote, ref.pack, ref.offset, length);
+  ASSIGN_OR_RETURN(std::vector<FetchedChunk> fetched,
+                   FetchEntries(*it->second, *api, *remote, ref.pack, ref.offset, length));
+  if (fetched.empty() || fetched.front().sha != ref.sha || fetched.front().plain->size() != size) {
+    return Corruption("remote object " + PackKey(*remote, ref.pack) + " has no chunk " + ref.sha +
+                      " of " + std::to_string(size) + " bytes at offset " +
+                      std::to_string(ref.offset));
+  }
+  return fetched;
 }
 
 Result<chunks::Bytes> LazyFetcher::Fetch(sql::Connection& conn, const chunks::RemoteRef& ref,
@@ -134,26 +145,15 @@ Result<chunks::Bytes> LazyFetcher::Fetch(sql::Connection& conn, const chunks::Re
                            : 0;
     length = std::max<uint64_t>(length, state.window);
   }
-  auto fetched = Read(conn, ref, store, length);
-  Status problem = fetched.status();
-  const FetchedChunk* wanted = nullptr;
-  if (fetched.ok()) {
-    for (const FetchedChunk& c : *fetched) {
-      if (c.sha == ref.sha) wanted = &c;
-    }
-    if (wanted == nullptr || wanted->plain->size() != size) {
-      problem = Corruption("remote object " + ref.pack + " has no chunk " + ref.sha +
-                           " at offset " + std::to_string(ref.offset));
-    }
-  }
-  if (wanted == nullptr || !problem.ok()) {
+  auto fetched = Read(conn, ref, store, length, size);
+  if (!fetched.ok()) {
     // A read that fails says why in the log: the caller sees only EIO.
     std::fprintf(stderr, "strata: cannot fetch chunk %s from remote '%s': %s\n", ref.sha.c_str(),
-                 ref.remote.c_str(), problem.message().c_str());
+                 ref.remote.c_str(), fetched.status().message().c_str());
     return IoError("cannot fetch chunk " + ref.sha + " from remote '" + ref.remote +
-                   "': " + problem.message());
+                   "': " + fetched.status().message());
   }
-  chunks::Bytes out = *wanted->plain;
+  chunks::Bytes out = *fetched->front().plain;
   {
     std::scoped_lock lock(mu_);
     packs_[pack_id].next = fetched->back().end;

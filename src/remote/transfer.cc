@@ -1,6 +1,7 @@
 #include "remote/transfer.h"
 
 #include <atomic>
+#include <cstdio>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -59,6 +60,23 @@ Result<Stored> LoadStored(sql::Connection& conn, int64_t id) {
   ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return Corruption("chunk " + std::to_string(id) + " is missing");
   return Stored{static_cast<int>(s.Int(0)), s.BlobString(1), static_cast<uint64_t>(s.Int(2))};
+}
+
+// The digest of the state of a bundle's session (BundleStateDigest).
+Result<std::string> DigestOfBundle(const std::string& bundle_path) {
+  ASSIGN_OR_RETURN(auto conn, sql::Connection::Open(bundle_path, sql::OpenMode::kQueryOnly));
+  return BundleStateDigest(*conn);
+}
+
+// The digest of the state of local session `session` now (an export of its
+// rows into `scratch`).
+Result<std::string> LocalState(Store& store, std::string_view session, const ScratchDir& scratch) {
+  const std::string path = scratch.File("state.bundle");
+  std::remove(path.c_str());
+  RETURN_IF_ERROR(store.ExportRows(session, path).status());
+  auto digest = DigestOfBundle(path);
+  std::remove(path.c_str());
+  return digest;
 }
 
 // One chunk of the session being pushed.
@@ -257,17 +275,24 @@ Result<TransferStats> Push(Store& store, const RemoteInfo& remote, std::string_v
   S3Counters counters;
   const std::string head_key = SessionKey(remote, session) + "HEAD";
   ASSIGN_OR_RETURN(RemoteHead head, ReadHead(*client, head_key));
-  ASSIGN_OR_RETURN(std::string known, store.GetRemoteHead(remote.name, session));
-  if (head.exists && head.bundle != known && !options.force) {
+  ASSIGN_OR_RETURN(RemoteHeadInfo known, store.GetRemoteHead(remote.name, session));
+  if (head.exists && head.bundle != known.bundle && !options.force) {
     return Exists("remote " + remote.name + " has session '" + std::string(session) + "' at " +
                   head.bundle + ", which this store has not pulled" +
-                  (known.empty() ? "" : " (it last saw " + known + ")") +
-                  ": pull it under another name (--as), or push --force to replace it");
+                  (known.bundle.empty() ? "" : " (it last saw " + known.bundle + ")") +
+                  ": pull it (or under another name, with --as), or push --force to replace it");
   }
   ScratchDir scratch;
   if (!scratch.ok()) return IoError("cannot make a temporary directory");
   const std::string bundle_path = scratch.File("push.bundle");
   RETURN_IF_ERROR(store.ExportRows(session, bundle_path).status());
+  ASSIGN_OR_RETURN(const std::string state, DigestOfBundle(bundle_path));
+  if (head.exists && head.bundle == known.bundle && state == known.state) {
+    stats.head = head.bundle;
+    stats.up_to_date = true;  // nothing changed here since the last push or pull
+    stats.requests = client->counters().requests;
+    return stats;
+  }
   ASSIGN_OR_RETURN(auto writer, sql::Connection::Open(store.path(), sql::OpenMode::kReadWriteCreate));
 
   std::vector<PushChunk> chunks;
@@ -412,7 +437,7 @@ Result<TransferStats> Push(Store& store, const RemoteInfo& remote, std::string_v
     }
     return moved_head.status();
   }
-  RETURN_IF_ERROR(store.SetRemoteHead(remote.name, session, bundle_key));
+  RETURN_IF_ERROR(store.SetRemoteHead(remote.name, session, RemoteHeadInfo{bundle_key, state}));
   AddCounters(client->counters(), &counters);
   stats.head = bundle_key;
   stats.requests = counters.requests;
@@ -450,25 +475,34 @@ Result<TransferStats> Pull(Store& store, const RemoteInfo& remote, std::string_v
     stats.bytes += fetched.bytes;
     return Status::Ok();
   };
+  ScratchDir scratch;
+  if (!scratch.ok()) return IoError("cannot make a temporary directory");
   const bool replace = store.GetSession(name).ok();
   if (replace) {
-    ASSIGN_OR_RETURN(std::string known, store.GetRemoteHead(remote.name, session));
-    if (name == session && known == head.bundle) {
+    ASSIGN_OR_RETURN(RemoteHeadInfo known, store.GetRemoteHead(remote.name, session));
+    if (name == session && known.bundle == head.bundle) {
       stats.up_to_date = true;
       RETURN_IF_ERROR(fetch_rest());
       stats.requests += client->counters().requests;
       stats.bytes += client->counters().bytes_received;
       return stats;
     }
-    if (!options.force) {
+    // A session that did not change here since it was last pushed or
+    // pulled is replaced (a fast-forward); one that did is kept unless forced.
+    bool unchanged = false;
+    if (name == session && !known.bundle.empty()) {
+      ASSIGN_OR_RETURN(std::string now, LocalState(store, name, scratch));
+      unchanged = now == known.state;
+    }
+    if (!unchanged && !options.force) {
       return Exists("session '" + name + "' exists in this store" +
-                    (name == session && !known.empty() ? " and the remote head moved since" : "") +
+                    (name == session && !known.bundle.empty()
+                         ? " and changed here since it was last pushed or pulled"
+                         : "") +
                     ": pull into a new one with --as NAME, or replace it with --force (its "
                     "current state is kept as a snapshot)");
     }
   }
-  ScratchDir scratch;
-  if (!scratch.ok()) return IoError("cannot make a temporary directory");
   const std::string bundle_path = scratch.File("pull.bundle");
   {
     Status fetched = FetchBundle(*client, *api, remote, head.bundle, bundle_path);
@@ -541,7 +575,10 @@ Result<TransferStats> Pull(Store& store, const RemoteInfo& remote, std::string_v
     RETURN_IF_ERROR(moved);
     RETURN_IF_ERROR(removed);
   }
-  if (name == session) RETURN_IF_ERROR(store.SetRemoteHead(remote.name, session, head.bundle));
+  if (name == session) {
+    ASSIGN_OR_RETURN(std::string state, LocalState(store, name, scratch));
+    RETURN_IF_ERROR(store.SetRemoteHead(remote.name, session, RemoteHeadInfo{head.bundle, state}));
+  }
   stats.requests = client->counters().requests;
   stats.bytes = client->counters().bytes_received;
   RETURN_IF_ERROR(fetch_rest());

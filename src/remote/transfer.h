@@ -19,7 +19,8 @@
 // the first push, else If-Match on the ETag read at the start), so a push
 // killed at any point leaves the old head, and of two pushes racing, one
 // fails. A push is refused unless the remote head is the one this store last
-// pushed or pulled for the session (a fast-forward), or `force` is set.
+// pushed or pulled for the session (a fast-forward), or `force` is set; it
+// does nothing if, besides, the session did not change here since.
 // A pull fetches HEAD and the bundle and imports it as a local session whose
 // chunks are this store's where it has them (same SHA-256) and references to
 // the remote's pack entries otherwise, fetched on first read (remote/fetch.h)
@@ -70,8 +71,10 @@ struct PullOptions {
 };
 
 // Pulls `session` of `remote` into this store. Without `force` the local
-// session must not exist (Exists otherwise, saying to use --as or --force),
-// or be at the remote head already (then nothing is done).
+// session must not exist, be at the remote head already (then nothing is
+// done), or be unchanged here since this store last pushed or pulled it
+// (then it is replaced, its state kept as a snapshot, as with `force`);
+// Exists otherwise, saying to use --as or --force.
 Result<TransferStats> Pull(Store& store, const RemoteInfo& remote, std::string_view session,
                            const PullOptions& options, const Getenv& env);
 

@@ -225,13 +225,18 @@ Result<bool> HasSession(sql::Connection& conn, std::string_view name) {
 }
 
 // XXH3-128 over every row of every bundle table (the checksum row itself
-// excepted), in a fixed order, as hex.
-Result<std::string> RowsChecksum(sql::Connection& conn) {
+// excepted), in a fixed order, as hex; only over the session's own state
+// (not `meta`, `chunks` or `bundle`) with `state_only`.
+Result<std::string> RowsChecksum(sql::Connection& conn, bool state_only = false) {
   XXH3_state_t* state = XXH3_createState();
   if (state == nullptr) return Internal("out of memory");
   std::unique_ptr<XXH3_state_t, XXH_errorcode (*)(XXH3_state_t*)> owner(state, XXH3_freeState);
   XXH3_128bits_reset(state);
   for (const TableOrder& t : kTables) {
+    if (state_only && (std::strcmp(t.table, "chunks") == 0 || std::strcmp(t.table, "bundle") == 0 ||
+                       std::strcmp(t.table, "meta") == 0)) {
+      continue;
+    }
     XXH3_128bits_update(state, t.table, std::strlen(t.table));
     std::string query = std::string("SELECT * FROM ") + t.table +
                         (std::strcmp(t.table, "bundle") == 0 ? " WHERE key != 'checksum'" : "") +
@@ -287,6 +292,10 @@ bool PathExists(const std::string& path) {
 }  // namespace
 
 Result<std::string> BundleChecksum(sql::Connection& bundle) { return RowsChecksum(bundle); }
+
+Result<std::string> BundleStateDigest(sql::Connection& bundle) {
+  return RowsChecksum(bundle, /*state_only=*/true);
+}
 
 namespace {
 

@@ -45,6 +45,12 @@ Result<BundleStats> ImportBundle(const std::string& store_path, const std::strin
 // bundle they altered on purpose.
 Result<std::string> BundleChecksum(sql::Connection& bundle);
 
+// A digest of the session's state in a bundle: every row but those of
+// `chunks` (how chunks are stored changes, what they hold does not), and of
+// `meta` and `bundle` (when and how it was made). Two exports of a session that did
+// not change between them have the same digest.
+Result<std::string> BundleStateDigest(sql::Connection& bundle);
+
 // Every row of the bundle `bundle` as one byte stream: its tables in the
 // checksum's order, each row's values tagged with their SQLite type. Rows
 // that did not change keep their bytes and their place, so a stream cut at

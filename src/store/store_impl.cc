@@ -116,14 +116,15 @@ class StoreImpl final : public Store {
     return WriteTxn([&](sql::Connection& conn) { return catalog::DeleteRemote(conn, name); });
   }
 
-  Result<std::string> GetRemoteHead(std::string_view remote, std::string_view session) override {
+  Result<RemoteHeadInfo> GetRemoteHead(std::string_view remote,
+                                       std::string_view session) override {
     return Read([&](sql::Connection& c) { return catalog::GetRemoteHead(c, remote, session); });
   }
 
   Status SetRemoteHead(std::string_view remote, std::string_view session,
-                       std::string_view bundle) override {
+                       const RemoteHeadInfo& head) override {
     return WriteTxn([&](sql::Connection& conn) {
-      return catalog::SetRemoteHead(conn, remote, session, bundle);
+      return catalog::SetRemoteHead(conn, remote, session, head);
     });
   }
 

@@ -2,7 +2,10 @@
 // s3_client_test.cc): sessions between two stores, byte for byte; lazy
 // pulls that fetch on first read; what a second push sends; diverging
 // pushes; damaged and missing objects.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
@@ -248,8 +251,9 @@ TEST_F(TransferTest, DivergingPushesAreRefusedUnlessForced) {
   PushOptions force;
   force.force = true;
   ASSERT_OK(Push(*a_, remote_, "work", force, getenv_).status());
-  // b's copy changed (it pushed b.txt) but the remote moved on: only --force
+  // b's copy changed since its push, and the remote moved on: only --force
   // replaces it, and b's state is kept as a snapshot.
+  Write(*b_, "work", "b2.txt", "b again\n");
   EXPECT_CODE(Pull(*b_, remote_, "work", {}, getenv_), Code::kExists);
   ASSERT_OK_AND_ASSIGN(SessionInfo before, b_->GetSession("work"));
   PullOptions replace;
@@ -270,6 +274,33 @@ TEST_F(TransferTest, DivergingPushesAreRefusedUnlessForced) {
   ASSERT_OK_AND_ASSIGN(auto c, Store::Open(options));
   ASSERT_OK(Pull(*c, remote_, "work", {}, getenv_).status());
   EXPECT_EQ(Read(*c, "work", "/a.txt"), "a\n");
+}
+
+TEST_F(TransferTest, APullReplacesASessionUnchangedHereAndAPushOfNothingNewSendsNothing) {
+  MakeSession(*a_, "work");
+  ASSERT_OK(Push(*a_, remote_, "work", {}, getenv_).status());
+  ASSERT_OK(Pull(*b_, remote_, "work", {}, getenv_).status());
+  // Nothing changed on either side: nothing to send (one request: the head).
+  ASSERT_OK_AND_ASSIGN(TransferStats nothing, Push(*b_, remote_, "work", {}, getenv_));
+  EXPECT_TRUE(nothing.up_to_date);
+  EXPECT_EQ(nothing.requests, 1u);
+  // a moves on; b did not change since its pull, so pulling again replaces
+  // it without --force.
+  Write(*a_, "work", "v2.txt", "second version\n");
+  ASSERT_OK(Push(*a_, remote_, "work", {}, getenv_).status());
+  ASSERT_OK_AND_ASSIGN(TransferStats forward, Pull(*b_, remote_, "work", {}, getenv_));
+  EXPECT_FALSE(forward.up_to_date);
+  EXPECT_EQ(Read(*b_, "work", "/v2.txt"), "second version\n");
+  // Now b changes too: its session is no longer what it pulled, and a pull
+  // that would replace it is refused, saying why.
+  Write(*b_, "work", "mine.txt", "b's own\n");
+  Write(*a_, "work", "v3.txt", "third version\n");
+  ASSERT_OK(Push(*a_, remote_, "work", {}, getenv_).status());
+  auto refused = Pull(*b_, remote_, "work", {}, getenv_);
+  EXPECT_CODE(refused, Code::kExists);
+  EXPECT_NE(refused.status().message().find("changed here"), std::string::npos)
+      << refused.status().message();
+  EXPECT_EQ(Read(*b_, "work", "/mine.txt"), "b's own\n");
 }
 
 TEST_F(TransferTest, ADamagedOrMissingPackFailsTheReadNeverGivesOtherBytes) {
@@ -379,6 +410,45 @@ TEST_F(TransferTest, ALazyPullFetchesOnFirstReadReadsAheadAndKeepsWhatItFetched)
   EXPECT_NE(exported.status().message().find("--eager"), std::string::npos);
 }
 
+TEST_F(TransferTest, AMountedLazilyPulledSessionFetchesOnReadAndLogsWhatItCannot) {
+  ASSERT_OK(a_->CreateSession("work").status());
+  const std::string good = Random(1 << 20, 41), bad = Random(1 << 20, 42);
+  Write(*a_, "work", "good.bin", good);
+  ASSERT_OK(Push(*a_, remote_, "work", {}, getenv_).status());
+  Write(*a_, "work", "bad.bin", bad);  // in a pack of its own
+  ASSERT_OK(Push(*a_, remote_, "work", {}, getenv_).status());
+  ASSERT_OK_AND_ASSIGN(auto client, Connect(remote_, getenv_));
+  const std::string victim = PackHolding(*client, remote_, bad.substr(0, 65536));
+  ASSERT_FALSE(victim.empty());
+  ASSERT_OK(client->Put(victim, "not a pack").status());
+  ASSERT_OK(Pull(*b_, remote_, "work", {}, getenv_).status());
+  b_.reset();  // the daemon serves the store from here on
+  const std::string mnt = dir_.File("mnt");
+  ASSERT_EQ(mkdir(mnt.c_str(), 0755), 0);
+  const std::string strata = "env AWS_ACCESS_KEY_ID='" + env_["AWS_ACCESS_KEY_ID"] +
+                             "' AWS_SECRET_ACCESS_KEY='" + env_["AWS_SECRET_ACCESS_KEY"] + "' " +
+                             STRATA_CLI + " --store '" + dir_.File("b.db") + "' ";
+  ASSERT_EQ(std::system((strata + "mount work '" + mnt + "'").c_str()), 0);
+  {
+    std::ifstream in(mnt + "/good.bin", std::ios::binary);
+    std::string read((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_TRUE(read == good);
+  }
+  const int fd = open((mnt + "/bad.bin").c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  char byte;
+  errno = 0;
+  EXPECT_EQ(pread(fd, &byte, 1, 0), -1);
+  EXPECT_EQ(errno, EIO);
+  close(fd);
+  EXPECT_EQ(std::system((strata + "umount '" + mnt + "'").c_str()), 0);
+  std::ifstream log_file(dir_.File("b.db-daemon.log"));
+  std::string log((std::istreambuf_iterator<char>(log_file)), std::istreambuf_iterator<char>());
+  EXPECT_NE(log.find(victim), std::string::npos) << log;
+  // What the daemon fetched was kept: good.bin's 16 chunks are here now.
+  EXPECT_EQ(CountChunks("b.db", "codec = 3"), 16);
+}
+
 TEST_F(TransferTest, StoresPushingTheSameFilesShareTheBucketsPacks) {
   ASSERT_OK(a_->CreateSession("one").status());
   Write(*a_, "one", "lib.bin", Random(1 << 20, 21));
@@ -444,6 +514,7 @@ TEST_F(TransferTest, APushKilledAnywhereLeavesTheOldHeadAndTheNextOneResumes) {
     for (std::string sha, offset, length; lines >> sha >> offset >> length;) indexed.insert(sha);
   }
   ASSERT_OK_AND_ASSIGN(TransferStats last, Push(*a_, remote_, "work", {}, getenv_));
+  if (last.up_to_date) return;  // a killed push had got through: nothing left
   uint64_t chunks_indexed = 0;  // (the rest of `indexed` are pieces of metadata)
   {
     auto conn = sql::Connection::Open(dir_.File("a.db"), sql::OpenMode::kQueryOnly);
