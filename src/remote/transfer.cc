@@ -432,10 +432,19 @@ Result<TransferStats> Push(Store& store, const RemoteInfo& remote, std::string_v
   auto moved_head = client->Put(head_key, head_json.dump(), moved);
   if (!moved_head.ok()) {
     if (moved_head.status().code() == Code::kExists) {
-      return Exists("another push moved the head of '" + std::string(session) + "' on remote " +
-                    remote.name + " meanwhile; pull it, or push again");
+      // The condition failed, but perhaps on this very write: a try that
+      // landed but whose answer was lost is retried and meets itself. The
+      // head is ours if it names this bundle, moved from the one read above.
+      auto now = ReadHead(*client, head_key);
+      const bool ours = now.ok() && now->exists && now->bundle == bundle_key &&
+                        now->previous == (head.exists ? head.bundle : "");
+      if (!ours) {
+        return Exists("another push moved the head of '" + std::string(session) + "' on remote " +
+                      remote.name + " meanwhile; pull it, or push again");
+      }
+    } else {
+      return moved_head.status();
     }
-    return moved_head.status();
   }
   RETURN_IF_ERROR(store.SetRemoteHead(remote.name, session, RemoteHeadInfo{bundle_key, state}));
   AddCounters(client->counters(), &counters);
