@@ -259,12 +259,12 @@ TEST_F(FaultTest, PushAndPullRideOutLostAndTruncatedReplies) {
   EXPECT_EQ(pushed.sent, pushed.chunks);
   EXPECT_EQ(RemoteHeadBundle(), pushed.head);
 
-  // A lazy pull whose bundle arrives cut short twice, then reads whose
-  // ranges of the pack arrive cut short twice.
+  // A lazy pull whose manifest arrives cut short twice (in its headers: it
+  // is small), then reads whose ranges of the pack arrive cut short twice.
   testing::TempDir dir_b;
   auto b = OpenStore(dir_b, "b.db", remote_);
   ASSERT_NE(b, nullptr);
-  proxy_->Set(ResetReply(1000, 2, Request("GET", SessionKey(remote_, "work") + "bundles/")));
+  proxy_->Set(ResetReply(100, 2, Request("GET", SessionKey(remote_, "work") + "bundles/")));
   ASSERT_OK_AND_ASSIGN(TransferStats lazy, Pull(*b, remote_, "work", {}, getenv_));
   EXPECT_EQ(proxy_->counts().resets, 5u);
   EXPECT_EQ(lazy.head, pushed.head);
@@ -274,11 +274,12 @@ TEST_F(FaultTest, PushAndPullRideOutLostAndTruncatedReplies) {
   EXPECT_EQ(Read(*b, "work", "/notes.txt"), "hello\n");
   EXPECT_EQ(proxy_->counts().resets, 7u);
 
-  // An eager pull whose pack ranges arrive cut short three times.
+  // An eager pull whose pack ranges (the metadata's pieces, then chunks)
+  // arrive cut short three times.
   testing::TempDir dir_c;
   auto c = OpenStore(dir_c, "c.db", remote_);
   ASSERT_NE(c, nullptr);
-  proxy_->Set(ResetReply(4096, 3, Request("GET", PackKey(remote_, ""))));
+  proxy_->Set(ResetReply(100, 3, Request("GET", PackKey(remote_, ""))));
   ASSERT_OK_AND_ASSIGN(TransferStats eager, Pull(*c, remote_, "work", Eager(), getenv_));
   EXPECT_EQ(proxy_->counts().resets, 10u);
   EXPECT_EQ(eager.sent, pushed.chunks);
@@ -325,7 +326,7 @@ TEST_F(FaultTest, PersistentFaultsFailThePushCleanlyAndLeaveTheOldHead) {
   // The remote still has the first version, whole; this store still knows
   // it as the head it pushed.
   EXPECT_EQ(RemoteHeadBundle(), first.head);
-  EXPECT_EQ(*a_->GetRemoteHead(remote_.name, "work"), first.head);
+  EXPECT_EQ(a_->GetRemoteHead(remote_.name, "work")->bundle, first.head);
   ExpectFirstVersionPullsWhole(first.head);
 
   // Without faults the push goes through and sends only the new chunks.
@@ -383,7 +384,7 @@ TEST_F(FaultTest, AServerGoneMidPushLeavesTheOldHeadAndTheNextPushSucceeds) {
   EXPECT_EQ(after.refused, kAttempts - 1);  // the pack's upload, tried again
 
   EXPECT_EQ(RemoteHeadBundle(), first.head);
-  EXPECT_EQ(*a_->GetRemoteHead(remote_.name, "work"), first.head);
+  EXPECT_EQ(a_->GetRemoteHead(remote_.name, "work")->bundle, first.head);
   ExpectFirstVersionPullsWhole(first.head);
 
   proxy_->Up();
@@ -415,7 +416,7 @@ TEST_F(FaultTest, APushStoppedBeforeItsHeadMovesSendsNoChunkTheNextTime) {
   // bundle's on the same connection), so the first attempt may count twice.
   EXPECT_GE(proxy_->counts().refused, kAttempts);
   EXPECT_LE(proxy_->counts().refused, kAttempts + 1);
-  EXPECT_EQ(*a_->GetRemoteHead(remote_.name, "work"), first.head);
+  EXPECT_EQ(a_->GetRemoteHead(remote_.name, "work")->bundle, first.head);
   EXPECT_EQ(RemoteHeadBundle(), first.head);
   ExpectFirstVersionPullsWhole(first.head);
 
