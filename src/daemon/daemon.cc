@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <mutex>
 
+#include "base/log.h"
 #include "chunks/chunk_store.h"
 #include "daemon/flusher.h"
 #include "fuse/fuse_server.h"
@@ -152,17 +153,15 @@ Result<pid_t> Spawn(const DaemonOptions& options) {
       if (st.ok()) {
         // Detached from the terminal; what the daemon has to say (a chunk
         // it could not fetch from a remote, say) goes to a log beside the
-        // store.
-        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-        int log = open(DaemonLogPath(options.store_path).c_str(),
-                       O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        // store, made when there is a first line for it.
+        SetLogFile(DaemonLogPath(options.store_path));
+        int null = open("/dev/null", O_RDWR);
         if (null >= 0) {
           dup2(null, STDIN_FILENO);
           dup2(null, STDOUT_FILENO);
-          dup2(log >= 0 ? log : null, STDERR_FILENO);
+          dup2(null, STDERR_FILENO);
           if (null > STDERR_FILENO) close(null);
         }
-        if (log > STDERR_FILENO) close(log);
       }
     });
     _exit(s.ok() ? 0 : 1);

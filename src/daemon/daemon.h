@@ -40,14 +40,14 @@ struct DaemonOptions {
 Status Serve(const DaemonOptions& options, const std::function<void(const Status&)>& ready);
 
 // Forks a daemon that serves in the background (in its own session; once
-// mounted, its standard input and output on /dev/null and its standard error
-// appended to DaemonLogPath) and returns its pid once the session is
+// mounted, its standard streams on /dev/null and its LogLine()s appended to
+// DaemonLogPath, made at the first) and returns its pid once the session is
 // mounted, or the error the daemon met while mounting. Best called while the
 // caller has no other threads.
 Result<pid_t> Spawn(const DaemonOptions& options);
 
 // "STORE-daemon.log": where background daemons of the store at `store_path`
-// write what they have to say.
+// write what they have to say (base/log.h).
 std::string DaemonLogPath(const std::string& store_path);
 
 // Unmounts the Strata mount at `mountpoint` and waits until its daemon has

@@ -1,6 +1,5 @@
 #include "remote/fetch.h"
 
-#include <cstdio>
 #include <condition_variable>
 #include <deque>
 #include <list>
@@ -9,6 +8,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "base/log.h"
 #include "catalog/remotes.h"
 #include "chunks/chunk_store.h"
 #include "remote/layout.h"
@@ -148,8 +148,8 @@ Result<chunks::Bytes> LazyFetcher::Fetch(sql::Connection& conn, const chunks::Re
   auto fetched = Read(conn, ref, store, length, size);
   if (!fetched.ok()) {
     // A read that fails says why in the log: the caller sees only EIO.
-    std::fprintf(stderr, "strata: cannot fetch chunk %s from remote '%s': %s\n", ref.sha.c_str(),
-                 ref.remote.c_str(), fetched.status().message().c_str());
+    LogLine("cannot fetch chunk " + ref.sha + " from remote '" + ref.remote +
+            "': " + fetched.status().message());
     return IoError("cannot fetch chunk " + ref.sha + " from remote '" + ref.remote +
                    "': " + fetched.status().message());
   }

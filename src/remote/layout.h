@@ -73,9 +73,6 @@ class ScratchDir {
   std::string path_;
 };
 
-Result<std::string> ReadFile(const std::string& path);
-Status WriteFile(const std::string& path, std::string_view bytes);
-
 // The bundle of the manifest object `key` (remote/manifest.h), written to
 // the new file `path`: the manifest (which must hash to its name), then its
 // pieces, each checked against its SHA-256. Corruption naming the object
