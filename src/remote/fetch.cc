@@ -148,10 +148,10 @@ Result<chunks::Bytes> LazyFetcher::Fetch(sql::Connection& conn, const chunks::Re
   auto fetched = Read(conn, ref, store, length, size);
   if (!fetched.ok()) {
     // A read that fails says why in the log: the caller sees only EIO.
-    LogLine("cannot fetch chunk " + ref.sha + " from remote '" + ref.remote +
-            "': " + fetched.status().message());
-    return IoError("cannot fetch chunk " + ref.sha + " from remote '" + ref.remote +
-                   "': " + fetched.status().message());
+    const std::string why = "cannot fetch chunk " + ref.sha + " from remote '" + ref.remote +
+                            "': " + fetched.status().message();
+    LogLine(why);
+    return IoError(why);
   }
   chunks::Bytes out = *fetched->front().plain;
   {
