@@ -268,8 +268,9 @@ void AddRemoteCommands(CLI::App& app, Globals& g) {
   pull->add_option("remote", pull_args.remote, "Remote (default: the store's only one)");
   pull->add_option("--as", pull_args.as, "Local name (default: the same); it must not exist");
   pull->add_flag("--force", pull_args.force,
-                 "Replace the local session if it exists (its current state is kept as a "
-                 "snapshot before-restore-N, as restore does)");
+                 "Replace the local session even if it changed here since it was last pushed or "
+                 "pulled (one that did not is replaced without it); its current state is kept as "
+                 "a snapshot before-restore-N, as restore does");
   pull->add_flag("--eager", pull_args.eager,
                  "Fetch every chunk now (default: each is fetched when first read); on a session "
                  "already pulled, fetches the chunks not read yet");

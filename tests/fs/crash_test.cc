@@ -31,6 +31,10 @@ using testing::TempDir;
 
 constexpr int kFiles = 3;
 constexpr int kKills = 50;
+// Operations every other child acknowledges before its kill is timed (the
+// others may be killed while they open the store), so that the workload is
+// a count, however slow the machine.
+constexpr size_t kAcksBeforeTheClock = 10;
 constexpr uint32_t kBlockSize = 16 * 1024;
 constexpr uint64_t kFileCap = 512 * 1024;  // files are cut back when they grow past this
 
@@ -246,8 +250,10 @@ struct ChildRun {
 };
 
 // Starts a child and kills it after `delay`. No store may be open here.
+// Kills the child `delay` after it has acknowledged `acks_first` operations
+// (each is an intent and an acknowledgement message).
 ChildRun RunChild(const std::string& path, uint64_t seed, uint32_t first_snapshot,
-                  std::chrono::milliseconds delay) {
+                  size_t acks_first, std::chrono::milliseconds delay) {
   int fds[2];
   if (pipe(fds) != 0) std::abort();
   pid_t pid = fork();
@@ -268,8 +274,10 @@ ChildRun RunChild(const std::string& path, uint64_t seed, uint32_t first_snapsho
     buffer.append(chunk, static_cast<size_t>(n));
     return true;
   };
+  bool alive = true;
+  while (alive && buffer.size() < acks_first * 2 * sizeof(Message)) alive = drain(-1);
   auto deadline = std::chrono::steady_clock::now() + delay;
-  for (;;) {
+  for (; alive;) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) break;
@@ -385,7 +393,8 @@ TEST_F(CrashTest, FsyncedBytesSurviveRepeatedSigkill) {
   int large_in_flight = 0;
   for (int kill_no = 0; kill_no < kKills; ++kill_no) {
     auto delay = std::chrono::milliseconds(5 + rng() % 146);
-    ChildRun run = RunChild(path_, rng(), static_cast<uint32_t>(kill_no) * 100000, delay);
+    ChildRun run = RunChild(path_, rng(), static_cast<uint32_t>(kill_no) * 100000,
+                            kill_no % 2 == 0 ? 0 : kAcksBeforeTheClock, delay);
     ASSERT_TRUE(run.killed) << "the child died on its own before kill " << kill_no
                             << " (see its stderr)";
     // Replay what the child acknowledged; at most one operation is open.
