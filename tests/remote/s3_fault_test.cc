@@ -30,7 +30,9 @@
 #include "remote/remote.h"
 #include "remote/transfer.h"
 #include "testing/fault_proxy.h"
+#include "testing/random_bytes.h"
 #include "testing/s3_server.h"
+#include "testing/session_files.h"
 #include "testing/temp_store.h"
 
 namespace strata::remote {
@@ -42,12 +44,7 @@ using Fault = FaultProxy::Fault;
 // How many times S3Client tries a request (s3_client.cc, kMaxAttempts).
 constexpr uint64_t kAttempts = 5;
 
-std::string Random(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (char& c : s) c = static_cast<char>(rng());
-  return s;
-}
+std::string Random(size_t n, uint32_t seed) { return testing::IncompressibleBytes(n, seed); }
 
 Fault Refuse(int times, std::string on_request = "") {
   Fault f;
@@ -111,45 +108,14 @@ class FaultTest : public ::testing::Test {
   // proxy, or not).
   std::unique_ptr<Store> OpenStore(testing::TempDir& dir, const std::string& file,
                                    const RemoteInfo& remote) {
-    StoreOptions options;
-    options.path = dir.File(file);
-    auto store = Store::Open(options);
-    EXPECT_TRUE(store.ok()) << store.status().ToString();
-    if (!store.ok()) return nullptr;
-    Status added = (*store)->AddRemote(remote);
-    EXPECT_TRUE(added.ok() || added.code() == Code::kExists) << added.ToString();
-    return std::move(store).value();
+    return testing::OpenStoreWithRemote(dir.File(file), remote);
   }
-
-  std::unique_ptr<Filesystem> Head(Store& store, const std::string& session) {
-    auto info = store.GetSession(session);
-    EXPECT_TRUE(info.ok()) << info.status().ToString();
-    if (!info.ok()) return nullptr;
-    auto fs = store.OpenFilesystem(View{info->branch, kHead});
-    EXPECT_TRUE(fs.ok()) << fs.status().ToString();
-    return fs.ok() ? std::move(fs).value() : nullptr;
-  }
-
   void Write(Store& store, const std::string& session, const std::string& name,
              const std::string& content) {
-    auto fs = Head(store, session);
-    ASSERT_NE(fs, nullptr);
-    testing::ReplaceFile(*fs, kRootIno, name, content);
-    ASSERT_OK(fs->FlushAll());
+    testing::WriteHeadFile(store, session, name, content);
   }
-
-  // The file's bytes; "<missing>" if there is no such file.
   std::string Read(Store& store, const std::string& session, const std::string& path) {
-    auto fs = Head(store, session);
-    if (fs == nullptr) return "<no session>";
-    auto attr = fs->Resolve(path);
-    if (!attr.ok() && attr.status().code() == Code::kNotFound) return "<missing>";
-    EXPECT_TRUE(attr.ok()) << path << ": " << attr.status().ToString();
-    if (!attr.ok()) return "";
-    std::string out(attr->size, '\0');
-    auto n = fs->Read(attr->ino, 0, {reinterpret_cast<uint8_t*>(out.data()), out.size()});
-    EXPECT_TRUE(n.ok()) << n.status().ToString();
-    return n.ok() ? out.substr(0, *n) : "";
+    return testing::ReadHeadFile(store, session, path);
   }
 
   // Session "work" of store a: big.bin (700 kB, about a dozen chunks) and

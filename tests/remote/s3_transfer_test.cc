@@ -22,7 +22,9 @@
 #include "remote/maintenance.h"
 #include "remote/remote.h"
 #include "remote/transfer.h"
+#include "testing/random_bytes.h"
 #include "testing/s3_server.h"
+#include "testing/session_files.h"
 #include "testing/temp_store.h"
 
 namespace strata::remote {
@@ -35,12 +37,7 @@ PullOptions As(const std::string& name) {
   return o;
 }
 
-std::string Random(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (char& c : s) c = static_cast<char>(rng());
-  return s;
-}
+std::string Random(size_t n, uint32_t seed) { return testing::IncompressibleBytes(n, seed); }
 
 class TransferTest : public ::testing::Test {
  protected:
@@ -81,39 +78,17 @@ class TransferTest : public ::testing::Test {
   }
 
   std::unique_ptr<Store> OpenStore(const std::string& file) {
-    StoreOptions options;
-    options.path = dir_.File(file);
-    auto store = Store::Open(options);
-    EXPECT_TRUE(store.ok()) << store.status().ToString();
-    Status added = (*store)->AddRemote(remote_);
-    EXPECT_TRUE(added.ok() || added.code() == Code::kExists) << added.ToString();
-    return std::move(store).value();
+    return testing::OpenStoreWithRemote(dir_.File(file), remote_);
   }
-
   std::unique_ptr<Filesystem> Head(Store& store, const std::string& session) {
-    auto info = store.GetSession(session);
-    EXPECT_TRUE(info.ok()) << info.status().ToString();
-    auto fs = store.OpenFilesystem(View{info->branch, kHead});
-    EXPECT_TRUE(fs.ok()) << fs.status().ToString();
-    return std::move(fs).value();
+    return testing::OpenHead(store, session);
   }
-
   void Write(Store& store, const std::string& session, const std::string& name,
              const std::string& content) {
-    auto fs = Head(store, session);
-    testing::ReplaceFile(*fs, kRootIno, name, content);
-    ASSERT_OK(fs->FlushAll());
+    testing::WriteHeadFile(store, session, name, content);
   }
-
   std::string Read(Store& store, const std::string& session, const std::string& path) {
-    auto fs = Head(store, session);
-    auto attr = fs->Resolve(path);
-    EXPECT_TRUE(attr.ok()) << path << ": " << attr.status().ToString();
-    if (!attr.ok()) return "";
-    std::string out(attr->size, '\0');
-    auto n = fs->Read(attr->ino, 0, {reinterpret_cast<uint8_t*>(out.data()), out.size()});
-    EXPECT_TRUE(n.ok()) << n.status().ToString();
-    return n.ok() ? out.substr(0, *n) : "";
+    return testing::ReadHeadFile(store, session, path);
   }
 
   // A session with files large and small, a key, a recorded call and a
