@@ -123,11 +123,11 @@ Result<Bytes> ReadHostRange(const HostRange& r, bool check_only = false) {
 
 std::atomic<RemoteChunkSource*> g_remote_source{nullptr};
 
-bool IsLowerHex(std::string_view s, size_t n) {
-  return s.size() == n && s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
-}
-
 }  // namespace
+
+bool IsShaHex(std::string_view s) {
+  return s.size() == 64 && s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
 
 std::string EncodeRemoteRef(const RemoteRef& r) {
   return r.sha + " " + r.pack + " " + std::to_string(r.offset) + " " + std::to_string(r.length) +
@@ -139,7 +139,7 @@ bool DecodeRemoteRef(std::string_view data, RemoteRef* out) {
   if (!(in >> out->sha >> out->pack >> out->offset >> out->length)) return false;
   out->remote.clear();
   if (in.get() == ' ') std::getline(in, out->remote, '\0');
-  return IsLowerHex(out->sha, 64) && IsLowerHex(out->pack, 64) && out->length > 0 &&
+  return IsShaHex(out->sha) && IsShaHex(out->pack) && out->length > 0 &&
          out->length <= (65u << 20);
 }
 

@@ -60,6 +60,8 @@ struct RemoteRef {
   std::string remote;
 };
 std::string EncodeRemoteRef(const RemoteRef& ref);
+// Whether `s` is a SHA-256 as remote objects name them: 64 lowercase hex digits.
+bool IsShaHex(std::string_view s);
 // False if `data` is not a well-formed reference (remote may be empty).
 bool DecodeRemoteRef(std::string_view data, RemoteRef* out);
 

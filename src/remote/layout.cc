@@ -33,10 +33,7 @@ std::string SessionKey(const RemoteInfo& remote, std::string_view session) {
 std::string ShaOfKey(std::string_view key) {
   size_t slash = key.rfind('/');
   std::string_view last = slash == std::string_view::npos ? key : key.substr(slash + 1);
-  if (last.size() != 64 || last.find_first_not_of("0123456789abcdef") != std::string_view::npos) {
-    return "";
-  }
-  return std::string(last);
+  return chunks::IsShaHex(last) ? std::string(last) : "";
 }
 
 std::string ShaHex(const NetApi& api, std::string_view bytes) {
@@ -101,11 +98,7 @@ Status ForEachParallel(size_t n, int parallel, const RemoteInfo& remote, const G
     }
     std::scoped_lock lock(mu);
     if (!s.ok() && first.ok()) first = s;
-    if (client.ok()) {
-      counters->requests += (*client)->counters().requests;
-      counters->bytes_sent += (*client)->counters().bytes_sent;
-      counters->bytes_received += (*client)->counters().bytes_received;
-    }
+    if (client.ok()) counters->Add((*client)->counters());
   };
   std::vector<std::thread> threads;
   const size_t count = std::min<size_t>(std::max(parallel, 1), std::max<size_t>(n, 1));

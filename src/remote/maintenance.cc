@@ -8,7 +8,6 @@
 
 #include "remote/fetch.h"
 #include "remote/layout.h"
-#include "remote/pack.h"
 
 namespace strata::remote {
 
@@ -120,6 +119,7 @@ Result<std::vector<RemoteProblem>> CheckRemote(S3Client& client, const RemoteInf
   std::vector<RemoteProblem> problems;
   std::unordered_set<std::string> checked;
   std::map<std::string, std::map<uint64_t, std::string>> named;  // pack -> offset -> SHA-256
+  std::map<std::string, uint64_t> named_end;  // pack -> where the last entry named ends
   *sessions_checked = 0;
   for (const std::string& head_key : HeadKeys(session_objects)) {
     auto head = ReadHead(client, head_key);
@@ -143,21 +143,23 @@ Result<std::vector<RemoteProblem>> CheckRemote(S3Client& client, const RemoteInf
         }
         continue;
       }
-      if (verify_data) named[ref.pack][ref.offset] = ref.sha;
+      if (!verify_data) continue;
+      named[ref.pack][ref.offset] = ref.sha;
+      uint64_t& end = named_end[ref.pack];
+      end = std::max<uint64_t>(end, ref.offset + ref.length);
     }
   }
   // Each pack read once, every entry named checked against its SHA-256.
   for (const auto& [pack, entries] : named) {
     const std::string key = PackKey(remote, pack);
-    const uint64_t end = entries.rbegin()->first + (64u << 20) + kPackEntryHeader;
-    auto fetched = FetchEntries(client, *api, remote, pack, entries.begin()->first,
-                                end - entries.begin()->first);
+    const uint64_t start = entries.begin()->first;
+    auto fetched = FetchEntries(client, *api, remote, pack, start, named_end[pack] - start);
     if (!fetched.ok()) {
       problems.push_back({key, fetched.status().message()});
       continue;
     }
     std::map<uint64_t, std::string> found;  // entry offset -> SHA-256
-    uint64_t at = entries.begin()->first;
+    uint64_t at = start;
     for (const FetchedChunk& c : *fetched) {
       found[at] = c.sha;
       at = c.end;

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <sstream>
 
+#include "chunks/chunk_store.h"
+
 namespace strata::remote {
 
 namespace {
@@ -17,10 +19,6 @@ uint32_t GetLe32(const char* p) {
   uint32_t v = 0;
   for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
   return v;
-}
-
-bool IsSha(std::string_view s) {
-  return s.size() == 64 && s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
 }
 
 }  // namespace
@@ -101,7 +99,7 @@ Result<std::vector<std::pair<std::string, catalog::PackedChunk>>> ParsePackIndex
   std::string sha;
   catalog::PackedChunk where;
   while (in >> sha >> where.offset >> where.length) {
-    if (!IsSha(sha) || where.length <= kPackEntryHeader) {
+    if (!chunks::IsShaHex(sha) || where.length <= kPackEntryHeader) {
       return Corruption("remote object " + what + " is not a pack index");
     }
     out.emplace_back(sha, where);

@@ -75,6 +75,14 @@ struct S3Counters {
   uint64_t retries = 0;
   uint64_t bytes_sent = 0;
   uint64_t bytes_received = 0;
+
+  // Adds another client's counts (a transfer's threads each have one).
+  void Add(const S3Counters& other) {
+    requests += other.requests;
+    retries += other.retries;
+    bytes_sent += other.bytes_sent;
+    bytes_received += other.bytes_received;
+  }
 };
 
 class S3Client {

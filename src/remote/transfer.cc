@@ -28,6 +28,12 @@ namespace strata::remote {
 namespace {
 
 constexpr const char* kLoadStored = "SELECT codec, data, size FROM chunks WHERE id = ?1";
+// What a push must know of a chunk row before it knows whether to send it:
+// not its bytes (a push of a session the remote mostly has reads none), only
+// a remote reference's text.
+constexpr const char* kLoadShape =
+    "SELECT codec, length(data), size, CASE WHEN codec = 3 THEN data END FROM chunks"
+    " WHERE id = ?1";
 // A chunk of this store with the given SHA-256 and its bytes here.
 constexpr const char* kFindBySha =
     "SELECT c.codec, c.data FROM chunk_sha s JOIN chunks c ON c.id = s.chunk"
@@ -39,12 +45,6 @@ Status Reseal(sql::Connection& bundle) {
   ASSIGN_OR_RETURN(sql::Statement s,
                    bundle.PrepareUncached("UPDATE bundle SET value = ?1 WHERE key = 'checksum'"));
   return s.BindText(1, sum).Run();
-}
-
-void AddCounters(const S3Counters& from, S3Counters* to) {
-  to->requests += from.requests;
-  to->bytes_sent += from.bytes_sent;
-  to->bytes_received += from.bytes_received;
 }
 
 // A chunk as this store keeps it.
@@ -127,11 +127,16 @@ Status Locate(std::vector<PushChunk>& chunks, const RemoteInfo& remote, const St
       chunks.size(), parallel, remote, env, store.path(),
       [&](S3Client&, sql::Connection* conn, size_t i) -> Status {
         PushChunk& c = chunks[i];
-        ASSIGN_OR_RETURN(Stored stored, LoadStored(*conn, c.id));
-        c.stored_size = stored.data.size() + kPackEntryHeader;
+        ASSIGN_OR_RETURN(sql::Statement shape, conn->Prepare(kLoadShape));
+        shape.Bind(1, c.id);
+        ASSIGN_OR_RETURN(bool row, shape.Step());
+        if (!row) return Corruption("chunk " + std::to_string(c.id) + " is missing");
+        const int64_t codec = shape.Int(0);
+        // Bytes in a pack: as stored when raw or zstd, at most the plain size otherwise.
+        const bool as_stored = codec == kStoredRaw || codec == kStoredZstd;
+        c.stored_size = static_cast<uint64_t>(shape.Int(as_stored ? 1 : 2)) + kPackEntryHeader;
         chunks::RemoteRef ref;
-        if (stored.codec == kRemoteCodec &&
-            chunks::DecodeRemoteRef(std::string_view(stored.data), &ref)) {
+        if (codec == kRemoteCodec && chunks::DecodeRemoteRef(shape.BlobString(3), &ref)) {
           c.sha = ref.sha;
           if (ref.remote == remote.name) {
             c.where = catalog::PackedChunk{ref.pack, ref.offset, ref.length};
@@ -147,7 +152,6 @@ Status Locate(std::vector<PushChunk>& chunks, const RemoteInfo& remote, const St
           c.computed = true;
         }
         ASSIGN_OR_RETURN(c.where, catalog::GetRemoteChunk(*conn, remote.name, c.sha));
-        if (stored.codec != 0 && stored.codec != 1) c.stored_size = stored.size + kPackEntryHeader;
         return Status::Ok();
       },
       nullptr, counters);
@@ -447,7 +451,7 @@ Result<TransferStats> Push(Store& store, const RemoteInfo& remote, std::string_v
     }
   }
   RETURN_IF_ERROR(store.SetRemoteHead(remote.name, session, RemoteHeadInfo{bundle_key, state}));
-  AddCounters(client->counters(), &counters);
+  counters.Add(client->counters());
   stats.head = bundle_key;
   stats.requests = counters.requests;
   stats.bytes = counters.bytes_sent;
