@@ -137,6 +137,7 @@ struct TransferArgs {
   std::string as;
   bool force = false;
   bool eager = false;
+  bool host_by_reference = false;
   int parallel = 8;
 };
 
@@ -174,6 +175,7 @@ Status Push(Globals& g, const TransferArgs& a) {
   ASSIGN_OR_RETURN(RemoteInfo remote, ChooseRemote(*store, a.remote));
   remote::PushOptions options;
   options.force = a.force;
+  options.host_by_reference = a.host_by_reference;
   options.parallel = a.parallel;
   options.progress = ProgressBar("pushing");
   ASSIGN_OR_RETURN(auto stats, remote::Push(*store, remote, a.session, options, ProcessEnv()));
@@ -260,6 +262,10 @@ void AddRemoteCommands(CLI::App& app, Globals& g) {
   push->add_flag("--force", push_args.force,
                  "Move the remote head even if this store has not pulled it (replaces what "
                  "others pushed there)");
+  push->add_flag("--host-by-reference", push_args.host_by_reference,
+                 "A session on the host base: push its host files as references (path, size, "
+                 "mtime, SHA-256), for machines that share one image; a read on another machine "
+                 "whose file differs fails with EIO. Default: upload them as chunks");
   push->add_option("--parallel", push_args.parallel, "Concurrent uploads (default 8)")
       ->check(CLI::Range(1, 64));
   auto* pull = g.Add(app, "pull", "Bring session SESSION from a remote into this store",

@@ -170,6 +170,13 @@ class Store {
   // the chunks its own way.
   virtual Result<BundleStats> ExportRows(std::string_view session,
                                          const std::string& bundle_path) = 0;
+  // Reads every host directory and file that the host base of `session`
+  // names but has not read yet into rows of the base (a file's blocks as
+  // references to the host file), so that its rows describe its whole tree
+  // without the host: what a push needs. Does nothing for a session on
+  // another base. IoError naming the path if the host changed it since the
+  // base was taken (as a read of it would be).
+  virtual Status ExpandHostBase(std::string_view session) = 0;
   // Verifies a bundle completely (checksum, structure, every chunk), then
   // imports it as session `as` (default: its own name), reusing the chunks
   // this store already has. A bad bundle is refused and imports nothing.

@@ -68,22 +68,6 @@ std::string IdText(ChunkId id) { return "chunk " + std::to_string(id); }
 // Put never considers them for deduplication.
 constexpr uint8_t kHostKey[] = {'h', 'o', 's', 't'};
 
-// A host reference's stored form: "SIZE MTIME_NS OFFSET PATH" (text, so that
-// it reads plainly in SQL).
-std::string EncodeHostRange(const HostRange& r) {
-  return std::to_string(r.file_size) + " " + std::to_string(r.mtime_ns) + " " +
-         std::to_string(r.offset) + " " + r.path;
-}
-
-bool DecodeHostRange(std::span<const uint8_t> data, uint32_t length, HostRange* out) {
-  std::string text(data.begin(), data.end());
-  std::istringstream in(text);
-  if (!(in >> out->file_size >> out->mtime_ns >> out->offset) || in.get() != ' ') return false;
-  std::getline(in, out->path, '\0');
-  out->length = length;
-  return !out->path.empty() && out->path[0] == '/';
-}
-
 // Reads a host range (or, with `check_only`, just checks the file), refusing
 // a file that no longer matches its index.
 Result<Bytes> ReadHostRange(const HostRange& r, bool check_only = false) {
@@ -117,6 +101,16 @@ Result<Bytes> ReadHostRange(const HostRange& r, bool check_only = false) {
     }
   }
   close(fd);
+  if (problem.empty() && !check_only && !r.sha.empty()) {
+    // Pushed by reference from another machine: the bytes must be the ones
+    // it had, not merely a file of the same size and time.
+    RemoteChunkSource* checker = GetRemoteChunkSource();
+    if (checker == nullptr) {
+      problem = "cannot be checked against its SHA-256 by this program";
+    } else if (!checker->Sha256Matches(out, r.sha)) {
+      problem = "differs from the file it was pushed with (SHA-256 " + r.sha + ")";
+    }
+  }
   if (!problem.empty()) return fail(problem);
   return out;
 }
@@ -124,6 +118,25 @@ Result<Bytes> ReadHostRange(const HostRange& r, bool check_only = false) {
 std::atomic<RemoteChunkSource*> g_remote_source{nullptr};
 
 }  // namespace
+
+std::string EncodeHostRange(const HostRange& r) {
+  return (r.sha.empty() ? "" : r.sha + " ") + std::to_string(r.file_size) + " " +
+         std::to_string(r.mtime_ns) + " " + std::to_string(r.offset) + " " + r.path;
+}
+
+bool DecodeHostRange(std::string_view data, uint32_t length, HostRange* out) {
+  // A SHA-256 is 64 characters; a size never is.
+  out->sha.clear();
+  if (data.size() > 65 && data[64] == ' ' && IsShaHex(data.substr(0, 64))) {
+    out->sha = std::string(data.substr(0, 64));
+    data.remove_prefix(65);
+  }
+  std::istringstream in{std::string(data)};
+  if (!(in >> out->file_size >> out->mtime_ns >> out->offset) || in.get() != ' ') return false;
+  std::getline(in, out->path, '\0');
+  out->length = length;
+  return !out->path.empty() && out->path[0] == '/';
+}
 
 bool IsShaHex(std::string_view s) {
   return s.size() == 64 && s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
@@ -247,7 +260,8 @@ Result<Bytes> ChunkStore::Load(sql::Connection& conn, ChunkId id, ChunkHash* key
   auto data = load.Blob(3);
   if (codec == static_cast<int>(Codec::kHost)) {
     HostRange range;
-    if (size <= 0 || size > (64 << 20) || !DecodeHostRange(data, static_cast<uint32_t>(size), &range)) {
+    if (size <= 0 || size > (64 << 20) || !DecodeHostRange(std::string_view(reinterpret_cast<const char*>(data.data()), data.size()),
+                         static_cast<uint32_t>(size), &range)) {
       return Corruption(IdText(id) + " has a malformed host reference");
     }
     if (is_reference != nullptr) *is_reference = true;

@@ -36,14 +36,23 @@ namespace strata::chunks {
 enum class Codec : int { kRaw = 0, kZstd = 1, kHost = 2, kRemote = 3 };
 
 // A range of a host file, as indexed: the file's size and mtime then, so that
-// a later read can tell whether the host changed it.
+// a later read can tell whether the host changed it. A range pushed by
+// reference (`strata push --host-by-reference`) also names the SHA-256 of its
+// bytes, which a read on another machine checks (RemoteChunkSource).
 struct HostRange {
   std::string path;
   uint64_t file_size = 0;
   int64_t mtime_ns = 0;
   uint64_t offset = 0;
   uint32_t length = 0;  // 1..block size
+  std::string sha;      // 64 hex digits, or empty
 };
+// The stored form of a kHost chunk: "SIZE MTIME_NS OFFSET PATH", or
+// "SHA SIZE MTIME_NS OFFSET PATH" when the range names its SHA-256.
+std::string EncodeHostRange(const HostRange& range);
+// False if `data` is not a well-formed host reference; `length` is the
+// chunk's size.
+bool DecodeHostRange(std::string_view data, uint32_t length, HostRange* out);
 
 using ChunkId = int64_t;
 using Bytes = std::vector<uint8_t>;
@@ -76,6 +85,9 @@ class RemoteChunkSource {
   // is the store's connection the read came through (to look up the remote).
   // May keep the bytes in the store for the next read.
   virtual Result<Bytes> Fetch(sql::Connection& conn, const RemoteRef& ref, uint64_t size) = 0;
+  // Whether `bytes` hash to `sha` (SHA-256, hex): how a host range pushed by
+  // reference is checked on the machine that pulled it.
+  virtual bool Sha256Matches(std::span<const uint8_t> bytes, std::string_view sha) = 0;
   // Writes into their stores what Fetch kept for later (before exit).
   virtual void Flush() = 0;
 };

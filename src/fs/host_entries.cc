@@ -22,6 +22,9 @@ constexpr const char* kIsHostBase = "SELECT 1 FROM host_entries WHERE branch = ?
 constexpr const char* kGetHostEntry =
     "SELECT root, rel, dev, host_ino, taken_ns, copy, expanded FROM host_entries"
     " WHERE branch = ?1 AND ino = ?2";
+constexpr const char* kUnexpanded =
+    "SELECT ino, root, rel, dev, host_ino, taken_ns, copy FROM host_entries"
+    " WHERE branch = ?1 AND ino > ?2 AND expanded = 0 ORDER BY ino LIMIT ?3";
 constexpr const char* kPutHostEntry =
     "INSERT INTO host_entries(branch, ino, root, rel, dev, host_ino, taken_ns, copy, expanded)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)";
@@ -144,7 +147,7 @@ std::span<const ExposedTree> ExposedTrees() {
   return kTrees;
 }
 
-bool HostPathExposed(const std::string& rel, const struct stat& st) {
+bool HostNameExposed(const std::string& rel) {
   // A bundle brings its own host_entries rows: they name nothing else.
   bool inside = false;
   for (const ExposedTree& tree : ExposedTrees()) {
@@ -164,6 +167,11 @@ bool HostPathExposed(const std::string& rel, const struct stat& st) {
   if (rel.rfind("etc/ssh/ssh_host_", 0) == 0 && rel.find(".pub") == std::string::npos) {
     return false;
   }
+  return true;
+}
+
+bool HostPathExposed(const std::string& rel, const struct stat& st) {
+  if (!HostNameExposed(rel)) return false;
   // Only what any user of the host may read: files readable by others,
   // directories others may list and enter, symlinks, and FIFOs.
   if (S_ISLNK(st.st_mode)) return true;
@@ -200,6 +208,26 @@ Result<std::optional<HostEntry>> GetHostEntry(sql::Connection& conn, BranchId ba
   e.copy = s.Int(5) != 0;
   e.expanded = s.Int(6) != 0;
   return std::optional<HostEntry>(std::move(e));
+}
+
+Result<std::vector<HostEntry>> UnexpandedHostEntries(sql::Connection& conn, BranchId base,
+                                                     InodeId after, int limit) {
+  ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kUnexpanded));
+  s.Bind(1, base).Bind(2, static_cast<int64_t>(after)).Bind(3, limit);
+  std::vector<HostEntry> out;
+  RETURN_IF_ERROR(s.ForEachRow([&](sql::Statement& row) {
+    HostEntry& e = out.emplace_back();
+    e.base = base;
+    e.ino = static_cast<InodeId>(row.Int(0));
+    e.root = row.Text(1);
+    e.rel = row.Text(2);
+    e.dev = static_cast<uint64_t>(row.Int(3));
+    e.host_ino = static_cast<uint64_t>(row.Int(4));
+    e.taken_ns = row.Int(5);
+    e.copy = row.Int(6) != 0;
+    return Status::Ok();
+  }));
+  return out;
 }
 
 Result<tree::InodeRow> AddHostChild(sql::Connection& conn, StoreCore& core, tree::Head head,

@@ -24,6 +24,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "fs/core.h"
 #include "sql/database.h"
@@ -66,6 +67,8 @@ std::span<const ExposedTree> ExposedTrees();
 // world-readable directories, files and symlinks, and FIFOs; never the
 // secrets of /etc (shadow, SSH host keys).
 bool HostPathExposed(const std::string& rel, const struct stat& st);
+// The part of HostPathExposed that depends on the name alone.
+bool HostNameExposed(const std::string& rel);
 
 // The host base that `branch` reads through (the root of its levels), or 0.
 Result<BranchId> HostBaseOf(sql::Connection& conn, BranchId branch);
@@ -90,6 +93,13 @@ Result<tree::InodeRow> AddHostChild(sql::Connection& conn, StoreCore& core, tree
 // the caller's write transaction.
 Status ExpandHostEntry(sql::Connection& conn, StoreCore& core, Version version,
                        const HostEntry& entry);
+
+// Up to `limit` entries of host base `base` not expanded yet, with inode
+// numbers above `after`, in order. Expanding an entry names new ones with
+// higher numbers, so one pass from 0 meets every entry the base will ever
+// have.
+Result<std::vector<HostEntry>> UnexpandedHostEntries(sql::Connection& conn, BranchId base,
+                                                     InodeId after, int limit);
 
 }  // namespace strata::fs
 

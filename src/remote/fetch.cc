@@ -60,6 +60,7 @@ class LazyFetcher final : public chunks::RemoteChunkSource {
   }
   Result<chunks::Bytes> Fetch(sql::Connection& conn, const chunks::RemoteRef& ref,
                               uint64_t size) override;
+  bool Sha256Matches(std::span<const uint8_t> bytes, std::string_view sha) override;
   void Flush() override;
 
  private:
@@ -223,6 +224,13 @@ void LazyFetcher::FillLoop() {
     filling_ = false;
     fill_cv_.notify_all();
   }
+}
+
+bool LazyFetcher::Sha256Matches(std::span<const uint8_t> bytes, std::string_view sha) {
+  auto api = LoadNetApi();
+  return api.ok() &&
+         ShaHex(**api, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size())) ==
+             sha;
 }
 
 void LazyFetcher::Flush() {

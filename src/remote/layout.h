@@ -22,8 +22,10 @@ namespace strata::remote {
 
 // A chunk row of a remote bundle: codec 3 (chunks::Codec::kRemote), data =
 // "SHA PACK OFFSET LENGTH" (chunks::EncodeRemoteRef without a remote; a
-// pull adds the remote's name).
+// pull adds the remote's name); or, pushed with --host-by-reference, codec 2
+// (chunks::Codec::kHost), a host range that names its SHA-256.
 inline constexpr int kRemoteCodec = static_cast<int>(chunks::Codec::kRemote);
+inline constexpr int kHostCodec = static_cast<int>(chunks::Codec::kHost);
 // The head's format: 3 since the bundle is a manifest of pieces (2: chunks
 // packed, one bundle object; 1: one object per chunk).
 inline constexpr int kHeadFormat = 3;

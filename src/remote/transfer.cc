@@ -15,6 +15,7 @@
 
 #include "catalog/remotes.h"
 #include "chunks/chunk_store.h"
+#include "fs/host_entries.h"
 #include "remote/fetch.h"
 #include "remote/layout.h"
 #include "remote/manifest.h"
@@ -30,9 +31,9 @@ namespace {
 constexpr const char* kLoadStored = "SELECT codec, data, size FROM chunks WHERE id = ?1";
 // What a push must know of a chunk row before it knows whether to send it:
 // not its bytes (a push of a session the remote mostly has reads none), only
-// a remote reference's text.
+// a host or remote reference's text.
 constexpr const char* kLoadShape =
-    "SELECT codec, length(data), size, CASE WHEN codec = 3 THEN data END FROM chunks"
+    "SELECT codec, length(data), size, CASE WHEN codec IN (2, 3) THEN data END FROM chunks"
     " WHERE id = ?1";
 // A chunk of this store with the given SHA-256 and its bytes here.
 constexpr const char* kFindBySha =
@@ -79,12 +80,37 @@ Result<std::string> LocalState(Store& store, std::string_view session, const Scr
   return digest;
 }
 
+// A host range of a session pushed by reference, as `bundle_key` names it:
+// refused unless it names its SHA-256 and a file under `host_root` that a
+// host base exposes (a bundle must not reach anything else of this host).
+Status CheckPulledHostRange(const std::string& text, int64_t size, const std::string& host_root,
+                            const std::string& bundle_key) {
+  chunks::HostRange range;
+  const std::string root = host_root.size() > 1 && host_root.back() == '/'
+                               ? host_root.substr(0, host_root.size() - 1)
+                               : host_root;
+  const std::string under = root == "/" ? "/" : root + "/";
+  if (size <= 0 || !chunks::DecodeHostRange(text, static_cast<uint32_t>(size), &range) ||
+      range.sha.empty()) {
+    return Corruption("remote object " + bundle_key + " names a host file malformed; nothing was "
+                      "imported");
+  }
+  if (range.path.compare(0, under.size(), under) != 0 ||
+      !fs::HostNameExposed(range.path.substr(under.size()))) {
+    return Status(Code::kAccess, "remote object " + bundle_key + " names host file " + range.path +
+                                     ", which is not a system file under " + root +
+                                     " that a host base shows; nothing was imported");
+  }
+  return Status::Ok();
+}
+
 // One chunk of the session being pushed.
 struct PushChunk {
   int64_t id = 0;
   std::string sha;
   bool computed = false;             // sha computed now (to record in chunk_sha)
   std::optional<catalog::PackedChunk> where;  // on the remote already, or once packed
+  std::optional<chunks::HostRange> host;      // pushed as this host reference, not bytes
   uint64_t stored_size = 0;          // bytes it takes in a pack
 };
 
@@ -120,8 +146,10 @@ Status LearnIndexes(S3Client& client, const RemoteInfo& remote, sql::Connection&
 
 // Sets each chunk's SHA-256 (computing the ones this store does not know)
 // and where the remote holds it, if it does.
+// With `host_by_reference`, a host reference is to be pushed as one (`host`).
 Status Locate(std::vector<PushChunk>& chunks, const RemoteInfo& remote, const Store& store,
-              const NetApi& api, int parallel, const Getenv& env, S3Counters* counters) {
+              bool host_by_reference, const NetApi& api, int parallel, const Getenv& env,
+              S3Counters* counters) {
   chunks::ChunkStore reader(nullptr, 3, 0);
   return ForEachParallel(
       chunks.size(), parallel, remote, env, store.path(),
@@ -143,6 +171,13 @@ Status Locate(std::vector<PushChunk>& chunks, const RemoteInfo& remote, const St
             return Status::Ok();
           }
         } else {
+          if (codec == kHostCodec && host_by_reference) {
+            const std::string text = shape.BlobString(3);
+            c.host.emplace();
+            if (!chunks::DecodeHostRange(text, static_cast<uint32_t>(shape.Int(2)), &*c.host)) {
+              return Corruption("chunk " + std::to_string(c.id) + " has a malformed host reference");
+            }
+          }
           ASSIGN_OR_RETURN(c.sha, catalog::GetChunkSha(*conn, c.id));
         }
         if (c.sha.empty()) {
@@ -150,6 +185,10 @@ Status Locate(std::vector<PushChunk>& chunks, const RemoteInfo& remote, const St
           c.sha = ShaHex(api, std::string_view(reinterpret_cast<const char*>(plain->data()),
                                                plain->size()));
           c.computed = true;
+        }
+        if (c.host) {
+          c.host->sha = c.sha;
+          return Status::Ok();
         }
         ASSIGN_OR_RETURN(c.where, catalog::GetRemoteChunk(*conn, remote.name, c.sha));
         return Status::Ok();
@@ -289,6 +328,14 @@ Result<TransferStats> Push(Store& store, const RemoteInfo& remote, std::string_v
   ScratchDir scratch;
   if (!scratch.ok()) return IoError("cannot make a temporary directory");
   const std::string bundle_path = scratch.File("push.bundle");
+  // A session on the host base is pushed whole: the host files it can see
+  // are read into its base's rows first (as chunks or references below).
+  if (Status expanded = store.ExpandHostBase(session); !expanded.ok()) {
+    if (expanded.code() != Code::kIoError) return expanded;
+    return expanded.WithContext(
+        "the session is on the host base, which stands for the host as it was when the base was "
+        "taken, and a push takes every host file the session can see; the host changed since");
+  }
   RETURN_IF_ERROR(store.ExportRows(session, bundle_path).status());
   ASSIGN_OR_RETURN(const std::string state, DigestOfBundle(bundle_path));
   if (head.exists && head.bundle == known.bundle && state == known.state) {
@@ -311,7 +358,8 @@ Result<TransferStats> Push(Store& store, const RemoteInfo& remote, std::string_v
   // What the remote holds: from this store's own pushes and pulls, and the
   // index objects of other stores' packs.
   RETURN_IF_ERROR(LearnIndexes(*client, remote, *writer));
-  RETURN_IF_ERROR(Locate(chunks, remote, store, *api, options.parallel, env, &counters));
+  RETURN_IF_ERROR(Locate(chunks, remote, store, options.host_by_reference, *api, options.parallel,
+                         env, &counters));
 
   // A pack this store knows of may have been removed since (remote gc):
   // check each one named, and forget those that are gone, so their chunks
@@ -340,7 +388,9 @@ Result<TransferStats> Push(Store& store, const RemoteInfo& remote, std::string_v
   // The chunks to send (each SHA-256 once, in the order of their ids, which
   // is about the order they were written), cut into packs.
   std::vector<Outgoing> outgoing;
-  for (const PushChunk& c : chunks) outgoing.push_back(Outgoing{c.sha, c.stored_size, c.where.has_value()});
+  for (const PushChunk& c : chunks) {
+    outgoing.push_back(Outgoing{c.sha, c.stored_size, c.where.has_value() || c.host.has_value()});
+  }
   chunks::ChunkStore reader(nullptr, 3, 0);
   ASSIGN_OR_RETURN(
       Sent sent,
@@ -360,6 +410,13 @@ Result<TransferStats> Push(Store& store, const RemoteInfo& remote, std::string_v
     ASSIGN_OR_RETURN(sql::Statement update,
                      conn->PrepareUncached("UPDATE chunks SET codec = ?1, data = ?2 WHERE id = ?3"));
     for (PushChunk& c : chunks) {
+      if (c.host) {
+        RETURN_IF_ERROR(update.Bind(1, kHostCodec)
+                            .BindBytes(2, chunks::EncodeHostRange(*c.host))
+                            .Bind(3, c.id)
+                            .Run());
+        continue;
+      }
       if (!c.where) c.where = sent.at(c.sha);
       chunks::RemoteRef ref{c.sha, c.where->pack, c.where->offset, c.where->length, ""};
       RETURN_IF_ERROR(
@@ -522,6 +579,20 @@ Result<TransferStats> Pull(Store& store, const RemoteInfo& remote, std::string_v
     if (!fetched.ok()) return fetched.WithContext("nothing was imported");
   }
 
+  // A session on the host base comes whole: a host directory or file its
+  // pusher never read would be read from this host, which is not that one.
+  {
+    ASSIGN_OR_RETURN(auto conn, sql::Connection::Open(bundle_path, sql::OpenMode::kQueryOnly));
+    ASSIGN_OR_RETURN(sql::Statement unread,
+                     conn->PrepareUncached("SELECT rel FROM host_entries WHERE expanded = 0 LIMIT 1"));
+    ASSIGN_OR_RETURN(bool any, unread.Step());
+    if (any) {
+      return Status(Code::kNotSupported,
+                    "remote object " + head.bundle + " names host path /" + unread.Text(0) +
+                        " without its contents (pushed by an older strata?): push it again with "
+                        "this version; nothing was imported");
+    }
+  }
   // Each chunk row becomes this store's copy of the chunk when it has one
   // (found by SHA-256: pulling again fetches only what is new), else a
   // reference to the remote's, fetched when first read.
@@ -539,6 +610,13 @@ Result<TransferStats> Pull(Store& store, const RemoteInfo& remote, std::string_v
     ASSIGN_OR_RETURN(sql::Statement s,
                      conn->PrepareUncached("SELECT id, data, size, codec FROM chunks ORDER BY id"));
     RETURN_IF_ERROR(s.ForEachRow([&](sql::Statement& row) -> Status {
+      if (row.Int(3) == kHostCodec) {
+        // Pushed by reference: kept as it is, checked when read.
+        RETURN_IF_ERROR(CheckPulledHostRange(row.BlobString(1), row.Int(2), options.host_root,
+                                             head.bundle));
+        stats.chunks++;
+        return Status::Ok();
+      }
       chunks::RemoteRef ref;
       if (row.Int(3) != kRemoteCodec || !chunks::DecodeRemoteRef(row.BlobString(1), &ref) ||
           !ref.remote.empty()) {

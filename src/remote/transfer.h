@@ -21,6 +21,10 @@
 // fails. A push is refused unless the remote head is the one this store last
 // pushed or pulled for the session (a fast-forward), or `force` is set; it
 // does nothing if, besides, the session did not change here since.
+// A session on the host base is pushed whole: every host file it can see is
+// read into its base's rows first (Store::ExpandHostBase), then sent as
+// chunks, or with `host_by_reference` as host references that name their
+// SHA-256, which the pulling machine's reads check against its own files.
 // A pull fetches HEAD and the bundle and imports it as a local session whose
 // chunks are this store's where it has them (same SHA-256) and references to
 // the remote's pack entries otherwise, fetched on first read (remote/fetch.h)
@@ -54,6 +58,10 @@ using Progress = std::function<void(uint64_t done, uint64_t total)>;
 
 struct PushOptions {
   bool force = false;  // move the head even if it is not a fast-forward
+  // A session on the host base: its host files are pushed as references
+  // (path, size, mtime and SHA-256), not as chunks, for fleets whose
+  // machines share one image. Default: as chunks, like any other.
+  bool host_by_reference = false;
   int parallel = 8;    // concurrent uploads
   Progress progress;   // optional
 };
@@ -67,6 +75,9 @@ struct PullOptions {
                        // its state is kept as snapshot before-restore-N)
   int parallel = 8;    // concurrent downloads
   bool eager = false;  // fetch every chunk now, not on first read
+  // A session pushed with host_by_reference names host files: only files
+  // under this root, in the trees a host base exposes, are accepted.
+  std::string host_root = "/";
   Progress progress;   // optional (eager fetches)
 };
 

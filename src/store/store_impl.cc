@@ -11,6 +11,7 @@
 #include "fs/core.h"
 #include "fs/diff.h"
 #include "fs/filesystem_impl.h"
+#include "fs/host_entries.h"
 #include "fs/integrity.h"
 #include "store/bundle.h"
 #include "store/compactor.h"
@@ -368,6 +369,32 @@ class StoreImpl final : public Store {
       RETURN_IF_ERROR(WriteTxn([&](sql::Connection& conn) { return WritePending(conn, info.branch); }));
     }
     return ExportBundle(path(), session, bundle_path, core_->Now(), chunk_data);
+  }
+
+  Status ExpandHostBase(std::string_view session) override {
+    if (core_->db().read_only()) return ReadOnly("store " + path() + " is open read-only");
+    ASSIGN_OR_RETURN(SessionInfo info, GetSession(session));
+    ASSIGN_OR_RETURN(BranchId base, Read([&](sql::Connection& c) {
+                       return fs::HostBaseOf(c, info.branch);
+                     }));
+    if (base == 0) return Status::Ok();
+    // One pass in inode order, a batch per transaction (each a moment of
+    // the writer lock, as a lookup's expansion is).
+    constexpr int kBatch = 256;
+    InodeId after = 0;
+    for (bool more = true; more;) {
+      RETURN_IF_ERROR(WriteTxn([&](sql::Connection& conn) -> Status {
+        ASSIGN_OR_RETURN(auto entries, fs::UnexpandedHostEntries(conn, base, after, kBatch));
+        more = !entries.empty();
+        ASSIGN_OR_RETURN(Version head, catalog::HeadVersion(conn, base));
+        for (const fs::HostEntry& e : entries) {
+          RETURN_IF_ERROR(fs::ExpandHostEntry(conn, *core_, head - 1, e));
+          after = e.ino;
+        }
+        return Status::Ok();
+      }));
+    }
+    return Status::Ok();
   }
 
   Result<BundleStats> Import(const std::string& bundle_path, std::string_view as) override {

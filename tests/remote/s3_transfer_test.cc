@@ -3,11 +3,13 @@
 // pulls that fetch on first read; what a second push sends; diverging
 // pushes; damaged and missing objects.
 #include <fcntl.h>
+#include <sys/time.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <map>
@@ -18,6 +20,7 @@
 
 #include "chunks/chunk_store.h"
 #include "remote/fetch.h"
+#include "strata/host_base.h"
 #include "remote/layout.h"
 #include "remote/maintenance.h"
 #include "remote/remote.h"
@@ -187,6 +190,116 @@ TEST_F(TransferTest, APulledSessionIsThePushedOneByteForByteAndComesBack) {
   EXPECT_EQ(back.chunks, pushed.chunks + 1);
   EXPECT_EQ(Read(*a_, "work-from-b", "/from-b.txt"), "written in the second store\n");
   EXPECT_EQ(Read(*a_, "work-from-b", "/big.bin"), Random(700'000, 1));
+}
+
+// A small host userland under `root`, as a host base sees one.
+void MakeHost(const std::string& root) {
+  auto put = [&](const std::string& rel, const std::string& content) {
+    const std::string path = root + "/" + rel;
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+    std::ofstream(path) << content;
+    chmod(path.c_str(), 0644);
+  };
+  put("usr/bin/tool", Random(200'000, 11));
+  put("usr/share/doc/readme", "read me\n");
+  put("usr/share/doc/license", "license text\n");
+  put("usr/lib/deep/a/b/never-listed.txt", "far down\n");
+  put("etc/config", "key=value\n");
+  put("var/lib/dpkg/status", "Package: x\n");
+  std::filesystem::create_symlink("usr/bin", root + "/bin");
+}
+
+// Replaces the bytes of host file `path` with others of the same length and
+// puts its modification time back: only a hash can tell.
+void ForgeSameSizeAndTime(const std::string& path) {
+  struct stat st;
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  std::string bytes(static_cast<size_t>(st.st_size), 'X');
+  std::ofstream(path, std::ios::trunc) << bytes;
+  const struct timespec times[2] = {st.st_atim, st.st_mtim};
+  ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
+}
+
+TEST_F(TransferTest, AHostBaseSessionIsPushedWholeAndReadsWhereThatHostIsNot) {
+  const std::string host = dir_.File("host");
+  MakeHost(host);
+  ASSERT_OK(EnsureHostImage(*a_, host).status());
+  ASSERT_OK(a_->CreateSessionFromImage("agent", kHostImage).status());
+  Write(*a_, "agent", "notes.txt", "the agent's own\n");
+  EXPECT_EQ(Read(*a_, "agent", "/usr/bin/tool"), Random(200'000, 11));  // read before the push
+
+  ASSERT_OK_AND_ASSIGN(TransferStats first, Push(*a_, remote_, "agent", {}, getenv_));
+  // The tool's 4 blocks, the host files never read, the copied ones, the
+  // session's note: every chunk the session can see went up.
+  EXPECT_GE(first.sent, 9u);
+  EXPECT_EQ(first.sent, first.chunks);
+  EXPECT_GT(first.bytes, 200'000u);
+
+  // A second session on the same base costs nothing more, and nor does the
+  // same host indexed by another store (per bucket, by SHA-256).
+  ASSERT_OK(a_->CreateSessionFromImage("agent2", kHostImage).status());
+  ASSERT_OK_AND_ASSIGN(TransferStats second, Push(*a_, remote_, "agent2", {}, getenv_));
+  EXPECT_EQ(second.sent, 0u);
+  auto c = OpenStore("c.db");
+  ASSERT_OK(EnsureHostImage(*c, host).status());
+  ASSERT_OK(c->CreateSessionFromImage("agent3", kHostImage).status());
+  ASSERT_OK_AND_ASSIGN(TransferStats third, Push(*c, remote_, "agent3", {}, getenv_));
+  EXPECT_GT(third.chunks, 0u);
+  EXPECT_EQ(third.sent, 0u);
+
+  // Another machine: that host is gone; everything reads from the remote.
+  std::filesystem::rename(host, host + ".elsewhere");
+  ASSERT_OK(Pull(*b_, remote_, "agent", {}, getenv_).status());
+  EXPECT_EQ(Read(*b_, "agent", "/usr/bin/tool"), Random(200'000, 11));
+  EXPECT_EQ(Read(*b_, "agent", "/bin/tool"), Random(200'000, 11));
+  EXPECT_EQ(Read(*b_, "agent", "/usr/lib/deep/a/b/never-listed.txt"), "far down\n");
+  EXPECT_EQ(Read(*b_, "agent", "/etc/config"), "key=value\n");
+  EXPECT_EQ(Read(*b_, "agent", "/notes.txt"), "the agent's own\n");
+  auto fs = Head(*b_, "agent");
+  ASSERT_NE(fs, nullptr);
+  ASSERT_OK_AND_ASSIGN(Attr doc, fs->Resolve("/usr/share/doc"));
+  ASSERT_OK_AND_ASSIGN(auto names, fs->ReadDir(doc.ino));
+  EXPECT_EQ(names.size(), 4u);  // ., .., license, readme
+  EXPECT_EQ(CountChunks("b.db", "codec = 2"), 0);  // no reference to any host
+  EXPECT_TRUE(b_->CheckIntegrity()->empty());
+}
+
+TEST_F(TransferTest, AHostBaseSessionPushedByReferenceChecksEachHostFileWhenRead) {
+  const std::string host = dir_.File("host");
+  MakeHost(host);
+  ASSERT_OK(EnsureHostImage(*a_, host).status());
+  ASSERT_OK(a_->CreateSessionFromImage("agent", kHostImage).status());
+  Write(*a_, "agent", "notes.txt", "the agent's own\n");
+  PushOptions by_reference;
+  by_reference.host_by_reference = true;
+  ASSERT_OK_AND_ASSIGN(TransferStats pushed, Push(*a_, remote_, "agent", by_reference, getenv_));
+  // Only what is not a reference: the note and the copied files of /etc and
+  // dpkg's state; the 200 kB tool stays on the host.
+  EXPECT_EQ(pushed.sent, 3u);
+  EXPECT_LT(pushed.bytes, 100'000u);
+
+  // A puller must name the host root it trusts; another one is refused.
+  EXPECT_CODE(Pull(*b_, remote_, "agent", As("elsewhere"), getenv_), Code::kAccess);
+  PullOptions same_image;
+  same_image.host_root = host;
+  ASSERT_OK(Pull(*b_, remote_, "agent", same_image, getenv_).status());
+  EXPECT_EQ(Read(*b_, "agent", "/usr/bin/tool"), Random(200'000, 11));
+  EXPECT_EQ(Read(*b_, "agent", "/notes.txt"), "the agent's own\n");
+  EXPECT_EQ(CountChunks("b.db", "codec = 2"), 7);  // 4 blocks of the tool, 2 docs, 1 deep file
+  // A host file with other bytes, even of the same size and time, and one of
+  // another size: EIO, never those bytes.
+  ForgeSameSizeAndTime(host + "/usr/share/doc/readme");
+  std::ofstream(host + "/usr/share/doc/license", std::ios::app) << "more\n";
+  auto fs = Head(*b_, "agent");
+  ASSERT_NE(fs, nullptr);
+  for (const char* path : {"/usr/share/doc/readme", "/usr/share/doc/license"}) {
+    ASSERT_OK_AND_ASSIGN(Attr attr, fs->Resolve(path));
+    std::string buf(attr.size, '\0');
+    SCOPED_TRACE(path);
+    EXPECT_CODE(fs->Read(attr.ino, 0, {reinterpret_cast<uint8_t*>(buf.data()), buf.size()}),
+                Code::kIoError);
+  }
+  EXPECT_EQ(Read(*b_, "agent", "/usr/lib/deep/a/b/never-listed.txt"), "far down\n");
 }
 
 TEST_F(TransferTest, ASecondPushSendsOnlyTheChangedChunk) {
