@@ -215,7 +215,8 @@ Status RemoteGc(Globals& g, const UpkeepArgs& a) {
   if (g.json) {
     PrintJson({{"sessions", stats.sessions}, {"packs_kept", stats.packs_kept},
                {"packs_deleted", stats.packs_deleted}, {"bundles_deleted", stats.bundles_deleted},
-               {"bytes_deleted", stats.bytes_deleted}, {"young_kept", stats.young_kept}},
+               {"bytes_deleted", stats.bytes_deleted}, {"young_kept", stats.young_kept},
+               {"packs_doomed", stats.packs_doomed}},
               -1);
   } else {
     std::cout << "remote " << remote.name << ": " << stats.sessions << " sessions, "
@@ -225,6 +226,10 @@ Status RemoteGc(Globals& g, const UpkeepArgs& a) {
     if (stats.young_kept > 0) {
       std::cout << "; kept " << stats.young_kept << " unreferenced objects newer than "
                 << a.grace_s << " s";
+    }
+    if (stats.packs_doomed > 0) {
+      std::cout << "; " << stats.packs_doomed << " unreferenced packs are deleted by a gc "
+                << a.grace_s << " s after this one first found them (pushes no longer use them)";
     }
     std::cout << "\n";
   }
@@ -311,8 +316,9 @@ void AddRemoteCommands(CLI::App& app, Globals& g) {
                    [&g] { return RemoteGc(g, upkeep); });
   gc->add_option("name", upkeep.name, "Remote name")->required();
   gc->add_option("--grace", upkeep.grace_s,
-                 "Keep unreferenced objects newer than this many seconds, for pushes in flight "
-                 "(default 3600)")
+                 "Keep unreferenced objects newer than this many seconds, for pushes in flight; "
+                 "an older unreferenced pack is deleted by a gc this long after the one that "
+                 "first found it (default 3600)")
       ->check(CLI::NonNegativeNumber);
   auto* fsck = g.Add(*remote, "fsck",
                      "Check that every object the heads of remote NAME reference is there",

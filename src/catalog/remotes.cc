@@ -22,8 +22,9 @@ constexpr const char* kSetRemoteHead =
 
 constexpr const char* kForgetRemoteChunks = "DELETE FROM remote_chunks WHERE remote = ?1";
 constexpr const char* kForgetRemotePacks = "DELETE FROM remote_packs WHERE remote = ?1";
-constexpr const char* kGetChunkSha = "SELECT sha FROM chunk_sha WHERE chunk = ?1";
-constexpr const char* kPutChunkSha = "INSERT OR REPLACE INTO chunk_sha(chunk, sha) VALUES (?1, ?2)";
+constexpr const char* kGetChunkSha = "SELECT sha, content_key FROM chunk_sha WHERE chunk = ?1";
+constexpr const char* kPutChunkSha =
+    "INSERT OR REPLACE INTO chunk_sha(chunk, sha, content_key) VALUES (?1, ?2, ?3)";
 constexpr const char* kGetRemoteChunk =
     "SELECT pack, offset, length FROM remote_chunks WHERE remote = ?1 AND sha = ?2";
 constexpr const char* kPutRemoteChunk =
@@ -123,16 +124,23 @@ Status SetRemoteHead(sql::Connection& conn, std::string_view remote, std::string
       .Run();
 }
 
-Result<std::string> GetChunkSha(sql::Connection& conn, int64_t chunk) {
+Result<ChunkDigests> GetChunkSha(sql::Connection& conn, int64_t chunk) {
   ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kGetChunkSha));
   s.Bind(1, chunk);
   ASSIGN_OR_RETURN(bool row, s.Step());
-  return row ? s.Text(0) : std::string();
+  if (!row) return ChunkDigests{};
+  return ChunkDigests{s.Text(0), s.BlobString(1)};
 }
 
-Status PutChunkSha(sql::Connection& conn, int64_t chunk, std::string_view sha) {
+Status PutChunkSha(sql::Connection& conn, int64_t chunk, const ChunkDigests& digests) {
   ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kPutChunkSha));
-  return s.Bind(1, chunk).BindText(2, sha).Run();
+  s.Bind(1, chunk).BindText(2, digests.sha);
+  if (digests.content_key.empty()) {
+    s.BindNull(3);
+  } else {
+    s.BindBytes(3, digests.content_key);
+  }
+  return s.Run();
 }
 
 Result<std::optional<PackedChunk>> GetRemoteChunk(sql::Connection& conn, std::string_view remote,

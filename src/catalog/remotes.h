@@ -30,9 +30,15 @@ Result<RemoteHeadInfo> GetRemoteHead(sql::Connection& conn, std::string_view rem
 Status SetRemoteHead(sql::Connection& conn, std::string_view remote, std::string_view session,
                      const RemoteHeadInfo& head);
 
-// The SHA-256 (hex) of chunk `chunk`'s plain bytes, "" if not recorded.
-Result<std::string> GetChunkSha(sql::Connection& conn, int64_t chunk);
-Status PutChunkSha(sql::Connection& conn, int64_t chunk, std::string_view sha);
+// What chunk_sha knows of a chunk: its SHA-256 (hex; empty if not known)
+// and, for a host reference, the content key of its bytes (empty if not
+// known, and for other chunks, whose key is chunks.hash).
+struct ChunkDigests {
+  std::string sha;
+  std::string content_key;
+};
+Result<ChunkDigests> GetChunkSha(sql::Connection& conn, int64_t chunk);
+Status PutChunkSha(sql::Connection& conn, int64_t chunk, const ChunkDigests& digests);
 
 // Where remote `remote` holds the chunk of SHA-256 `sha`: an entry of a pack.
 struct PackedChunk {

@@ -272,10 +272,17 @@ CREATE TABLE remote_packs (
 ALTER TABLE remote_heads ADD COLUMN state TEXT NOT NULL DEFAULT '';
 )sql";
 
+// A host reference's content key (XXH3-128 of its bytes), once a push read
+// them: the key its row gets in a pushed bundle, where it holds bytes.
+constexpr const char* kMigrationV11 = R"sql(
+ALTER TABLE chunk_sha ADD COLUMN content_key BLOB;
+)sql";
+
 // kMigrations[i] upgrades schema version i+1 to i+2.
 const std::vector<const char*> kMigrations = {kMigrationV2, kMigrationV3, kMigrationV4,
                                               kMigrationV5, kMigrationV6, kMigrationV7,
-                                              kMigrationV8, kMigrationV9, kMigrationV10};
+                                              kMigrationV8, kMigrationV9, kMigrationV10,
+                                              kMigrationV11};
 
 Result<int> CountTables(sql::Connection& conn) {
   ASSIGN_OR_RETURN(sql::Statement stmt,

@@ -14,7 +14,7 @@ namespace strata::catalog {
 // PRAGMA application_id of every Strata store ("STRA").
 inline constexpr int32_t kApplicationId = 0x53545241;
 // The schema version this build writes. Older stores are migrated on open.
-inline constexpr int kSchemaVersion = 10;
+inline constexpr int kSchemaVersion = 11;
 
 // Checks the file at `path` before SQLite touches it: a truncated or foreign
 // file gets a clear error naming it. A missing or empty file is fine (new store).

@@ -68,6 +68,40 @@ Result<RemoteHead> ReadHead(S3Client& client, const std::string& key) {
   return head;
 }
 
+std::string DoomedKey(const RemoteInfo& remote) { return Prefix(remote) + "gc/doomed"; }
+
+Result<DoomedPacks> ReadDoomedPacks(S3Client& client, const RemoteInfo& remote) {
+  const std::string key = DoomedKey(remote);
+  DoomedPacks packs;
+  auto body = client.Get(key);
+  if (!body.ok()) {
+    if (body.status().code() == Code::kNotFound) return packs;
+    return body.status();
+  }
+  auto json = nlohmann::json::parse(*body, nullptr, false);
+  if (!json.is_object() || json.value("format", 0) != 1 || !json.contains("packs") ||
+      !json["packs"].is_object()) {
+    return Corruption("remote object " + key + " is not a Strata gc list");
+  }
+  for (const auto& [sha, since] : json["packs"].items()) {
+    if (!chunks::IsShaHex(sha) || !since.is_number_integer()) {
+      return Corruption("remote object " + key + " names a pack malformed");
+    }
+    packs[sha] = since.get<int64_t>();
+  }
+  return packs;
+}
+
+Status WriteDoomedPacks(S3Client& client, const RemoteInfo& remote, const DoomedPacks& packs) {
+  const std::string key = DoomedKey(remote);
+  if (packs.empty()) {
+    Status deleted = client.Delete(key);
+    return deleted.code() == Code::kNotFound ? Status::Ok() : deleted;
+  }
+  nlohmann::json json = {{"format", 1}, {"packs", packs}};
+  return client.Put(key, json.dump(), PutConditions{}).status();
+}
+
 Status ForEachParallel(size_t n, int parallel, const RemoteInfo& remote, const Getenv& env,
                        const std::string& db_path,
                        const std::function<Status(S3Client&, sql::Connection*, size_t)>& work,

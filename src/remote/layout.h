@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <span>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,6 +51,19 @@ struct RemoteHead {
 };
 // NotFound is not an error: `exists` is false then.
 Result<RemoteHead> ReadHead(S3Client& client, const std::string& key);
+
+// The packs a remote gc found that no head references, each with when one
+// first did (seconds since the epoch): the object "PREFIX/gc/doomed", JSON
+// {"format": 1, "packs": {"<sha256>": SINCE, ...}}. A push never relies on a
+// doomed pack (it sends those chunks again), and a gc deletes a doomed pack
+// only when it is still unreferenced a grace period after SINCE: a push that
+// relied on it began before the gc that doomed it, and has moved its head by
+// then if it took less than the grace period.
+using DoomedPacks = std::map<std::string, int64_t>;
+std::string DoomedKey(const RemoteInfo& remote);
+// Empty when there is no such object.
+Result<DoomedPacks> ReadDoomedPacks(S3Client& client, const RemoteInfo& remote);
+Status WriteDoomedPacks(S3Client& client, const RemoteInfo& remote, const DoomedPacks& packs);
 
 // Runs `work(client, conn, i)` for i in [0, n) on up to `parallel` threads,
 // each with its own S3 client and (unless `db_path` is empty, then null) its

@@ -57,6 +57,10 @@ Result<RemoteGcStats> CollectRemoteGarbage(S3Client& client, const RemoteInfo& r
   ASSIGN_OR_RETURN(std::vector<Listed> indexes, ListAll(client, Prefix(remote) + "index/"));
   ASSIGN_OR_RETURN(std::vector<Listed> session_objects,
                    ListAll(client, Prefix(remote) + "sessions/"));
+  // Before the heads are read: a push that relied on a pack doomed earlier
+  // and finished in time is seen below.
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  ASSIGN_OR_RETURN(const DoomedPacks doomed_before, ReadDoomedPacks(client, remote));
   std::unordered_set<std::string> kept_bundles, kept_packs;
   for (const std::string& head_key : HeadKeys(session_objects)) {
     ASSIGN_OR_RETURN(RemoteHead head, ReadHead(client, head_key));
@@ -74,7 +78,7 @@ Result<RemoteGcStats> CollectRemoteGarbage(S3Client& client, const RemoteInfo& r
       for (const chunks::RemoteRef& ref : *refs) kept_packs.insert(ref.pack);
     }
   }
-  const int64_t young_after = static_cast<int64_t>(std::time(nullptr)) - grace_s;
+  const int64_t young_after = now - grace_s;
   auto doomed = [&](const Listed& o, bool referenced) {
     if (referenced) return false;
     if (o.modified_s > young_after) {
@@ -83,18 +87,39 @@ Result<RemoteGcStats> CollectRemoteGarbage(S3Client& client, const RemoteInfo& r
     }
     return true;
   };
-  std::unordered_map<std::string, uint64_t> index_size;
-  for (const Listed& o : indexes) index_size[ShaOfKey(o.key)] = o.size;
+  // Unreferenced packs are listed as doomed first, and deleted only once
+  // they were doomed a grace period ago (layout.h, DoomedPacks).
+  DoomedPacks doomed_now;
+  std::vector<std::pair<const Listed*, int64_t>> expired;  // with when doomed
   for (const Listed& o : packs) {
     const std::string pack = ShaOfKey(o.key);
     bool referenced = kept_packs.count(pack) != 0;
     if (referenced) stats.packs_kept++;
     if (!doomed(o, referenced)) continue;
+    auto before = doomed_before.find(pack);
+    const int64_t since = before == doomed_before.end() ? now : before->second;
+    if (now - since >= grace_s) {
+      expired.emplace_back(&o, since);
+    } else {
+      doomed_now[pack] = since;
+      stats.packs_doomed++;
+    }
+  }
+  RETURN_IF_ERROR(WriteDoomedPacks(client, remote, doomed_now));
+  std::unordered_map<std::string, uint64_t> index_size;
+  for (const Listed& o : indexes) index_size[ShaOfKey(o.key)] = o.size;
+  for (const auto& [o, since] : expired) {
+    const std::string pack = ShaOfKey(o->key);
+    // A push that made a pack of the same bytes since wrote it again (it
+    // does not rely on a doomed one): then it is not garbage. (Times are
+    // whole seconds: one in the second of the doom counts as after it.)
+    ASSIGN_OR_RETURN(ObjectInfo now_there, client.Head(o->key));
+    if (now_there.modified_s < 0 || now_there.modified_s >= since) continue;
     // The index first: an index never names a pack that is not there.
     RETURN_IF_ERROR(client.Delete(IndexKey(remote, pack)));
-    RETURN_IF_ERROR(client.Delete(o.key));
+    RETURN_IF_ERROR(client.Delete(o->key));
     stats.packs_deleted++;
-    stats.bytes_deleted += o.size + index_size[pack];
+    stats.bytes_deleted += o->size + index_size[pack];
   }
   for (const Listed& o : session_objects) {
     if (o.key.find("/bundles/") == std::string::npos) continue;

@@ -17,6 +17,7 @@ struct RemoteGcStats {
   uint64_t sessions = 0;          // heads found
   uint64_t packs_kept = 0;
   uint64_t packs_deleted = 0;     // with their index objects
+  uint64_t packs_doomed = 0;      // unreferenced, deleted by a gc a grace period later
   uint64_t bundles_deleted = 0;
   uint64_t bytes_deleted = 0;
   uint64_t young_kept = 0;        // unreferenced, but newer than the grace period
@@ -28,9 +29,11 @@ struct RemoteGcStats {
 // name (the session's whole history: snapshots and tool calls included). A
 // pack is kept whole while any of its chunks is named. Objects newer than
 // `grace_s` seconds are kept, for pushes in flight (they upload packs and
-// the bundle before they move the head). A push that started before the gc
-// and reuses a pack the gc deletes makes a head that names a missing pack
-// (fsck reports it; push again): run gc when no push runs.
+// the bundle before they move the head). An older pack that nothing
+// references is not deleted at once but doomed (layout.h, DoomedPacks):
+// pushes from then on do not rely on it, and a gc at least `grace_s` later
+// deletes it if still nothing references it. So gc may run beside pushes
+// that take less than `grace_s`.
 Result<RemoteGcStats> CollectRemoteGarbage(S3Client& client, const RemoteInfo& remote,
                                            int64_t grace_s);
 

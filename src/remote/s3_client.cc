@@ -270,6 +270,7 @@ Result<S3Client::Response> S3Client::SendOnce(const Request& request) {
     api->curl_easy_setopt(curl, CURLOPT_EXPECT_100_TIMEOUT_MS, 50L);
   } else if (std::strcmp(request.method, "HEAD") == 0) {
     api->curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+    api->curl_easy_setopt(curl, CURLOPT_FILETIME, 1L);  // Last-Modified
   } else if (std::strcmp(request.method, "GET") != 0) {
     api->curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, request.method);
   }
@@ -403,9 +404,11 @@ Result<ObjectInfo> S3Client::Head(std::string_view key) {
   ASSIGN_OR_RETURN(Response r, Send(request));
   if (r.curl != CURLE_OK || r.status / 100 != 2) return ErrorOf(request, r);
   ASSIGN_OR_RETURN(const NetApi* api, LoadNetApi());
-  curl_off_t length = 0;
+  curl_off_t length = 0, modified = -1;
   api->curl_easy_getinfo(static_cast<CURL*>(curl_), CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
-  return ObjectInfo{static_cast<uint64_t>(std::max<curl_off_t>(length, 0)), r.etag};
+  api->curl_easy_getinfo(static_cast<CURL*>(curl_), CURLINFO_FILETIME_T, &modified);
+  return ObjectInfo{static_cast<uint64_t>(std::max<curl_off_t>(length, 0)), r.etag,
+                    static_cast<int64_t>(modified)};
 }
 
 Status S3Client::Delete(std::string_view key) {

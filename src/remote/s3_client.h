@@ -61,6 +61,7 @@ struct PutConditions {
 struct ObjectInfo {
   uint64_t size = 0;
   std::string etag;  // without quotes
+  int64_t modified_s = -1;  // Last-Modified, seconds since the epoch (Head only; -1 unknown)
 };
 
 struct ListPage {

@@ -111,19 +111,21 @@ struct PushChunk {
   bool computed = false;             // sha computed now (to record in chunk_sha)
   std::optional<catalog::PackedChunk> where;  // on the remote already, or once packed
   std::optional<chunks::HostRange> host;      // pushed as this host reference, not bytes
+  std::string content_key;           // a host reference's bytes' key (pushed as bytes)
   uint64_t stored_size = 0;          // bytes it takes in a pack
 };
 
 // Reads the index objects of `remote` this store has not read yet into
-// remote_chunks: what other stores pushed.
-Status LearnIndexes(S3Client& client, const RemoteInfo& remote, sql::Connection& writer) {
+// remote_chunks: what other stores pushed (but not the doomed packs').
+Status LearnIndexes(S3Client& client, const RemoteInfo& remote, const DoomedPacks& doomed,
+                    sql::Connection& writer) {
   std::vector<std::string> unknown;
   std::string after;
   do {
     ASSIGN_OR_RETURN(ListPage page, client.List(Prefix(remote) + "index/", after));
     for (const auto& [key, size] : page.keys) {
       const std::string pack = ShaOfKey(key);
-      if (pack.empty()) continue;
+      if (pack.empty() || doomed.count(pack) != 0) continue;
       ASSIGN_OR_RETURN(bool known, catalog::KnowsRemotePack(writer, remote.name, pack));
       if (!known) unknown.push_back(pack);
     }
@@ -178,12 +180,21 @@ Status Locate(std::vector<PushChunk>& chunks, const RemoteInfo& remote, const St
               return Corruption("chunk " + std::to_string(c.id) + " has a malformed host reference");
             }
           }
-          ASSIGN_OR_RETURN(c.sha, catalog::GetChunkSha(*conn, c.id));
+          ASSIGN_OR_RETURN(catalog::ChunkDigests known, catalog::GetChunkSha(*conn, c.id));
+          c.sha = std::move(known.sha);
+          c.content_key = std::move(known.content_key);
         }
-        if (c.sha.empty()) {
+        // A host reference sent as bytes takes their content key in the
+        // bundle (its own, "host", says "no bytes here").
+        const bool needs_key = codec == kHostCodec && !c.host;
+        if (c.sha.empty() || (needs_key && c.content_key.size() != sizeof(ChunkHash))) {
           ASSIGN_OR_RETURN(auto plain, reader.Get(*conn, c.id));
           c.sha = ShaHex(api, std::string_view(reinterpret_cast<const char*>(plain->data()),
                                                plain->size()));
+          if (needs_key) {
+            const ChunkHash key = reader.Hash(*plain);
+            c.content_key.assign(reinterpret_cast<const char*>(key.data()), key.size());
+          }
           c.computed = true;
         }
         if (c.host) {
@@ -261,8 +272,9 @@ using Sent = std::unordered_map<std::string, catalog::PackedChunk>;
 Result<Sent> UploadPacks(
     const std::vector<Outgoing>& items,
     const std::function<Status(sql::Connection*, size_t, PackBuilder*)>& add,
-    const RemoteInfo& remote, const Getenv& env, const std::string& db_path, const NetApi& api,
-    int parallel, const Progress& progress, S3Counters* counters) {
+    const RemoteInfo& remote, const DoomedPacks& doomed, const Getenv& env,
+    const std::string& db_path, const NetApi& api, int parallel, const Progress& progress,
+    S3Counters* counters) {
   std::vector<std::vector<size_t>> packs;
   {
     std::unordered_set<std::string> first;
@@ -288,7 +300,9 @@ Result<Sent> UploadPacks(
         for (size_t k : packs[i]) RETURN_IF_ERROR(add(conn, k, &pack));
         const std::string name = ShaHex(api, pack.body());
         PutConditions absent;
-        absent.if_absent = true;
+        // A pack of this name that a gc doomed is written again, not relied
+        // on: its new time tells the gc that would delete it (maintenance.h).
+        absent.if_absent = doomed.count(name) == 0;
         // The pack, then its index: an index never names a pack that is not there.
         for (const auto& [key, body] : {std::pair{PackKey(remote, name), pack.body()},
                                         std::pair{IndexKey(remote, name), pack.IndexBody()}}) {
@@ -357,21 +371,24 @@ Result<TransferStats> Push(Store& store, const RemoteInfo& remote, std::string_v
   }
   // What the remote holds: from this store's own pushes and pulls, and the
   // index objects of other stores' packs.
-  RETURN_IF_ERROR(LearnIndexes(*client, remote, *writer));
+  ASSIGN_OR_RETURN(const DoomedPacks doomed, ReadDoomedPacks(*client, remote));
+  RETURN_IF_ERROR(LearnIndexes(*client, remote, doomed, *writer));
   RETURN_IF_ERROR(Locate(chunks, remote, store, options.host_by_reference, *api, options.parallel,
                          env, &counters));
 
-  // A pack this store knows of may have been removed since (remote gc):
-  // check each one named, and forget those that are gone, so their chunks
-  // are sent.
+  // A pack this store knows of may have been removed since, or doomed, by
+  // a remote gc: check each one named, and forget those that are gone or
+  // doomed, so their chunks are sent.
   std::set<std::string> checked;
   auto check_packs = [&](std::vector<std::optional<catalog::PackedChunk>*> places) -> Status {
-    std::set<std::string> named;
+    std::set<std::string> named, gone;
     for (auto* where : places) {
-      if (*where && checked.count((*where)->pack) == 0) named.insert((*where)->pack);
+      if (!*where || checked.count((*where)->pack) != 0) continue;
+      (doomed.count((*where)->pack) != 0 ? gone : named).insert((*where)->pack);
     }
-    ASSIGN_OR_RETURN(std::set<std::string> gone,
+    ASSIGN_OR_RETURN(std::set<std::string> missing,
                      MissingPacks(named, remote, env, options.parallel, &counters));
+    gone.merge(missing);
     for (const std::string& pack : gone) {
       RETURN_IF_ERROR(catalog::ForgetRemotePack(*writer, remote.name, pack));
     }
@@ -379,6 +396,7 @@ Result<TransferStats> Push(Store& store, const RemoteInfo& remote, std::string_v
       if (*where && gone.count((*where)->pack) != 0) where->reset();
     }
     checked.insert(named.begin(), named.end());
+    checked.insert(gone.begin(), gone.end());
     return Status::Ok();
   };
   std::vector<std::optional<catalog::PackedChunk>*> chunk_places;
@@ -398,7 +416,8 @@ Result<TransferStats> Push(Store& store, const RemoteInfo& remote, std::string_v
                   [&](sql::Connection* conn, size_t i, PackBuilder* pack) {
                     return AddToPack(*conn, reader, chunks[i], pack);
                   },
-                  remote, env, store.path(), *api, options.parallel, options.progress, &counters));
+                  remote, doomed, env, store.path(), *api, options.parallel, options.progress,
+                  &counters));
   stats.chunks = chunks.size();
   stats.sent = sent.size();
 
@@ -409,7 +428,12 @@ Result<TransferStats> Push(Store& store, const RemoteInfo& remote, std::string_v
     RETURN_IF_ERROR(conn->Exec("BEGIN"));
     ASSIGN_OR_RETURN(sql::Statement update,
                      conn->PrepareUncached("UPDATE chunks SET codec = ?1, data = ?2 WHERE id = ?3"));
+    ASSIGN_OR_RETURN(sql::Statement rekey,
+                     conn->PrepareUncached("UPDATE chunks SET hash = ?1 WHERE id = ?2"));
     for (PushChunk& c : chunks) {
+      if (!c.content_key.empty() && !c.host) {
+        RETURN_IF_ERROR(rekey.BindBytes(1, c.content_key).Bind(2, c.id).Run());
+      }
       if (c.host) {
         RETURN_IF_ERROR(update.Bind(1, kHostCodec)
                             .BindBytes(2, chunks::EncodeHostRange(*c.host))
@@ -449,7 +473,7 @@ Result<TransferStats> Push(Store& store, const RemoteInfo& remote, std::string_v
                     AddBytesToPack(reader, piece_shas[i], cut[i], pack);
                     return Status::Ok();
                   },
-                  remote, env, "", *api, options.parallel, nullptr, &counters));
+                  remote, doomed, env, "", *api, options.parallel, nullptr, &counters));
   std::vector<chunks::RemoteRef> manifest;
   for (size_t i = 0; i < cut.size(); ++i) {
     const catalog::PackedChunk where =
@@ -462,7 +486,9 @@ Result<TransferStats> Push(Store& store, const RemoteInfo& remote, std::string_v
   {
     ASSIGN_OR_RETURN(sql::Transaction txn, sql::Transaction::Begin(*writer));
     for (const PushChunk& c : chunks) {
-      if (c.computed) RETURN_IF_ERROR(catalog::PutChunkSha(*writer, c.id, c.sha));
+      if (c.computed) {
+        RETURN_IF_ERROR(catalog::PutChunkSha(*writer, c.id, {c.sha, c.content_key}));
+      }
     }
     for (const Sent* m : {&sent, &sent_pieces}) {
       for (const auto& [sha, where] : *m) {

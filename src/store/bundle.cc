@@ -128,19 +128,24 @@ INSERT INTO temp.map_call
   FROM b.tool_calls;
 CREATE TEMP TABLE map_chunk (old INTEGER PRIMARY KEY, new INTEGER);
 INSERT INTO temp.map_chunk
-  SELECT x.id, (SELECT c.id FROM main.chunks c WHERE c.hash = x.hash AND c.size = x.size
-                AND c.codec = x.codec AND c.data = x.data LIMIT 1)
+  SELECT x.id, CASE WHEN x.codec = 2 THEN NULL
+                    ELSE (SELECT c.id FROM main.chunks c WHERE c.hash = x.hash AND c.size = x.size
+                          AND c.codec = x.codec AND c.data = x.data LIMIT 1) END
   FROM b.chunks x;
+CREATE TEMP TABLE fresh_chunk (old INTEGER PRIMARY KEY, rank INTEGER NOT NULL);
+INSERT INTO temp.fresh_chunk
+  SELECT old, row_number() OVER (ORDER BY old) FROM temp.map_chunk WHERE new IS NULL;
+CREATE TEMP TABLE chunk_base AS
+  SELECT max(coalesce((SELECT seq FROM main.sqlite_sequence WHERE name = 'chunks'), 0),
+             coalesce((SELECT max(id) FROM main.chunks), 0)) AS id;
 )sql";
 
 constexpr const char* kImportRows = R"sql(
-INSERT INTO main.chunks(hash, size, codec, data)
-  SELECT x.hash, x.size, x.codec, x.data FROM b.chunks x JOIN temp.map_chunk m ON m.old = x.id
-  WHERE m.new IS NULL ORDER BY x.id;
-UPDATE temp.map_chunk SET new = (
-  SELECT c.id FROM b.chunks x JOIN main.chunks c ON c.hash = x.hash AND c.size = x.size
-    AND c.codec = x.codec AND c.data = x.data
-  WHERE x.id = temp.map_chunk.old LIMIT 1) WHERE new IS NULL;
+INSERT INTO main.chunks(id, hash, size, codec, data)
+  SELECT (SELECT id FROM temp.chunk_base) + f.rank, x.hash, x.size, x.codec, x.data
+  FROM b.chunks x JOIN temp.fresh_chunk f ON f.old = x.id;
+UPDATE temp.map_chunk SET new = (SELECT id FROM temp.chunk_base) + (
+  SELECT f.rank FROM temp.fresh_chunk f WHERE f.old = temp.map_chunk.old) WHERE new IS NULL;
 INSERT INTO main.branches(id, parent, parent_version, head_version, created_ns)
   SELECT m.new, (SELECT p.new FROM temp.map_branch p WHERE p.old = r.parent), r.parent_version,
          r.head_version, r.created_ns

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -17,6 +18,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "chunks/chunk_store.h"
 #include "remote/fetch.h"
@@ -160,9 +162,10 @@ TEST_F(TransferTest, APulledSessionIsThePushedOneByteForByteAndComesBack) {
   EXPECT_EQ(progress_calls, 1u);  // one pack
   EXPECT_EQ(last_done, pushed.chunks);
   EXPECT_EQ(last_total, pushed.chunks);
-  // (head, index listing, the chunks' pack and its index, the metadata's
-  // pack and its index, the manifest, head): not one per chunk
-  EXPECT_EQ(pushed.requests, 8u);
+  // (head, the gc's doomed list, index listing, the chunks' pack and its
+  // index, the metadata's pack and its index, the manifest, head): not one
+  // per chunk
+  EXPECT_EQ(pushed.requests, 9u);
   ASSERT_OK_AND_ASSIGN(TransferStats pulled, Pull(*b_, remote_, "work", {}, getenv_));
   EXPECT_EQ(pulled.head, pushed.head);
   EXPECT_EQ(pulled.sent, 0u);  // lazily: each chunk is fetched when first read
@@ -261,7 +264,16 @@ TEST_F(TransferTest, AHostBaseSessionIsPushedWholeAndReadsWhereThatHostIsNot) {
   ASSERT_OK_AND_ASSIGN(auto names, fs->ReadDir(doc.ino));
   EXPECT_EQ(names.size(), 4u);  // ., .., license, readme
   EXPECT_EQ(CountChunks("b.db", "codec = 2"), 0);  // no reference to any host
-  EXPECT_TRUE(b_->CheckIntegrity()->empty());
+  // Every chunk came with its content key: fetched, each is a chunk like any
+  // other (fsck checks the bytes against it).
+  PullOptions eager;
+  eager.eager = true;
+  ASSERT_OK(Pull(*b_, remote_, "agent", eager, getenv_).status());
+  EXPECT_EQ(CountChunks("b.db", "codec = 3"), 0);
+  EXPECT_EQ(CountChunks("b.db", "length(hash) != 16"), 0);
+  auto problems = b_->CheckIntegrity();
+  ASSERT_OK(problems.status());
+  EXPECT_TRUE(problems->empty()) << (*problems)[0].kind << ": " << (*problems)[0].detail;
 }
 
 TEST_F(TransferTest, AHostBaseSessionPushedByReferenceChecksEachHostFileWhenRead) {
@@ -311,10 +323,10 @@ TEST_F(TransferTest, ASecondPushSendsOnlyTheChangedChunk) {
   EXPECT_EQ(second.sent, 1u);
   EXPECT_NE(second.head, first.head);
   // This store knows what the remote holds: no request per chunk. (head,
-  // index listing, a HEAD of each pack it reuses, a new pack and its index
-  // for the chunk and for the changed pieces of the metadata, the
-  // manifest, head)
-  EXPECT_LE(second.requests, 10u);
+  // the doomed list, index listing, a HEAD of each pack it reuses, a new
+  // pack and its index for the chunk and for the changed pieces of the
+  // metadata, the manifest, head)
+  EXPECT_LE(second.requests, 11u);
   EXPECT_LT(second.bytes, 64u << 10);
   // Nothing changed: no chunk, the head stays a fast-forward.
   ASSERT_OK_AND_ASSIGN(TransferStats third, Push(*a_, remote_, "work", {}, getenv_));
@@ -614,6 +626,67 @@ TEST_F(TransferTest, APushKilledAnywhereLeavesTheOldHeadAndTheNextOneResumes) {
     }));
   }
   EXPECT_EQ(last.sent + chunks_indexed, last.chunks);
+}
+
+TEST_F(TransferTest, RemoteGcDoomsAnOldUnreferencedPackBeforeItDeletesItAndPushesStopUsingIt) {
+  // Session "old" is pushed, then its head removed (as by another machine's
+  // rm): its packs are unreferenced, and older than the grace period.
+  ASSERT_OK(a_->CreateSession("old").status());
+  Write(*a_, "old", "x.bin", Random(300'000, 91));
+  ASSERT_OK(Push(*a_, remote_, "old", {}, getenv_).status());
+  ASSERT_OK_AND_ASSIGN(auto client, Connect(remote_, getenv_));
+  ASSERT_OK(client->Delete(SessionKey(remote_, "old") + "HEAD"));
+  const std::string x_pack = PackHolding(*client, remote_, Random(300'000, 91).substr(0, 65536));
+  ASSERT_FALSE(x_pack.empty());
+  constexpr int64_t kGrace = 2;
+  std::this_thread::sleep_for(std::chrono::seconds(kGrace + 1));
+
+  // The first gc only dooms what nothing references: a push that began
+  // before the gc may still rely on it.
+  ASSERT_OK_AND_ASSIGN(RemoteGcStats first, CollectRemoteGarbage(*client, remote_, kGrace));
+  EXPECT_EQ(first.packs_deleted, 0u);
+  EXPECT_GE(first.packs_doomed, 2u);  // x's pack, the metadata's
+  EXPECT_OK(client->Head(x_pack).status());
+  // Pushes from now on do not rely on a doomed pack. Another store's push of
+  // the same bytes makes a pack of the same name: it writes it again (say its
+  // head has not moved yet when the next gc runs)...
+  ASSERT_OK(b_->CreateSession("again").status());
+  Write(*b_, "again", "x.bin", Random(300'000, 91));
+  ASSERT_OK_AND_ASSIGN(TransferStats again, Push(*b_, remote_, "again", {}, getenv_));
+  EXPECT_EQ(again.sent, 5u);  // 300,000 bytes in 64 KiB blocks
+  ASSERT_OK(client->Delete(SessionKey(remote_, "again") + "HEAD"));
+  // ... and this store, which knew the bytes were there, sends them again.
+  ASSERT_OK(a_->CreateSession("new").status());
+  Write(*a_, "new", "x.bin", Random(300'000, 91));
+  Write(*a_, "new", "y.bin", Random(1'000, 92));
+  ASSERT_OK_AND_ASSIGN(TransferStats pushed, Push(*a_, remote_, "new", {}, getenv_));
+  EXPECT_EQ(pushed.sent, 6u);  // x's 5 chunks and y, in a pack of their own
+
+  // A grace period after the doom, a gc deletes what is still unreferenced
+  // and was not written since: the old metadata, not x's pack.
+  std::this_thread::sleep_for(std::chrono::seconds(kGrace + 1));
+  ASSERT_OK_AND_ASSIGN(RemoteGcStats second, CollectRemoteGarbage(*client, remote_, kGrace));
+  EXPECT_GE(second.packs_deleted, 1u);
+  EXPECT_OK(client->Head(x_pack).status());
+  uint64_t sessions = 0;
+  ASSERT_OK_AND_ASSIGN(auto problems, CheckRemote(*client, remote_, true, &sessions));
+  EXPECT_EQ(sessions, 1u);
+  EXPECT_TRUE(problems.empty()) << problems[0].key << ": " << problems[0].detail;
+  PullOptions eager;
+  eager.eager = true;
+  ASSERT_OK(Pull(*b_, remote_, "new", eager, getenv_).status());
+  EXPECT_EQ(Read(*b_, "new", "/x.bin"), Random(300'000, 91));
+  EXPECT_EQ(Read(*b_, "new", "/y.bin"), Random(1'000, 92));
+  // Once nothing was written for a grace period, x's pack goes too.
+  std::this_thread::sleep_for(std::chrono::seconds(kGrace + 1));
+  ASSERT_OK(CollectRemoteGarbage(*client, remote_, kGrace).status());
+  std::this_thread::sleep_for(std::chrono::seconds(kGrace + 1));
+  ASSERT_OK_AND_ASSIGN(RemoteGcStats last, CollectRemoteGarbage(*client, remote_, kGrace));
+  EXPECT_GE(last.packs_deleted, 1u);
+  EXPECT_CODE(client->Head(x_pack), Code::kNotFound);
+  EXPECT_CODE(client->Head(DoomedKey(remote_)), Code::kNotFound);  // nothing left doomed
+  ASSERT_OK_AND_ASSIGN(problems, CheckRemote(*client, remote_, true, &sessions));
+  EXPECT_TRUE(problems.empty()) << problems[0].key << ": " << problems[0].detail;
 }
 
 TEST_F(TransferTest, RemoteGcDeletesOnlyWhatNoHeadReferencesAndFsckFindsWhatIsMissing) {
