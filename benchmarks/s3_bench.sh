@@ -6,14 +6,17 @@
 #   pull        `strata pull` into an empty store (lazily: the metadata)
 #   first byte  the first byte of the largest file of that pulled session
 #               (`strata cat | head -c 1`, a new process)
-#   mount       `strata mount`, `ls` of /data and `cat` of its first file, on the
-#               lazily pulled session against the same on the pushing store
+#   mount       `strata mount`, `ls` of /data and `cat` of its first file, on a
+#               lazily pulled session (never mounted before) against the same
+#               on the pushing store: five of each, interleaved, median
 #   pull eager  `strata pull --eager` into another empty store (everything)
 #   re-push     after changing one 4 KiB file
 #   awscli up   `aws s3 cp --recursive` of the same directory (a new prefix)
 #   awscli down `aws s3 cp --recursive` of it back into an empty directory
 # Prints each step's time, MiB/s of the data, and strata's requests and
 # bytes, for REPS (default 1) runs; exit status 1 if a pulled file differs.
+# Each timed step begins after a `sync`. strata's eager pull is durable when
+# it returns (synced); awscli's download is in the page cache.
 #
 # Environment: STRATA (a strata binary; default: build this tree in
 #              STRATA_BENCH_BUILD, default <repo>/build-bench),
@@ -53,6 +56,9 @@ while (( total < SIZE_MIB << 20 )); do
 done
 mib=$(awk -v b="$total" 'BEGIN {printf "%.0f", b / 1048576}')
 timed() {  # prints seconds
+  # Each step starts with nothing dirty in the page cache: no step pays for
+  # writing back another's data.
+  sync
   local t0=$EPOCHREALTIME
   "$@" >"$DIR/out" 2>&1 || { cat "$DIR/out" >&2; return 1; }
   awk -v t0="$t0" -v t1="$EPOCHREALTIME" 'BEGIN {printf "%.2f", t1 - t0}'
@@ -74,15 +80,26 @@ for rep in $(seq 1 "${REPS:-1}"); do
   t_push=$(timed "${A[@]}" --json push work); push_out=$(cat "$DIR/out")
   t_pull=$(timed "${B[@]}" --json pull work); pull_out=$(cat "$DIR/out")
   t_first=$(timed bash -c '"$@" cat "work:/data/'"$largest"'" | head -c 1 >/dev/null' _ "${B[@]}")
-  mount_ls_cat() {  # store file; prints seconds for mount + ls + cat
+  mount_ls_cat() {  # store file; prints milliseconds for mount + ls + cat
     local m="$DIR/mnt" t
     mkdir -p "$m"
     t=$(timed bash -c '"$1" --store "$2" mount work "$3" && ls "$3/data" >/dev/null && cat "$3/data/f0" >/dev/null' _ "$STRATA" "$1" "$m")
     "$STRATA" --store "$1" umount "$m" >/dev/null
-    echo "$t"
+    awk -v s="$t" 'BEGIN {printf "%.0f", s * 1000}'
   }
-  t_mount_local=$(mount_ls_cat "$DIR/a.db")
-  t_mount_pulled=$(mount_ls_cat "$DIR/b.db")
+  median() { printf '%s\n' "$@" | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+  # Tens of milliseconds: five of each, interleaved, each pulled store
+  # mounted for the first time (a new lazy pull each).
+  local_ms=() pulled_ms=()
+  for k in 1 2 3 4 5; do
+    rm -f "$DIR"/m.db*
+    "$STRATA" --store "$DIR/m.db" remote add r "s3://$bucket/strata" --endpoint "$STRATA_S3_ENDPOINT" >/dev/null
+    "$STRATA" --store "$DIR/m.db" pull work >/dev/null
+    local_ms+=("$(mount_ls_cat "$DIR/a.db")")
+    pulled_ms+=("$(mount_ls_cat "$DIR/m.db")")
+  done
+  t_mount_local="$(median "${local_ms[@]}") ms (${local_ms[*]})"
+  t_mount_pulled="$(median "${pulled_ms[@]}") ms (${pulled_ms[*]})"
   t_eager=$(timed "${C[@]}" --json pull --eager work); eager_out=$(cat "$DIR/out")
   for f in "$DIR"/data/*; do
     cmp <("${C[@]}" cat "work:/data/$(basename "$f")") "$f" || { echo "pulled $f differs"; exit 1; }
@@ -99,11 +116,13 @@ for rep in $(seq 1 "${REPS:-1}"); do
   echo "| strata push | $t_push | $(rate "$t_push") | $(field "$push_out" requests) | $(field "$push_out" bytes) |"
   echo "| strata pull (lazy) | $t_pull | | $(field "$pull_out" requests) | $(field "$pull_out" bytes) |"
   echo "| first byte of $largest after it | $t_first | | | |"
-  echo "| mount + ls + cat, local / lazily pulled | $t_mount_local / $t_mount_pulled | | | |"
+  echo "| mount + ls + cat, median of 5: local / lazily pulled | $t_mount_local / $t_mount_pulled | | | |"
   echo "| strata pull --eager | $t_eager | $(rate "$t_eager") | $(field "$eager_out" requests) | $(field "$eager_out" bytes) |"
   echo "| strata re-push (one 4 KiB file changed) | $t_repush | | $(field "$repush_out" requests) | $(field "$repush_out" bytes) |"
   echo "| awscli up | $t_up | $(rate "$t_up") | | |"
   echo "| awscli down | $t_down | $(rate "$t_down") | | |"
   awk -v p="$t_push" -v q="$t_eager" -v u="$t_up" -v d="$t_down" \
-    'BEGIN {printf "push %.2fx, pull --eager %.2fx of awscli'"'"'s rate\n", u / p, d / q}'
+    -v l="$(median "${local_ms[@]}")" -v m="$(median "${pulled_ms[@]}")" \
+    'BEGIN {printf "push %.2fx, pull --eager %.2fx of awscli'"'"'s rate; mount + ls + cat pulled %.2fx of local\n", u / p, d / q, m / l}'
+  s3 rb --force "s3://$bucket" >/dev/null  # the memstore has room for one run
 done

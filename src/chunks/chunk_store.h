@@ -90,6 +90,9 @@ class RemoteChunkSource {
   virtual bool Sha256Matches(std::span<const uint8_t> bytes, std::string_view sha) = 0;
   // Writes into their stores what Fetch kept for later (before exit).
   virtual void Flush() = 0;
+  // Readies, in the background, what a first Fetch would otherwise load
+  // (a mount of a store that may hold remote chunks calls it as it starts).
+  virtual void Prepare() {}
 };
 // Installs `source` for the whole process (never destroyed while in use;
 // null removes it). Returns the previous one.

@@ -61,6 +61,12 @@ Status ServeSession(const DaemonOptions& a, const std::function<void(const Statu
   ASSIGN_OR_RETURN(auto store, OpenExistingStore(a.store_path));
   ASSIGN_OR_RETURN(SessionInfo session, store->GetSession(a.session));
   ASSIGN_OR_RETURN(auto fs, store->OpenFilesystem(View{session.branch, kHead}));
+  // A store that knows a remote may hold chunks still there (a lazy pull):
+  // the fetcher gets ready while the mount comes up, not at the first read.
+  if (chunks::RemoteChunkSource* source = chunks::GetRemoteChunkSource()) {
+    auto remotes = store->ListRemotes();
+    if (remotes.ok() && !remotes->empty()) source->Prepare();
+  }
   // The control socket before the mount, so that a second daemon for the
   // same session is refused before it touches the mount point. Snapshots
   // and forks commit at one instant of the mount (FuseServer::Cut); the

@@ -19,12 +19,13 @@ namespace {
 constexpr const char* kRootOfLevels =
     "SELECT ancestor FROM ancestry WHERE branch = ?1 ORDER BY depth DESC LIMIT 1";
 constexpr const char* kIsHostBase = "SELECT 1 FROM host_entries WHERE branch = ?1 LIMIT 1";
+// The columns EntryOfRow reads.
+#define HOST_ENTRY_COLUMNS "SELECT ino, root, rel, dev, host_ino, taken_ns, copy, expanded"
 constexpr const char* kGetHostEntry =
-    "SELECT root, rel, dev, host_ino, taken_ns, copy, expanded FROM host_entries"
-    " WHERE branch = ?1 AND ino = ?2";
-constexpr const char* kUnexpanded =
-    "SELECT ino, root, rel, dev, host_ino, taken_ns, copy FROM host_entries"
-    " WHERE branch = ?1 AND ino > ?2 AND expanded = 0 ORDER BY ino LIMIT ?3";
+    HOST_ENTRY_COLUMNS " FROM host_entries WHERE branch = ?1 AND ino = ?2";
+constexpr const char* kUnexpanded = HOST_ENTRY_COLUMNS
+    " FROM host_entries WHERE branch = ?1 AND ino > ?2 AND expanded = 0 ORDER BY ino LIMIT ?3";
+#undef HOST_ENTRY_COLUMNS
 constexpr const char* kPutHostEntry =
     "INSERT INTO host_entries(branch, ino, root, rel, dev, host_ino, taken_ns, copy, expanded)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)";
@@ -191,23 +192,32 @@ Result<BranchId> HostBaseOf(sql::Connection& conn, BranchId branch) {
   return is_base ? root : BranchId{0};
 }
 
+namespace {
+
+// A row of HOST_ENTRY_COLUMNS of base `base`.
+HostEntry EntryOfRow(sql::Statement& row, BranchId base) {
+  HostEntry e;
+  e.base = base;
+  e.ino = static_cast<InodeId>(row.Int(0));
+  e.root = row.Text(1);
+  e.rel = row.Text(2);
+  e.dev = static_cast<uint64_t>(row.Int(3));
+  e.host_ino = static_cast<uint64_t>(row.Int(4));
+  e.taken_ns = row.Int(5);
+  e.copy = row.Int(6) != 0;
+  e.expanded = row.Int(7) != 0;
+  return e;
+}
+
+}  // namespace
+
 Result<std::optional<HostEntry>> GetHostEntry(sql::Connection& conn, BranchId base,
                                               InodeId ino) {
   ASSIGN_OR_RETURN(sql::Statement s, conn.Prepare(kGetHostEntry));
   s.Bind(1, base).Bind(2, ino);
   ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return std::optional<HostEntry>();
-  HostEntry e;
-  e.base = base;
-  e.ino = ino;
-  e.root = s.Text(0);
-  e.rel = s.Text(1);
-  e.dev = static_cast<uint64_t>(s.Int(2));
-  e.host_ino = static_cast<uint64_t>(s.Int(3));
-  e.taken_ns = s.Int(4);
-  e.copy = s.Int(5) != 0;
-  e.expanded = s.Int(6) != 0;
-  return std::optional<HostEntry>(std::move(e));
+  return std::optional<HostEntry>(EntryOfRow(s, base));
 }
 
 Result<std::vector<HostEntry>> UnexpandedHostEntries(sql::Connection& conn, BranchId base,
@@ -216,15 +226,7 @@ Result<std::vector<HostEntry>> UnexpandedHostEntries(sql::Connection& conn, Bran
   s.Bind(1, base).Bind(2, static_cast<int64_t>(after)).Bind(3, limit);
   std::vector<HostEntry> out;
   RETURN_IF_ERROR(s.ForEachRow([&](sql::Statement& row) {
-    HostEntry& e = out.emplace_back();
-    e.base = base;
-    e.ino = static_cast<InodeId>(row.Int(0));
-    e.root = row.Text(1);
-    e.rel = row.Text(2);
-    e.dev = static_cast<uint64_t>(row.Int(3));
-    e.host_ino = static_cast<uint64_t>(row.Int(4));
-    e.taken_ns = row.Int(5);
-    e.copy = row.Int(6) != 0;
+    out.push_back(EntryOfRow(row, base));
     return Status::Ok();
   }));
   return out;

@@ -62,6 +62,7 @@ class LazyFetcher final : public chunks::RemoteChunkSource {
                               uint64_t size) override;
   bool Sha256Matches(std::span<const uint8_t> bytes, std::string_view sha) override;
   void Flush() override;
+  void Prepare() override;
 
  private:
   struct PackState {
@@ -231,6 +232,13 @@ bool LazyFetcher::Sha256Matches(std::span<const uint8_t> bytes, std::string_view
   return api.ok() &&
          ShaHex(**api, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size())) ==
              sha;
+}
+
+void LazyFetcher::Prepare() {
+  // libcurl and libcrypto take milliseconds to load (net_api.h): the time of
+  // a mounted session's first read from the remote, unless loaded now.
+  static std::once_flag once;
+  std::call_once(once, [] { std::thread([] { (void)LoadNetApi(); }).detach(); });
 }
 
 void LazyFetcher::Flush() {
