@@ -83,9 +83,11 @@ for rep in $(seq 1 "${REPS:-1}"); do
   mount_ls_cat() {  # store file; prints milliseconds for mount + ls + cat
     local m="$DIR/mnt" t
     mkdir -p "$m"
-    t=$(timed bash -c '"$1" --store "$2" mount work "$3" && ls "$3/data" >/dev/null && cat "$3/data/f0" >/dev/null' _ "$STRATA" "$1" "$m")
+    sync
+    t=$EPOCHREALTIME
+    "$STRATA" --store "$1" mount work "$m" >/dev/null && ls "$m/data" >/dev/null && cat "$m/data/f0" >/dev/null
+    awk -v t0="$t" -v t1="$EPOCHREALTIME" 'BEGIN {printf "%.1f", (t1 - t0) * 1000}'
     "$STRATA" --store "$1" umount "$m" >/dev/null
-    awk -v s="$t" 'BEGIN {printf "%.0f", s * 1000}'
   }
   median() { printf '%s\n' "$@" | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
   # Tens of milliseconds: five of each, interleaved, each pulled store
