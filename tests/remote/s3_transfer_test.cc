@@ -6,9 +6,11 @@
 #include <sys/time.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -571,6 +573,44 @@ TEST_F(TransferTest, StoresPushingTheSameFilesShareTheBucketsPacks) {
   EXPECT_EQ(pulled.sent, 17u);
   EXPECT_EQ(Read(*c, "two", "/lib.bin"), Random(1 << 20, 21));
   EXPECT_EQ(Read(*c, "two", "/own.txt"), "own\n");
+}
+
+TEST_F(TransferTest, APullKilledAnywhereLeavesTheStoreWholeAndTheNextOneContinues) {
+  MakeSession(*a_, "work");
+  Write(*a_, "work", "more.bin", Random(6 << 20, 5));  // ~96 more chunks
+  ASSERT_OK(Push(*a_, remote_, "work", {}, getenv_).status());
+  b_.reset();  // the CLI opens the store from here on
+  auto pull_killed_after = [&](const char* delay) {
+    std::string cmd = "env AWS_ACCESS_KEY_ID='" + env_["AWS_ACCESS_KEY_ID"] +
+                      "' AWS_SECRET_ACCESS_KEY='" + env_["AWS_SECRET_ACCESS_KEY"] +
+                      "' timeout -s KILL " + delay + " " + STRATA_CLI + " --store '" +
+                      dir_.File("b.db") + "' pull --eager --parallel 2 work >/dev/null 2>&1";
+    return std::system(cmd.c_str());
+  };
+  int killed = 0;
+  for (const char* delay : {"0.05", "0.1", "0.2", "0.3", "0.5"}) {
+    // Killed, or done: the store must be whole either way.
+    const int rc = pull_killed_after(delay);
+    killed += WIFEXITED(rc) && WEXITSTATUS(rc) == 128 + SIGKILL;
+    b_ = OpenStore("b.db");
+    ASSERT_NE(b_, nullptr);
+    auto problems = b_->CheckIntegrity();
+    SCOPED_TRACE(delay);
+    ASSERT_OK(problems.status());
+    EXPECT_TRUE(problems->empty()) << delay << ": " << (*problems)[0].kind << ": "
+                                   << (*problems)[0].detail;
+    b_.reset();
+  }
+  EXPECT_GE(killed, 1);  // the first, at least, was cut short
+  // The next pull finishes the job: every file whole, nothing left remote.
+  b_ = OpenStore("b.db");
+  PullOptions eager;
+  eager.eager = true;
+  ASSERT_OK(Pull(*b_, remote_, "work", eager, getenv_).status());
+  EXPECT_EQ(CountChunks("b.db", "codec = 3"), 0);
+  EXPECT_EQ(Read(*b_, "work", "/more.bin"), Random(6 << 20, 5));
+  EXPECT_EQ(Read(*b_, "work", "/big.bin"), Random(700'000, 1));
+  EXPECT_TRUE(b_->CheckIntegrity()->empty());
 }
 
 TEST_F(TransferTest, APushKilledAnywhereLeavesTheOldHeadAndTheNextOneResumes) {
