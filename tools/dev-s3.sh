@@ -9,6 +9,9 @@
 #   eval "$(tools/dev-s3.sh start [DIR])"   # prints the export lines below
 #   ... use $STRATA_S3_ENDPOINT with $AWS_ACCESS_KEY_ID/$AWS_SECRET_ACCESS_KEY
 #   tools/dev-s3.sh stop "$STRATA_S3_DIR"
+#   tools/dev-s3.sh rgw-stop DIR; tools/dev-s3.sh rgw-start DIR
+#                                # radosgw alone: killed, then started again
+#                                # on its port (the cluster keeps its data)
 #
 # start prints, on stdout and only on success (progress goes to stderr):
 #   export STRATA_S3_ENDPOINT=http://127.0.0.1:PORT
@@ -70,7 +73,7 @@ MEMSTORE_BYTES=${DEV_S3_MEMSTORE_BYTES:-2147483648}
 say() { echo "dev-s3: $*" >&2; }
 die() { echo "dev-s3: error: $*" >&2; exit 1; }
 usage() {
-  echo "usage: $0 start [DIR] | stop DIR" >&2
+  echo "usage: $0 start [DIR] | stop DIR | rgw-stop DIR | rgw-start DIR" >&2
   exit 2
 }
 
@@ -506,7 +509,56 @@ export STRATA_S3_DIR=$DIR
 EOF
 }
 
+# --- radosgw alone --------------------------------------------------------
+# For tests of a server that goes away: radosgw stops (SIGKILL, as a crash)
+# and starts again on the same port, while the cluster keeps its data.
+
+# rgw_pid DIR: radosgw's recorded pid if it runs, else nothing.
+rgw_pid() {
+  local pid
+  [[ -f $1/ceph.conf && -f $1/$MARKER ]] || die "$1 holds no cluster of dev-s3.sh"
+  pid=$(cat "$1/pids/rgw.pid" 2>/dev/null) || return 0
+  if [[ $pid =~ ^[0-9]+$ ]] && ours "$pid" "$1"; then echo "$pid"; fi
+}
+
+do_rgw_stop() {
+  DIR=$1
+  local pid
+  pid=$(rgw_pid "$DIR")
+  [[ -n $pid ]] || { say "radosgw of $DIR is not running"; return 0; }
+  kill -s KILL "$pid"
+  while alive "$pid"; do sleep 0.05; done
+}
+
+do_rgw_start() {
+  DIR=$1
+  STARTED=1  # a failure here must not remove the cluster
+  [[ -z $(rgw_pid "$DIR") ]] || { say "radosgw of $DIR is running"; return 0; }
+  local port url body
+  port=$(sed -n 's/^rgw_frontends = beast endpoint=127\.0\.0\.1:\([0-9]*\)$/\1/p' "$DIR/ceph.conf")
+  [[ -n $port ]] || die "$DIR/ceph.conf names no radosgw port"
+  DEADLINE=$((SECONDS + TIMEOUT))
+  spawn rgw radosgw -c "$DIR/ceph.conf" -n client.rgw.a -f
+  wait_bound rgw "$port" || fail_with_log "$(logs rgw)" "radosgw's port $port is taken"
+  url=http://127.0.0.1:$port
+  while :; do
+    check "the S3 endpoint" rgw
+    body=$(curl -s --max-time 2 "$url/" 2>/dev/null) || body=
+    [[ $body == *ListAllMyBucketsResult* || $body == *"<Error>"* ]] && break
+    sleep 0.1
+  done
+  say "radosgw ready again: $url"
+}
+
 case ${1:-} in
+rgw-stop)
+  (($# == 2)) || usage
+  do_rgw_stop "$2"
+  ;;
+rgw-start)
+  (($# == 2)) || usage
+  do_rgw_start "$2"
+  ;;
 start)
   (($# <= 2)) || usage
   do_start "${2:-}"

@@ -12,12 +12,12 @@
 // says: a fault that silently did not happen fails the test. Nothing here
 // depends on timing.
 //
-// The server going away is the proxy's (GoDownAfter), not a real stop of
-// radosgw: the fixture's radosgw serves every S3 test of the run, some in
-// parallel, and tools/dev-s3.sh starts and stops only a whole cluster. To
-// the client the two look alike: the open connection is reset, and new ones
-// fail (reset as soon as accepted, where a stopped server's port would
-// refuse them; S3Client retries both alike).
+// The server going away here is the proxy's (GoDownAfter), not a real stop
+// of radosgw: the fixture's radosgw serves every S3 test of the run, some in
+// parallel. To the client the two look alike: the open connection is reset,
+// and new ones fail (reset as soon as accepted, where a stopped server's port
+// would refuse them; S3Client retries both alike). s3_server_stop_test.cc
+// stops a real radosgw, in a cluster of its own.
 #include <gtest/gtest.h>
 
 #include <map>
