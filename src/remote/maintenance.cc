@@ -113,8 +113,11 @@ Result<RemoteGcStats> CollectRemoteGarbage(S3Client& client, const RemoteInfo& r
     // A push that made a pack of the same bytes since wrote it again (it
     // does not rely on a doomed one): then it is not garbage. (Times are
     // whole seconds: one in the second of the doom counts as after it.)
-    ASSIGN_OR_RETURN(ObjectInfo now_there, client.Head(o->key));
-    if (now_there.modified_s < 0 || now_there.modified_s >= since) continue;
+    auto now_there = client.Head(o->key);
+    if (!now_there.ok() && now_there.status().code() != Code::kNotFound) {
+      return now_there.status();
+    }
+    if (now_there.ok() && (now_there->modified_s < 0 || now_there->modified_s >= since)) continue;
     // The index first: an index never names a pack that is not there.
     RETURN_IF_ERROR(client.Delete(IndexKey(remote, pack)));
     RETURN_IF_ERROR(client.Delete(o->key));

@@ -431,15 +431,15 @@ Result<TransferStats> Push(Store& store, const RemoteInfo& remote, std::string_v
     ASSIGN_OR_RETURN(sql::Statement rekey,
                      conn->PrepareUncached("UPDATE chunks SET hash = ?1 WHERE id = ?2"));
     for (PushChunk& c : chunks) {
-      if (!c.content_key.empty() && !c.host) {
-        RETURN_IF_ERROR(rekey.BindBytes(1, c.content_key).Bind(2, c.id).Run());
-      }
       if (c.host) {
         RETURN_IF_ERROR(update.Bind(1, kHostCodec)
                             .BindBytes(2, chunks::EncodeHostRange(*c.host))
                             .Bind(3, c.id)
                             .Run());
         continue;
+      }
+      if (!c.content_key.empty()) {  // a host reference sent as bytes
+        RETURN_IF_ERROR(rekey.BindBytes(1, c.content_key).Bind(2, c.id).Run());
       }
       if (!c.where) c.where = sent.at(c.sha);
       chunks::RemoteRef ref{c.sha, c.where->pack, c.where->offset, c.where->length, ""};
