@@ -260,8 +260,9 @@ Result<Bytes> ChunkStore::Load(sql::Connection& conn, ChunkId id, ChunkHash* key
   auto data = load.Blob(3);
   if (codec == static_cast<int>(Codec::kHost)) {
     HostRange range;
-    if (size <= 0 || size > (64 << 20) || !DecodeHostRange(std::string_view(reinterpret_cast<const char*>(data.data()), data.size()),
-                         static_cast<uint32_t>(size), &range)) {
+    const std::string_view text(reinterpret_cast<const char*>(data.data()), data.size());
+    if (size <= 0 || size > (64 << 20) ||
+        !DecodeHostRange(text, static_cast<uint32_t>(size), &range)) {
       return Corruption(IdText(id) + " has a malformed host reference");
     }
     if (is_reference != nullptr) *is_reference = true;
