@@ -13,6 +13,8 @@
 #   re-push     after changing one 4 KiB file
 #   awscli up   `aws s3 cp --recursive` of the same directory (a new prefix)
 #   awscli down `aws s3 cp --recursive` of it back into an empty directory
+#               (the budget's baseline), and again into another one followed
+#               by `sync` (durable, as strata's eager pull is when it returns)
 # Prints each step's time, MiB/s of the data, and strata's requests and
 # bytes, for REPS (default 1) runs; exit status 1 if a pulled file differs.
 # Each timed step begins after a `sync`. strata's eager pull is durable when
@@ -111,6 +113,9 @@ for rep in $(seq 1 "${REPS:-1}"); do
   t_repush=$(timed "${A[@]}" --json push work); repush_out=$(cat "$DIR/out")
   t_up=$(timed s3 cp --recursive --only-show-errors "$DIR/data" "s3://$bucket/aws")
   t_down=$(timed s3 cp --recursive --only-show-errors "s3://$bucket/aws" "$DIR/down")
+  t_down_sync=$(timed bash -c '"$@" && sync' _ "$AWS" --endpoint-url "$STRATA_S3_ENDPOINT" s3 cp \
+    --recursive --only-show-errors "s3://$bucket/aws" "$DIR/down2")
+  rm -rf "$DIR/down2"
   field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
   echo "run $rep (commit $(git -C "$ROOT" rev-parse --short HEAD), $mib MiB in $i files):"
   echo "| step | time (s) | MiB/s | requests | bytes sent or received |"
@@ -123,6 +128,7 @@ for rep in $(seq 1 "${REPS:-1}"); do
   echo "| strata re-push (one 4 KiB file changed) | $t_repush | | $(field "$repush_out" requests) | $(field "$repush_out" bytes) |"
   echo "| awscli up | $t_up | $(rate "$t_up") | | |"
   echo "| awscli down | $t_down | $(rate "$t_down") | | |"
+  echo "| awscli down + sync | $t_down_sync | $(rate "$t_down_sync") | | |"
   awk -v p="$t_push" -v q="$t_eager" -v u="$t_up" -v d="$t_down" \
     -v l="$(median "${local_ms[@]}")" -v m="$(median "${pulled_ms[@]}")" \
     'BEGIN {printf "push %.2fx, pull --eager %.2fx of awscli'"'"'s rate; mount + ls + cat pulled %.2fx of local\n", u / p, d / q, m / l}'
