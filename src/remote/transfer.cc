@@ -104,6 +104,20 @@ Status CheckPulledHostRange(const std::string& text, int64_t size, const std::st
   return Status::Ok();
 }
 
+// remote_heads.state: the digest of the session's rows when it was last
+// pushed or pulled, marked when the remote's copy holds host references
+// (pushed by reference), so that a push in the other form is not taken for
+// a push of nothing new.
+constexpr std::string_view kByReferenceMark = " host-by-reference";
+std::string RecordedState(std::string digest, bool host_by_reference) {
+  return host_by_reference ? digest + std::string(kByReferenceMark) : digest;
+}
+// The digest part of a recorded state.
+std::string_view DigestOfState(std::string_view state) {
+  if (state.ends_with(kByReferenceMark)) state.remove_suffix(kByReferenceMark.size());
+  return state;
+}
+
 // One chunk of the session being pushed.
 struct PushChunk {
   int64_t id = 0;
@@ -351,7 +365,8 @@ Result<TransferStats> Push(Store& store, const RemoteInfo& remote, std::string_v
         "taken, and a push takes every host file the session can see; the host changed since");
   }
   RETURN_IF_ERROR(store.ExportRows(session, bundle_path).status());
-  ASSIGN_OR_RETURN(const std::string state, DigestOfBundle(bundle_path));
+  ASSIGN_OR_RETURN(std::string digest, DigestOfBundle(bundle_path));
+  const std::string state = RecordedState(std::move(digest), options.host_by_reference);
   if (head.exists && head.bundle == known.bundle && state == known.state) {
     stats.head = head.bundle;
     stats.up_to_date = true;  // nothing changed here since the last push or pull
@@ -588,7 +603,7 @@ Result<TransferStats> Pull(Store& store, const RemoteInfo& remote, std::string_v
     bool unchanged = false;
     if (name == session && !known.bundle.empty()) {
       ASSIGN_OR_RETURN(std::string now, LocalState(store, name, scratch));
-      unchanged = now == known.state;
+      unchanged = now == DigestOfState(known.state);
     }
     if (!unchanged && !options.force) {
       return Exists("session '" + name + "' exists in this store" +
@@ -600,6 +615,7 @@ Result<TransferStats> Pull(Store& store, const RemoteInfo& remote, std::string_v
     }
   }
   const std::string bundle_path = scratch.File("pull.bundle");
+  uint64_t host_references = 0;  // pushed by reference (kept as host references)
   {
     Status fetched = FetchBundle(*client, *api, remote, head.bundle, bundle_path);
     if (!fetched.ok()) return fetched.WithContext("nothing was imported");
@@ -641,6 +657,7 @@ Result<TransferStats> Pull(Store& store, const RemoteInfo& remote, std::string_v
         RETURN_IF_ERROR(CheckPulledHostRange(row.BlobString(1), row.Int(2), options.host_root,
                                              head.bundle));
         stats.chunks++;
+        host_references++;
         return Status::Ok();
       }
       chunks::RemoteRef ref;
@@ -694,7 +711,9 @@ Result<TransferStats> Pull(Store& store, const RemoteInfo& remote, std::string_v
   }
   if (name == session) {
     ASSIGN_OR_RETURN(std::string state, LocalState(store, name, scratch));
-    RETURN_IF_ERROR(store.SetRemoteHead(remote.name, session, RemoteHeadInfo{head.bundle, state}));
+    RETURN_IF_ERROR(store.SetRemoteHead(
+        remote.name, session,
+        RemoteHeadInfo{head.bundle, RecordedState(std::move(state), host_references > 0)}));
   }
   stats.requests = client->counters().requests;
   stats.bytes = client->counters().bytes_received;

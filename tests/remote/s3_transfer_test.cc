@@ -291,6 +291,14 @@ TEST_F(TransferTest, AHostBaseSessionPushedByReferenceChecksEachHostFileWhenRead
   // dpkg's state; the 200 kB tool stays on the host.
   EXPECT_EQ(pushed.sent, 3u);
   EXPECT_LT(pushed.bytes, 100'000u);
+  // The same session pushed as chunks is not "up to date": the tool goes up.
+  ASSERT_OK_AND_ASSIGN(TransferStats as_chunks, Push(*a_, remote_, "agent", {}, getenv_));
+  EXPECT_FALSE(as_chunks.up_to_date);
+  EXPECT_GT(as_chunks.bytes, 200'000u);
+  // And by reference again: references again, the tool's bytes not needed.
+  ASSERT_OK_AND_ASSIGN(TransferStats again, Push(*a_, remote_, "agent", by_reference, getenv_));
+  EXPECT_FALSE(again.up_to_date);
+  EXPECT_EQ(again.sent, 0u);
 
   // A puller must name the host root it trusts; another one is refused.
   EXPECT_CODE(Pull(*b_, remote_, "agent", As("elsewhere"), getenv_), Code::kAccess);
