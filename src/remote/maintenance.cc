@@ -79,7 +79,8 @@ Result<RemoteGcStats> CollectRemoteGarbage(S3Client& client, const RemoteInfo& r
     }
   }
   const int64_t young_after = now - grace_s;
-  auto doomed = [&](const Listed& o, bool referenced) {
+  // Unreferenced and older than the grace period.
+  auto garbage = [&](const Listed& o, bool referenced) {
     if (referenced) return false;
     if (o.modified_s > young_after) {
       stats.young_kept++;
@@ -95,7 +96,7 @@ Result<RemoteGcStats> CollectRemoteGarbage(S3Client& client, const RemoteInfo& r
     const std::string pack = ShaOfKey(o.key);
     bool referenced = kept_packs.count(pack) != 0;
     if (referenced) stats.packs_kept++;
-    if (!doomed(o, referenced)) continue;
+    if (!garbage(o, referenced)) continue;
     auto before = doomed_before.find(pack);
     const int64_t since = before == doomed_before.end() ? now : before->second;
     if (now - since >= grace_s) {
@@ -126,7 +127,7 @@ Result<RemoteGcStats> CollectRemoteGarbage(S3Client& client, const RemoteInfo& r
   }
   for (const Listed& o : session_objects) {
     if (o.key.find("/bundles/") == std::string::npos) continue;
-    if (!doomed(o, kept_bundles.count(o.key) != 0)) continue;
+    if (!garbage(o, kept_bundles.count(o.key) != 0)) continue;
     RETURN_IF_ERROR(client.Delete(o.key));
     stats.bundles_deleted++;
     stats.bytes_deleted += o.size;

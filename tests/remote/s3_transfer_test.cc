@@ -44,6 +44,12 @@ PullOptions As(const std::string& name) {
   return o;
 }
 
+PullOptions Eager() {
+  PullOptions o;
+  o.eager = true;
+  return o;
+}
+
 std::string Random(size_t n, uint32_t seed) { return testing::IncompressibleBytes(n, seed); }
 
 class TransferTest : public ::testing::Test {
@@ -84,6 +90,13 @@ class TransferTest : public ::testing::Test {
     return s->Int(0);
   }
 
+  // Shell words that run the strata CLI on store file `file` with this
+  // test's credentials, under `wrapper` if given ("timeout -s KILL 0.1").
+  std::string Cli(const std::string& file, const std::string& wrapper = "") {
+    return "env AWS_ACCESS_KEY_ID='" + env_["AWS_ACCESS_KEY_ID"] + "' AWS_SECRET_ACCESS_KEY='" +
+           env_["AWS_SECRET_ACCESS_KEY"] + "' " + (wrapper.empty() ? "" : wrapper + " ") +
+           STRATA_CLI + " --store '" + dir_.File(file) + "' ";
+  }
   std::unique_ptr<Store> OpenStore(const std::string& file) {
     return testing::OpenStoreWithRemote(dir_.File(file), remote_);
   }
@@ -146,6 +159,15 @@ std::string PackHolding(S3Client& client, const RemoteInfo& remote, std::string_
     }
   }
   return "";
+}
+
+// remote fsck --verify-data finds `sessions` sessions and nothing wrong.
+void ExpectRemoteWhole(S3Client& client, const RemoteInfo& remote, uint64_t sessions) {
+  uint64_t checked = 0;
+  auto problems = CheckRemote(client, remote, /*verify_data=*/true, &checked);
+  ASSERT_OK(problems.status());
+  EXPECT_EQ(checked, sessions);
+  EXPECT_TRUE(problems->empty()) << (*problems)[0].key << ": " << (*problems)[0].detail;
 }
 
 TEST_F(TransferTest, APulledSessionIsThePushedOneByteForByteAndComesBack) {
@@ -268,9 +290,7 @@ TEST_F(TransferTest, AHostBaseSessionIsPushedWholeAndReadsWhereThatHostIsNot) {
   EXPECT_EQ(CountChunks("b.db", "codec = 2"), 0);  // no reference to any host
   // Every chunk came with its content key: fetched, each is a chunk like any
   // other (fsck checks the bytes against it).
-  PullOptions eager;
-  eager.eager = true;
-  ASSERT_OK(Pull(*b_, remote_, "agent", eager, getenv_).status());
+  ASSERT_OK(Pull(*b_, remote_, "agent", Eager(), getenv_).status());
   EXPECT_EQ(CountChunks("b.db", "codec = 3"), 0);
   EXPECT_EQ(CountChunks("b.db", "length(hash) != 16"), 0);
   auto problems = b_->CheckIntegrity();
@@ -437,18 +457,16 @@ TEST_F(TransferTest, ADamagedOrMissingPackFailsTheReadNeverGivesOtherBytes) {
     EXPECT_CODE(n, Code::kIoError);
     EXPECT_NE(n.status().message().find(victim), std::string::npos) << n.status().message();
   }
-  PullOptions eager;
-  eager.eager = true;
-  auto fetched = Pull(*b_, remote_, "work", eager, getenv_);
+  auto fetched = Pull(*b_, remote_, "work", Eager(), getenv_);
   EXPECT_CODE(fetched, Code::kCorruption);
   EXPECT_NE(fetched.status().message().find(victim), std::string::npos)
       << fetched.status().message();
   EXPECT_TRUE(b_->CheckIntegrity()->empty());  // what did arrive is whole
   ASSERT_OK(client->Delete(victim));
-  EXPECT_CODE(Pull(*b_, remote_, "work", eager, getenv_), Code::kNotFound);
+  EXPECT_CODE(Pull(*b_, remote_, "work", Eager(), getenv_), Code::kNotFound);
   // The pack is back (pushed again): the next pull --eager continues.
   ASSERT_OK(client->Put(victim, body).status());
-  ASSERT_OK(Pull(*b_, remote_, "work", eager, getenv_).status());
+  ASSERT_OK(Pull(*b_, remote_, "work", Eager(), getenv_).status());
   EXPECT_EQ(CountChunks("b.db", "codec = 3"), 0);
   EXPECT_TRUE(Read(*b_, "work", "/big.bin") == Random(700'000, 1234));
   auto missing = Pull(*b_, remote_, "nobody", {}, getenv_);
@@ -482,19 +500,14 @@ TEST_F(TransferTest, ALazyPullFetchesOnFirstReadReadsAheadAndKeepsWhatItFetched)
   EXPECT_LT(left, 65 - 3);  // more than the three blocks were fetched and kept
   EXPECT_GT(left, 0);       // but not the whole file
   // The CLI reads the rest (and keeps it): a new process, the same store.
-  const std::string cmd = "env AWS_ACCESS_KEY_ID='" + env_["AWS_ACCESS_KEY_ID"] +
-                          "' AWS_SECRET_ACCESS_KEY='" + env_["AWS_SECRET_ACCESS_KEY"] + "' " +
-                          STRATA_CLI + " --store '" + dir_.File("b.db") + "' cat work:/big.bin > '" +
-                          dir_.File("out.bin") + "'";
+  const std::string cmd = Cli("b.db") + "cat work:/big.bin > '" + dir_.File("out.bin") + "'";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   std::ifstream in(dir_.File("out.bin"), std::ios::binary);
   std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_TRUE(out == big);
   EXPECT_EQ(CountChunks("b.db", "codec = 3"), 1);  // small.txt, never read
   // pull --eager on a pulled session fetches what was not read.
-  PullOptions eager;
-  eager.eager = true;
-  ASSERT_OK_AND_ASSIGN(TransferStats rest, Pull(*b_, remote_, "work", eager, getenv_));
+  ASSERT_OK_AND_ASSIGN(TransferStats rest, Pull(*b_, remote_, "work", Eager(), getenv_));
   EXPECT_TRUE(rest.up_to_date);
   EXPECT_EQ(rest.sent, 1u);
   EXPECT_EQ(CountChunks("b.db", "codec = 3"), 0);
@@ -535,9 +548,7 @@ TEST_F(TransferTest, AMountedLazilyPulledSessionFetchesOnReadAndLogsWhatItCannot
   b_.reset();  // the daemon serves the store from here on
   const std::string mnt = dir_.File("mnt");
   ASSERT_EQ(mkdir(mnt.c_str(), 0755), 0);
-  const std::string strata = "env AWS_ACCESS_KEY_ID='" + env_["AWS_ACCESS_KEY_ID"] +
-                             "' AWS_SECRET_ACCESS_KEY='" + env_["AWS_SECRET_ACCESS_KEY"] + "' " +
-                             STRATA_CLI + " --store '" + dir_.File("b.db") + "' ";
+  const std::string strata = Cli("b.db");
   ASSERT_EQ(std::system((strata + "mount work '" + mnt + "'").c_str()), 0);
   {
     std::ifstream in(mnt + "/good.bin", std::ios::binary);
@@ -575,9 +586,7 @@ TEST_F(TransferTest, StoresPushingTheSameFilesShareTheBucketsPacks) {
   StoreOptions options;
   options.path = other.File("c.db");
   ASSERT_OK_AND_ASSIGN(auto c, Store::Open(options));
-  PullOptions eager;
-  eager.eager = true;
-  ASSERT_OK_AND_ASSIGN(TransferStats pulled, Pull(*c, remote_, "two", eager, getenv_));
+  ASSERT_OK_AND_ASSIGN(TransferStats pulled, Pull(*c, remote_, "two", Eager(), getenv_));
   EXPECT_EQ(pulled.sent, 17u);
   EXPECT_EQ(Read(*c, "two", "/lib.bin"), Random(1 << 20, 21));
   EXPECT_EQ(Read(*c, "two", "/own.txt"), "own\n");
@@ -589,10 +598,8 @@ TEST_F(TransferTest, APullKilledAnywhereLeavesTheStoreWholeAndTheNextOneContinue
   ASSERT_OK(Push(*a_, remote_, "work", {}, getenv_).status());
   b_.reset();  // the CLI opens the store from here on
   auto pull_killed_after = [&](const char* delay) {
-    std::string cmd = "env AWS_ACCESS_KEY_ID='" + env_["AWS_ACCESS_KEY_ID"] +
-                      "' AWS_SECRET_ACCESS_KEY='" + env_["AWS_SECRET_ACCESS_KEY"] +
-                      "' timeout -s KILL " + delay + " " + STRATA_CLI + " --store '" +
-                      dir_.File("b.db") + "' pull --eager --parallel 2 work >/dev/null 2>&1";
+    std::string cmd = Cli("b.db", std::string("timeout -s KILL ") + delay) +
+                      "pull --eager --parallel 2 work >/dev/null 2>&1";
     return std::system(cmd.c_str());
   };
   int killed = 0;
@@ -612,9 +619,7 @@ TEST_F(TransferTest, APullKilledAnywhereLeavesTheStoreWholeAndTheNextOneContinue
   EXPECT_GE(killed, 1);  // the first, at least, was cut short
   // The next pull finishes the job: every file whole, nothing left remote.
   b_ = OpenStore("b.db");
-  PullOptions eager;
-  eager.eager = true;
-  ASSERT_OK(Pull(*b_, remote_, "work", eager, getenv_).status());
+  ASSERT_OK(Pull(*b_, remote_, "work", Eager(), getenv_).status());
   EXPECT_EQ(CountChunks("b.db", "codec = 3"), 0);
   EXPECT_EQ(Read(*b_, "work", "/more.bin"), Random(6 << 20, 5));
   EXPECT_EQ(Read(*b_, "work", "/big.bin"), Random(700'000, 1));
@@ -629,10 +634,8 @@ TEST_F(TransferTest, APushKilledAnywhereLeavesTheOldHeadAndTheNextOneResumes) {
   ASSERT_OK_AND_ASSIGN(auto client, Connect(remote_, getenv_));
   const std::string head_key = remote_.prefix + "/sessions/work/HEAD";
   for (const char* delay : {"0.05", "0.2", "0.4", "0.8"}) {
-    std::string cmd = "env AWS_ACCESS_KEY_ID='" + env_["AWS_ACCESS_KEY_ID"] +
-                      "' AWS_SECRET_ACCESS_KEY='" + env_["AWS_SECRET_ACCESS_KEY"] +
-                      "' timeout -s KILL " + delay + " " + STRATA_CLI + " --store '" +
-                      dir_.File("a.db") + "' push work --parallel 2 >/dev/null 2>&1";
+    std::string cmd = Cli("a.db", std::string("timeout -s KILL ") + delay) +
+                      "push work --parallel 2 >/dev/null 2>&1";
     int rc = std::system(cmd.c_str());
     (void)rc;  // killed, or done: either way the remote must be whole
     ASSERT_OK_AND_ASSIGN(std::string head, client->Get(head_key));
@@ -716,13 +719,8 @@ TEST_F(TransferTest, RemoteGcDoomsAnOldUnreferencedPackBeforeItDeletesItAndPushe
   ASSERT_OK_AND_ASSIGN(RemoteGcStats second, CollectRemoteGarbage(*client, remote_, kGrace));
   EXPECT_GE(second.packs_deleted, 1u);
   EXPECT_OK(client->Head(x_pack).status());
-  uint64_t sessions = 0;
-  ASSERT_OK_AND_ASSIGN(auto problems, CheckRemote(*client, remote_, true, &sessions));
-  EXPECT_EQ(sessions, 1u);
-  EXPECT_TRUE(problems.empty()) << problems[0].key << ": " << problems[0].detail;
-  PullOptions eager;
-  eager.eager = true;
-  ASSERT_OK(Pull(*b_, remote_, "new", eager, getenv_).status());
+  ExpectRemoteWhole(*client, remote_, 1);
+  ASSERT_OK(Pull(*b_, remote_, "new", Eager(), getenv_).status());
   EXPECT_EQ(Read(*b_, "new", "/x.bin"), Random(300'000, 91));
   EXPECT_EQ(Read(*b_, "new", "/y.bin"), Random(1'000, 92));
   // Once nothing was written for a grace period, x's pack goes too.
@@ -733,8 +731,7 @@ TEST_F(TransferTest, RemoteGcDoomsAnOldUnreferencedPackBeforeItDeletesItAndPushe
   EXPECT_GE(last.packs_deleted, 1u);
   EXPECT_CODE(client->Head(x_pack), Code::kNotFound);
   EXPECT_CODE(client->Head(DoomedKey(remote_)), Code::kNotFound);  // nothing left doomed
-  ASSERT_OK_AND_ASSIGN(problems, CheckRemote(*client, remote_, true, &sessions));
-  EXPECT_TRUE(problems.empty()) << problems[0].key << ": " << problems[0].detail;
+  ExpectRemoteWhole(*client, remote_, 1);
 }
 
 TEST_F(TransferTest, RemoteGcDeletesOnlyWhatNoHeadReferencesAndFsckFindsWhatIsMissing) {
@@ -769,16 +766,11 @@ TEST_F(TransferTest, RemoteGcDeletesOnlyWhatNoHeadReferencesAndFsckFindsWhatIsMi
   EXPECT_EQ(gc.packs_kept, packs_after.size());
   EXPECT_EQ(std::count(packs_after.begin(), packs_after.end(), first_big2), 0);
   EXPECT_EQ(AllKeys(*client, remote_.prefix + "/index/").size(), packs_after.size());
-  uint64_t sessions = 0;
-  ASSERT_OK_AND_ASSIGN(auto problems, CheckRemote(*client, remote_, true, &sessions));
-  EXPECT_EQ(sessions, 2u);
-  EXPECT_TRUE(problems.empty()) << problems[0].key << ": " << problems[0].detail;
+  ExpectRemoteWhole(*client, remote_, 2);
   // Both still pull whole.
-  PullOptions eager;
-  eager.eager = true;
-  ASSERT_OK(Pull(*b_, remote_, "work", eager, getenv_).status());
+  ASSERT_OK(Pull(*b_, remote_, "work", Eager(), getenv_).status());
   EXPECT_EQ(Read(*b_, "work", "/big2.bin"), Random(200'000, 13));
-  ASSERT_OK(Pull(*b_, remote_, "other", eager, getenv_).status());
+  ASSERT_OK(Pull(*b_, remote_, "other", Eager(), getenv_).status());
   EXPECT_EQ(Read(*b_, "other", "/own.bin"), Random(300'000, 77));
   // fsck names a pack that is gone, and with --verify-data one that is damaged.
   const std::string gone = PackHolding(*client, remote_, Random(300'000, 77).substr(0, 65536));
@@ -789,7 +781,8 @@ TEST_F(TransferTest, RemoteGcDeletesOnlyWhatNoHeadReferencesAndFsckFindsWhatIsMi
   ASSERT_OK_AND_ASSIGN(std::string body, client->Get(damaged));
   body[body.size() - 1] ^= 1;
   ASSERT_OK(client->Put(damaged, body).status());
-  ASSERT_OK_AND_ASSIGN(problems, CheckRemote(*client, remote_, false, &sessions));
+  uint64_t sessions = 0;
+  ASSERT_OK_AND_ASSIGN(auto problems, CheckRemote(*client, remote_, false, &sessions));
   ASSERT_EQ(problems.size(), 1u);
   EXPECT_EQ(problems[0].key, gone);
   EXPECT_NE(problems[0].detail.find("missing"), std::string::npos) << problems[0].detail;
