@@ -26,23 +26,12 @@
 #              (default /usr/bin/aws, Debian's awscli).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-if [[ -z "${STRATA:-}" ]]; then
-  BUILD=${STRATA_BENCH_BUILD:-$ROOT/build-bench}
-  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-  ninja -C "$BUILD" -j2 strata_cli >/dev/null
-  STRATA="$BUILD/strata"
-fi
+# shellcheck source=benchmarks/s3_lib.sh
+source "$ROOT/benchmarks/s3_lib.sh"
 AWS=${AWS:-/usr/bin/aws}
 SIZE_MIB=${SIZE_MIB:-1024}
-DIR=$(mktemp -d "${STRATA_BENCH_DIR:-/tmp}/strata-s3bench.XXXXXX")
-S3DIR="$DIR/s3"
-cleanup() {
-  "$ROOT/tools/dev-s3.sh" stop "$S3DIR" >/dev/null 2>&1 || true
-  rm -rf "$DIR"
-}
-trap cleanup EXIT
 # The memstore holds everything in RAM: room for two copies of the data.
-eval "$(DEV_S3_MEMSTORE_BYTES=$(( (SIZE_MIB * 3 + 1024) << 20 )) "$ROOT/tools/dev-s3.sh" start "$S3DIR")"
+s3_start s3bench $(( (SIZE_MIB * 3 + 1024) << 20 ))
 export AWS_DEFAULT_REGION=$AWS_REGION AWS_EC2_METADATA_DISABLED=true
 
 # The files: sizes doubling from 4 KiB to 64 MiB, text and random in turn,
@@ -57,14 +46,8 @@ while (( total < SIZE_MIB << 20 )); do
   size=$(( size * 2 )); (( size > 64 << 20 )) && size=4096
 done
 mib=$(awk -v b="$total" 'BEGIN {printf "%.0f", b / 1048576}')
-timed() {  # prints seconds
-  # Each step starts with nothing dirty in the page cache: no step pays for
-  # writing back another's data.
-  sync
-  local t0=$EPOCHREALTIME
-  "$@" >"$DIR/out" 2>&1 || { cat "$DIR/out" >&2; return 1; }
-  awk -v t0="$t0" -v t1="$EPOCHREALTIME" 'BEGIN {printf "%.2f", t1 - t0}'
-}
+# Each step starts with nothing dirty in the page cache (s3_lib.sh, timed).
+SYNC_BEFORE_STEPS=1
 rate() { awk -v s="$1" -v m="$mib" 'BEGIN {printf "%.0f", m / s}'; }
 s3() { "$AWS" --endpoint-url "$STRATA_S3_ENDPOINT" s3 "$@"; }
 
@@ -116,7 +99,6 @@ for rep in $(seq 1 "${REPS:-1}"); do
   t_down_sync=$(timed bash -c '"$@" && sync' _ "$AWS" --endpoint-url "$STRATA_S3_ENDPOINT" s3 cp \
     --recursive --only-show-errors "s3://$bucket/aws" "$DIR/down2")
   rm -rf "$DIR/down2"
-  field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
   echo "run $rep (commit $(git -C "$ROOT" rev-parse --short HEAD), $mib MiB in $i files):"
   echo "| step | time (s) | MiB/s | requests | bytes sent or received |"
   echo "|---|---|---|---|---|"

@@ -18,27 +18,10 @@
 #              radosgw's RAM, default 12).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-if [[ -z "${STRATA:-}" ]]; then
-  BUILD=${STRATA_BENCH_BUILD:-$ROOT/build-bench}
-  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-  ninja -C "$BUILD" -j2 strata_cli >/dev/null
-  STRATA="$BUILD/strata"
-fi
-DIR=$(mktemp -d "${STRATA_BENCH_DIR:-/tmp}/strata-s3host.XXXXXX")
-S3DIR="$DIR/s3"
-cleanup() {
-  "$ROOT/tools/dev-s3.sh" stop "$S3DIR" >/dev/null 2>&1 || true
-  rm -rf "$DIR"
-}
-trap cleanup EXIT
-eval "$(DEV_S3_MEMSTORE_BYTES=$(( ${MEMSTORE_GIB:-12} << 30 )) "$ROOT/tools/dev-s3.sh" start "$S3DIR")"
+# shellcheck source=benchmarks/s3_lib.sh
+source "$ROOT/benchmarks/s3_lib.sh"
+s3_start s3host $(( ${MEMSTORE_GIB:-12} << 30 ))
 
-timed() {  # prints seconds; the command's output is in $DIR/out
-  local t0=$EPOCHREALTIME
-  "$@" >"$DIR/out" 2>&1 || { cat "$DIR/out" >&2; return 1; }
-  awk -v t0="$t0" -v t1="$EPOCHREALTIME" 'BEGIN {printf "%.2f", t1 - t0}'
-}
-field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 mib() { awk -v b="$1" 'BEGIN {printf "%.0f", b / 1048576}'; }
 row() {  # label seconds json
   echo "| $1 | $2 | $(field "$3" requests) | $(mib "$(field "$3" bytes)") | $(field "$3" transferred) of $(field "$3" chunks) |"
